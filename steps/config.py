@@ -1,0 +1,90 @@
+"""Typed configuration: one dataclass per concern.
+
+Every field maps one-to-one onto an MLproject parameter of the same name, and carries its
+help text in `metadata["help"]` so `steps.cli` can build each step's argument parser from the
+dataclasses it uses. Validation lives in `__post_init__`, so an impossible value stops the
+step (or `main`, before any child starts) with one line naming the parameter and the fix.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from steps.errors import UserError
+
+DEFAULT_DATA = "fancyzhx/ag_news"
+DEFAULT_MODEL = "huawei-noah/TinyBERT_General_4L_312D"
+LABELS = ("World", "Sports", "Business", "Sci/Tech")
+
+
+def _help(text: str, default):
+    return field(default=default, metadata={"help": text})
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What ingest reads and how it samples the three splits."""
+
+    data: str = _help(
+        "Hugging Face dataset id, a folder in the AG News CSV layout (train.csv, test.csv), "
+        "or a CSV/Parquet file or folder with `text` and `label` columns", DEFAULT_DATA)
+    train_size: int = _help("train rows, stratified by class; 0 or more than exist = all", 1000)
+    val_size: int = _help("validation rows, taken from the train split, disjoint from train", 200)
+    test_size: int = _help("test rows from the test split; 0 or more than exist = all", 500)
+    seed: int = _help("seeds sampling, initialisation and shuffling", 42)
+
+    def __post_init__(self):
+        _require(bool(self.data.strip()), "data is empty: pass -P data=<hub id or local path>")
+        for name in ("train_size", "val_size", "test_size"):
+            value = getattr(self, name)
+            _require(value >= 0, f"{name}={value} is negative: pass a row count, or 0 for all rows")
+
+
+@dataclass(frozen=True)
+class TokenizeConfig:
+    """Which tokenizer to use and how long a text may be."""
+
+    model: str = _help("Hugging Face model id or local model folder", DEFAULT_MODEL)
+    max_length: int = _help("tokens per text; longer texts are truncated", 128)
+
+    def __post_init__(self):
+        _require(bool(self.model.strip()), "model is empty: pass -P model=<hub id or folder>")
+        _require(self.max_length >= 8,
+                 f"max_length={self.max_length} is too short: pass -P max_length=8 or more "
+                 "(AG News texts average about 53 tokens)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the classifier is fine-tuned."""
+
+    model: str = _help("Hugging Face model id or local model folder", DEFAULT_MODEL)
+    epochs: int = _help("passes over the training rows", 2)
+    train_batch_size: int = _help("rows per optimiser step", 4)
+    eval_batch_size: int = _help("rows per forward pass when scoring", 8)
+    learning_rate: float = _help("peak AdamW learning rate, decayed linearly to 0", 5e-5)
+    seed: int = _help("seeds sampling, initialisation and shuffling", 42)
+
+    def __post_init__(self):
+        _require(self.epochs > 0, f"epochs={self.epochs} must be at least 1: pass -P epochs=2")
+        _require(self.train_batch_size > 0,
+                 f"train_batch_size={self.train_batch_size} must be at least 1")
+        _require(self.eval_batch_size > 0,
+                 f"eval_batch_size={self.eval_batch_size} must be at least 1")
+        _require(0 < self.learning_rate < 1,
+                 f"learning_rate={self.learning_rate} is outside (0, 1): pass e.g. 5e-5")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How the test split is scored."""
+
+    eval_batch_size: int = _help("rows per forward pass when scoring", 8)
+
+    def __post_init__(self):
+        _require(self.eval_batch_size > 0,
+                 f"eval_batch_size={self.eval_batch_size} must be at least 1")

@@ -1,0 +1,160 @@
+"""Loading AG News (or any 4-class text data) from the Hub or from local files, validated.
+
+Every loader returns DataFrames with exactly two columns, `text` (str) and `label` (int 0-3).
+The accepted sources, in the order `load_source` tries them:
+
+- an existing local folder holding `train.csv` + `test.csv` (AG News layout: no header,
+  class 1-4, title, description; or a header with `text` and `label`), or `train.parquet` +
+  `test.parquet` with `text` and `label` columns;
+- an existing local CSV/Parquet file with `text` and `label`: test rows are then carved from
+  the same file (see `ingest.sample_splits`);
+- otherwise a Hugging Face dataset id, loaded with `datasets.load_dataset`.
+"""
+from __future__ import annotations
+
+import csv
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pandas as pd
+
+from steps.config import LABELS
+from steps.errors import UserError
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+@dataclass
+class Source:
+    """The loaded pools. `test` is None when a single file holds every row."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame | None
+    uri: str  # where the rows came from, for lineage (`mlflow.log_input` source)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub answers a TCP connect; a few seconds, never a retry loop.
+
+    `from_pretrained` and `load_dataset` retry for about a minute before failing offline;
+    probing first lets a step fail fast with a message that says to pass a local folder.
+    """
+    import os
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def validate(df: pd.DataFrame, name: str, one_based: bool = False) -> pd.DataFrame:
+    """Check columns, labels and texts; return `text`/`label` with labels 0-3.
+
+    `one_based` is the AG News CSV layout, whose class index runs 1-4.
+    """
+    missing = [c for c in ("text", "label") if c not in df.columns]
+    if missing:
+        raise UserError(f"{name} lacks column(s) {', '.join(missing)} (has: "
+                        f"{', '.join(map(str, df.columns))}): provide `text` and `label` columns")
+    if df.empty:
+        raise UserError(f"{name} has no rows: pass a file with data")
+    labels = pd.to_numeric(df["label"], errors="coerce")
+    low, high = (1, 4) if one_based else (0, len(LABELS) - 1)
+    bad = labels.isna() | (labels != labels.round()) | (labels < low) | (labels > high)
+    if bad.any():
+        row = int(bad.to_numpy().argmax())
+        raise UserError(f"{name} row {row + 1} has label {df['label'].iloc[row]!r}, outside "
+                        f"{low}-{high}: labels must be integers {low}-{high} "
+                        f"({', '.join(LABELS)})")
+    text = df["text"].astype("string")
+    empty = text.isna() | (text.str.strip() == "")
+    if empty.any():
+        row = int(empty.to_numpy().argmax())
+        raise UserError(f"{name} has {int(empty.sum())} empty text(s), first at row {row + 1}: "
+                        "remove or fill them")
+    return pd.DataFrame({"text": text.astype(str).to_numpy(),
+                         "label": (labels - low).astype("int64").to_numpy()})
+
+
+def _csv_has_header(path: Path) -> bool:
+    """A header row is one whose first field is not a class index (AG News has no header)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        first = next(csv.reader(fh), None)
+    if first is None:
+        raise UserError(f"{path} is empty: pass a CSV with rows")
+    return not first[0].strip().isdigit()
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """A CSV with a header holding `text` and `label`, or the AG News layout (class, title,
+    description; no header)."""
+    try:
+        if _csv_has_header(path):
+            return validate(pd.read_csv(path, dtype=str, keep_default_na=False), path.name)
+        raw = pd.read_csv(path, header=None, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"{path} is not a readable CSV ({str(err).splitlines()[0]}): pass the "
+                        "AG News layout (class, title, description) or `text`,`label` columns"
+                        ) from None
+    if raw.shape[1] != 3:
+        raise UserError(f"{path} has {raw.shape[1]} columns and no `text`,`label` header: "
+                        "expected the AG News layout (class 1-4, title, description)")
+    text = (raw[1].str.strip() + " " + raw[2].str.strip()).str.strip()
+    return validate(pd.DataFrame({"text": text, "label": raw[0]}), path.name, one_based=True)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    if path.suffix == ".csv":
+        return read_csv(path)
+    if path.suffix == ".parquet":
+        try:
+            return validate(pd.read_parquet(path), path.name)
+        except (OSError, ValueError) as err:
+            raise UserError(f"{path} is not a readable Parquet file ({str(err)[:120]})") from None
+    raise UserError(f"{path} is neither .csv nor .parquet: pass a CSV or Parquet file or folder")
+
+
+def load_local(path: Path) -> Source:
+    if path.is_file():
+        return Source(read_table(path), None, str(path.resolve()))
+    for ext in ("csv", "parquet"):
+        train, test = path / f"train.{ext}", path / f"test.{ext}"
+        if train.is_file() and test.is_file():
+            return Source(read_table(train), read_table(test), str(path.resolve()))
+    raise UserError(f"folder {path} has no train.csv + test.csv (nor train.parquet + "
+                    "test.parquet): pass a folder in the AG News layout or a single data file")
+
+
+def load_hub(dataset_id: str) -> Source:
+    if not hub_reachable():
+        raise UserError(f"'{dataset_id}' is not a local path and the Hugging Face Hub cannot be "
+                        "reached: pass a local folder, e.g. -P data=../shared/data/ag_news")
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(dataset_id)
+    except Exception as err:  # the Hub raises many types for a missing or private dataset
+        raise UserError(f"cannot load dataset '{dataset_id}' from the Hub "
+                        f"({str(err).splitlines()[0][:160]}): check the id or pass a local folder"
+                        ) from None
+    if "train" not in ds or "test" not in ds:
+        raise UserError(f"dataset '{dataset_id}' has splits {list(ds)}, not train and test")
+    return Source(validate(ds["train"].to_pandas(), f"{dataset_id}[train]"),
+                  validate(ds["test"].to_pandas(), f"{dataset_id}[test]"),
+                  f"hf://datasets/{dataset_id}")
+
+
+def load_source(data: str) -> Source:
+    path = Path(data).expanduser()
+    if path.exists():
+        return load_local(path)
+    looks_local = data.startswith((".", "/", "~")) or path.suffix in {".csv", ".parquet"}
+    if looks_local or not HUB_ID.match(data):
+        raise UserError(f"data path '{data}' does not exist: pass an existing folder or file "
+                        "(paths are relative to the project folder) or a Hub dataset id")
+    return load_hub(data)

@@ -1,0 +1,107 @@
+"""Loading the pretrained model and tokenizer, batching token ids, and scoring.
+
+Shared by tokenize (tokenizer), train (model, batches, scoring) and evaluate (scoring).
+Token ids travel between steps unpadded; `batches` pads each batch only to its own longest
+text (dynamic padding), so a batch of 40-token news snippets does not pay for 128.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from steps.config import LABELS
+from steps.data_sources import HUB_ID, hub_reachable
+from steps.errors import UserError
+
+
+def _from_pretrained(loader, model: str, what: str, **kwargs):
+    """Call `loader.from_pretrained` on a local folder or Hub id with one-line errors.
+
+    Offline, a Hub id is tried from the local Hugging Face cache only, instead of letting
+    huggingface_hub retry the network for about a minute.
+    """
+    path = Path(model).expanduser()
+    if path.exists():
+        try:
+            return loader.from_pretrained(str(path), **kwargs)
+        except (OSError, ValueError) as err:
+            raise UserError(f"folder '{model}' holds no usable {what} "
+                            f"({str(err).splitlines()[0][:140]}): pass a folder written by "
+                            "save_pretrained (config.json, weights, tokenizer files)") from None
+    if model.startswith((".", "/", "~")) or not HUB_ID.match(model):
+        raise UserError(f"model folder '{model}' does not exist: pass an existing folder "
+                        "(paths are relative to the project folder) or a Hub model id")
+    online = hub_reachable()
+    try:
+        return loader.from_pretrained(model, local_files_only=not online, **kwargs)
+    except (OSError, ValueError) as err:
+        if not online:
+            raise UserError(f"model '{model}' is not a local folder and the Hugging Face Hub "
+                            "cannot be reached: pass a local folder, e.g. -P model=<folder "
+                            "written by save_pretrained>") from None
+        raise UserError(f"cannot load {what} '{model}' from the Hub "
+                        f"({str(err).splitlines()[0][:140]}): check the model id") from None
+
+
+def load_tokenizer(model: str):
+    from transformers import AutoTokenizer
+
+    return _from_pretrained(AutoTokenizer, model, "tokenizer")
+
+
+def load_classifier(model: str):
+    """A sequence classifier with a fresh 4-way head named after the AG News classes."""
+    from transformers import AutoModelForSequenceClassification
+
+    return _from_pretrained(
+        # ignore_mismatched_sizes: a checkpoint fine-tuned for another label count gets a
+        # fresh 4-way head instead of a load error.
+        AutoModelForSequenceClassification, model, "model", num_labels=len(LABELS),
+        ignore_mismatched_sizes=True,
+        id2label=dict(enumerate(LABELS)), label2id={name: i for i, name in enumerate(LABELS)})
+
+
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest sequence; returns (input_ids, attention_mask)."""
+    width = max(len(s) for s in seqs)
+    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(seqs), width), dtype=np.int64)
+    for row, seq in enumerate(seqs):
+        ids[row, :len(seq)] = seq
+        mask[row, :len(seq)] = 1
+    return torch.from_numpy(ids), torch.from_numpy(mask)
+
+
+def batches(seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
+            order: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    """Yield (row indices, input_ids, attention_mask) in `order` (default: as given)."""
+    order = np.arange(len(seqs)) if order is None else order
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        ids, mask = pad_batch([seqs[i] for i in idx], pad_id)
+        yield idx, ids, mask
+
+
+@torch.inference_mode()
+def predict_logits(model, seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int) -> np.ndarray:
+    """Logits for every sequence, in input order.
+
+    Sequences are scored longest first so each batch holds texts of similar length and
+    padding stays minimal; results are scattered back to the input order.
+    """
+    model.eval()
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    order = np.argsort(-lengths, kind="stable")
+    out = np.zeros((len(seqs), model.config.num_labels), dtype=np.float32)
+    for idx, ids, mask in batches(seqs, batch_size, pad_id, order):
+        out[idx] = model(input_ids=ids, attention_mask=mask).logits.float().numpy()
+    return out
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)

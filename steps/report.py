@@ -1,0 +1,111 @@
+"""Step 5, report: gather the other steps' runs and write the report.
+
+Reads: the runs given by `ingest_run`, `tokenize_run`, `train_run`, `evaluate_run` (run
+ids): their parameters and metrics, train's per-epoch metric history, evaluate's
+`per_class_metrics.json` and `predictions.parquet`, ingest's `class_balance.json`, and the
+plots under `plots/` of train and evaluate.
+Writes: `report/report.md` (+ `report/img/*.png`) and `report/report.html` (self-contained).
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from steps.cli import parse, quiet_libraries, run_step
+from steps.config import LABELS
+from steps.errors import UserError
+from steps.report_content import ReportFacts, build_report
+from steps.report_document import to_html, to_markdown
+
+STEP_INPUTS = ("ingest", "tokenize", "train", "evaluate")
+
+
+def epoch_history(histories: dict[str, list[tuple[int, float]]]) -> pd.DataFrame:
+    """Per-epoch metric histories ({key: [(step, value)]}) as one row per epoch."""
+    frame = pd.DataFrame({k: dict(v) for k, v in histories.items()}).sort_index()
+    frame.index.name = "epoch"
+    return frame.reset_index()
+
+
+def confusion_counts(labels: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    counts = np.zeros((len(LABELS), len(LABELS)), dtype=int)
+    np.add.at(counts, (labels, pred), 1)
+    return counts
+
+
+def gather(run_ids: dict[str, str]) -> ReportFacts:
+    """Everything the report needs, read from the tracking store."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    runs = {}
+    for step, run_id in run_ids.items():
+        try:
+            runs[step] = client.get_run(run_id)
+        except Exception:
+            raise UserError(f"{step}_run '{run_id}' is not a run in this tracking store: pass "
+                            f"the run id of a finished {step} run") from None
+    params: dict[str, str] = {}
+    for run in runs.values():
+        params.update(run.data.params)
+    train = runs["train"].info.run_id
+    history = epoch_history({key: [(m.step, m.value) for m in client.get_metric_history(train, key)]
+                             for key in runs["train"].data.metrics
+                             if key.startswith(("train_", "val_"))})
+    evaluate = runs["evaluate"].info.run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        preds = pd.read_parquet(mlflow.artifacts.download_artifacts(
+            run_id=evaluate, artifact_path="predictions.parquet", dst_path=tmp))
+        images = {}
+        for step in ("train", "evaluate"):
+            plots = Path(mlflow.artifacts.download_artifacts(
+                run_id=runs[step].info.run_id, artifact_path="plots", dst_path=f"{tmp}/{step}"))
+            images.update({p.name: p.read_bytes() for p in sorted(plots.glob("*.png"))})
+    return ReportFacts(
+        params=params, metrics={s: r.data.metrics for s, r in runs.items()},
+        run_ids=dict(run_ids), history=history,
+        per_class=mlflow.load_table("per_class_metrics.json", run_ids=[evaluate]),
+        confusion=confusion_counts(preds["label"].to_numpy(), preds["predicted"].to_numpy()),
+        class_balance=mlflow.load_table("class_balance.json",
+                                        run_ids=[runs["ingest"].info.run_id]),
+        images=images)
+
+
+def write_report(blocks, folder: Path) -> None:
+    """report.md with its images in img/, and the self-contained report.html."""
+    from steps.report_document import Image
+
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    for block in blocks:
+        if isinstance(block, Image):
+            (folder / "img" / block.name).write_bytes(block.data)
+    (folder / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+    (folder / "report.html").write_text(to_html(blocks, "AG News fine-tuning report"),
+                                        encoding="utf-8")
+
+
+def main(argv=None) -> None:
+    quiet_libraries()
+    _, uris = parse("report", argv, [], {f"{s}_run": f"run id of the {s} run to report on"
+                                         for s in STEP_INPUTS})
+    import mlflow
+
+    from steps.tracking import step_run
+
+    run_ids = {s: getattr(uris, f"{s}_run") for s in STEP_INPUTS}
+    facts = gather(run_ids)
+    with step_run("report", {}, {f"{s}_run": r for s, r in run_ids.items()}), \
+            tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "report"
+        write_report(build_report(facts), folder)
+        mlflow.log_artifacts(str(folder), "report")
+    print("report: wrote report/report.md and report/report.html")
+
+
+if __name__ == "__main__":
+    run_step("report", main, sys.argv[1:])

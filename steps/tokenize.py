@@ -1,0 +1,84 @@
+"""Step 2, tokenize: turn the three splits into token ids with the model's own tokenizer.
+
+Reads: `splits`, the `data/` artifact of an ingest run (`runs:/<ingest run>/data`).
+Writes: `tokenized/<split>.parquet` (columns `input_ids`, unpadded and truncated to
+`max_length`, and `label`), `tokenized/meta.json` (model, max_length, pad id), and
+`tokenizer/` (save_pretrained), so train reloads everything without re-tokenizing.
+Metrics: `<split>_truncated_share`, `truncated_share`, `<split>_tokens_mean`,
+`<split>_tokens_p95` (lengths before truncation).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from steps.cli import config_params, parse, quiet_libraries, run_step
+from steps.config import TokenizeConfig
+from steps.ingest import SPLITS
+
+
+def token_lengths(tokenizer, texts: list[str]) -> np.ndarray:
+    """Tokens per text with special tokens and no truncation: what the text really needs."""
+    encoded = tokenizer(texts, truncation=False, add_special_tokens=True)["input_ids"]
+    return np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(texts))
+
+
+def encode(tokenizer, df: pd.DataFrame, max_length: int) -> pd.DataFrame:
+    """`input_ids` truncated to `max_length` (no padding: train pads per batch) and `label`."""
+    ids = tokenizer(df["text"].tolist(), truncation=True, max_length=max_length)["input_ids"]
+    return pd.DataFrame({"input_ids": ids, "label": df["label"].to_numpy()})
+
+
+def length_summary(lengths: np.ndarray, max_length: int) -> dict[str, float]:
+    return {"truncated_share": float((lengths > max_length).mean()),
+            "tokens_mean": float(lengths.mean()),
+            "tokens_p95": float(np.percentile(lengths, 95))}
+
+
+def read_tokenized(folder: Path) -> tuple[dict[str, pd.DataFrame], dict]:
+    """The tokenized splits and their meta, as written by `main` below."""
+    meta = json.loads((folder / "meta.json").read_text())
+    return {s: pd.read_parquet(folder / f"{s}.parquet") for s in SPLITS}, meta
+
+
+def main(argv=None) -> None:
+    quiet_libraries()
+    (cfg,), uris = parse("tokenize", argv, [TokenizeConfig],
+                         {"splits": "data/ artifact of an ingest run: runs:/<id>/data"})
+    import mlflow
+
+    from steps.modeling import load_tokenizer
+    from steps.tracking import fetch, step_run
+
+    folder = fetch(uris.splits, "data", "ingest")
+    splits = {s: pd.read_parquet(folder / f"{s}.parquet") for s in SPLITS}
+    tokenizer = load_tokenizer(cfg.model)
+    with step_run("tokenize", config_params(cfg), {"splits": uris.splits}), \
+            tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "tokenized"
+        out.mkdir()
+        all_lengths = []
+        for split, df in splits.items():
+            encode(tokenizer, df, cfg.max_length).to_parquet(out / f"{split}.parquet", index=False)
+            lengths = token_lengths(tokenizer, df["text"].tolist())
+            all_lengths.append(lengths)
+            mlflow.log_metrics({f"{split}_{k}": v
+                                for k, v in length_summary(lengths, cfg.max_length).items()})
+        mlflow.log_metric("truncated_share",
+                          length_summary(np.concatenate(all_lengths), cfg.max_length)["truncated_share"])
+        meta = {"model": cfg.model, "max_length": cfg.max_length,
+                "pad_token_id": tokenizer.pad_token_id, "rows": {s: len(d) for s, d in splits.items()}}
+        (out / "meta.json").write_text(json.dumps(meta, indent=2))
+        mlflow.log_artifacts(str(out), "tokenized")
+        tokenizer.save_pretrained(Path(tmp) / "tokenizer")
+        mlflow.log_artifacts(str(Path(tmp) / "tokenizer"), "tokenizer")
+    print(f"tokenize: {sum(meta['rows'].values())} texts, max_length {cfg.max_length}")
+
+
+if __name__ == "__main__":
+    run_step("tokenize", main, sys.argv[1:])

@@ -1,0 +1,73 @@
+"""The MLflow plumbing every step shares: its run, its parameters, and fetching its inputs.
+
+Only the steps' `main` functions call these; the pure functions never see MLflow.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+import mlflow
+
+from steps.errors import UserError
+
+
+@contextlib.contextmanager
+def step_run(step: str, params: dict[str, str], upstream: dict[str, str] | None = None
+             ) -> Iterator[mlflow.ActiveRun]:
+    """The step's MLflow run, tagged `step=<name>`, with its parameters logged.
+
+    Under `mlflow run` the run already exists (MLFLOW_RUN_ID) and holds the parameters the
+    user passed, as typed; we add only the ones it lacks, because MLflow refuses to change a
+    logged value and "5e-5" vs "5e-05" would count as a change. `upstream` maps an input's
+    name to the URI it came from, recorded as `input.<name>` tags for lineage.
+    """
+    with mlflow.start_run() as run:
+        mlflow.set_tag("step", step)
+        logged = mlflow.get_run(run.info.run_id).data.params
+        missing = {k: v for k, v in params.items() if k not in logged}
+        if missing:
+            mlflow.log_params(missing)
+        for name, uri in (upstream or {}).items():
+            mlflow.set_tag(f"input.{name}", uri)
+        yield run
+
+
+def fetch(uri: str, what: str, produced_by: str) -> Path:
+    """Local path of an input given as an MLflow artifact URI (`runs:/...`) or a local path.
+
+    A wrong URI is the commonest mistake when running a step alone, so it gets a message
+    that says which step's artifact is expected.
+    """
+    if os.path.exists(uri):
+        return Path(uri)
+    if "://" not in uri and ":/" not in uri:
+        raise UserError(f"{what} '{uri}' is neither a local path nor an MLflow artifact URI: "
+                        f"pass runs:/<run id of {produced_by}>/{what}")
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except Exception as err:  # MLflow raises several types for a bad run id or path
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"cannot fetch {what} from '{uri}' ({first[:160]}): pass "
+                        f"runs:/<run id of a finished {produced_by} run>/{what}") from None
+
+
+def log_dataframe(df, artifact_path: str) -> None:
+    """Log a DataFrame as a Parquet artifact at exactly `artifact_path`."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / Path(artifact_path).name
+        df.to_parquet(local, index=False)
+        parent = str(Path(artifact_path).parent)
+        mlflow.log_artifact(str(local), artifact_path=None if parent == "." else parent)
+
+
+def log_figure(fig, artifact_path: str) -> None:
+    """Log a matplotlib Figure and free it (pyplot keeps every open figure alive)."""
+    import matplotlib.pyplot as plt
+
+    mlflow.log_figure(fig, artifact_path)
+    plt.close(fig)

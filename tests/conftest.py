@@ -1,0 +1,56 @@
+"""Shared fixtures: the real AG News folder, a tiny random BERT, an isolated tracking store."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+AG_NEWS = ROOT.parent / "shared" / "data" / "ag_news"
+sys.path.insert(0, str(Path(__file__).parent))  # for tiny_model
+
+
+@pytest.fixture(scope="session")
+def ag_news() -> Path:
+    """The real AG News CSVs in ../shared, read in place (never copied into the repo)."""
+    if not (AG_NEWS / "train.csv").is_file():
+        pytest.fail(f"AG News data missing at {AG_NEWS}: the tests need ../shared beside the repo")
+    return AG_NEWS
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    from tiny_model import make_tiny_bert
+
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch):
+    """A fresh sqlite tracking store and an experiment whose artifacts live in tmp_path."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    experiment_id = mlflow.create_experiment("test", artifact_location=str(tmp_path / "artifacts"))
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
+    yield experiment_id
+    mlflow.set_tracking_uri(None)
+
+
+def texts_frame(labels: list[int], prefix: str = "story") -> pd.DataFrame:
+    """A small `text`/`label` frame with distinct texts."""
+    return pd.DataFrame({"text": [f"{prefix} {i} about topic {label}" for i, label in enumerate(labels)],
+                         "label": labels})
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for a step run as its own process: this venv first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(ROOT)
+    return env

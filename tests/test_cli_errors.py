@@ -1,0 +1,103 @@
+"""Bad input at the command line: one clear line, a non-zero exit, no traceback, no runs left.
+
+Each case runs the step as its own process, as `mlflow run` does.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from conftest import ROOT, subprocess_env, texts_frame
+
+
+def run_step(module: str, args: list[str], tmp_path, **env) -> subprocess.CompletedProcess:
+    environment = subprocess_env()
+    environment.update({"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", **env})
+    return subprocess.run([sys.executable, "-m", f"steps.{module}", *args], cwd=ROOT,
+                          env=environment, capture_output=True, text=True, timeout=120)
+
+
+def assert_one_line_error(proc, module: str, *fragments: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith(f"{module}: error:")]
+    assert len(errors) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in errors[0]
+
+
+@pytest.fixture
+def bad_folders(tmp_path):
+    def folder(name: str, train: str | None, test: str | None = '"1","t","d"\n'):
+        path = tmp_path / name
+        path.mkdir()
+        if train is not None:
+            (path / "train.csv").write_text(train)
+        if test is not None:
+            (path / "test.csv").write_text(test)
+        return str(path)
+    return folder
+
+
+@pytest.mark.parametrize("make, fragments", [
+    (lambda f: "./missing-folder", ["does not exist"]),
+    (lambda f: f("no-csv", None, None), ["has no train.csv"]),
+    (lambda f: f("malformed", '"1","a","b"\n"2","a","b","c","d"\n'), ["not a readable CSV"]),
+    (lambda f: f("label5", '"5","a","b"\n'), ["outside 1-4"]),
+    (lambda f: f("empty-text", '"1"," "," "\n'), ["empty text"]),
+])
+def test_ingest_rejects_bad_data(make, fragments, bad_folders, tmp_path):
+    proc = run_step("ingest", ["--data", make(bad_folders)], tmp_path)
+    assert_one_line_error(proc, "ingest", *fragments)
+
+
+def test_ingest_rejects_a_sample_larger_than_the_data(bad_folders, tmp_path):
+    rows = "".join(f'"{1 + i % 4}","title {i}","text {i}"\n' for i in range(8))
+    proc = run_step("ingest", ["--data", bad_folders("few", rows), "--train_size", "6",
+                               "--val_size", "4"], tmp_path)
+    assert_one_line_error(proc, "ingest", "has 8 rows", "train_size=6 and val_size=4 need 10")
+
+
+def test_ingest_rejects_a_file_without_text_and_label(tmp_path):
+    pd.DataFrame({"body": ["a"], "y": [0]}).to_csv(tmp_path / "d.csv", index=False)
+    proc = run_step("ingest", ["--data", str(tmp_path / "d.csv")], tmp_path)
+    assert_one_line_error(proc, "ingest", "lacks column(s) text, label")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--epochs", "0"], "epochs=0"),
+    (["--max_length", "4"], "max_length=4"),
+    (["--train_batch_size", "0"], "train_batch_size=0"),
+    (["--eval_batch_size", "0"], "eval_batch_size=0"),
+])
+def test_main_refuses_impossible_parameters_before_any_step(args, fragment, tmp_path):
+    proc = run_step("main", args, tmp_path)
+    assert_one_line_error(proc, "main", fragment)
+    assert "running ingest" not in proc.stdout
+
+
+@pytest.fixture
+def splits_folder(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for split in ("train", "val", "test"):
+        texts_frame([0, 1, 2, 3]).to_parquet(folder / f"{split}.parquet")
+    return str(folder)
+
+
+@pytest.mark.parametrize("model, env, fragment", [
+    ("./no-such-model", {}, "model folder './no-such-model' does not exist"),
+    ("no-such-owner/no-such-model", {"HF_ENDPOINT": "http://127.0.0.1:9"}, "pass a local folder"),
+])
+def test_tokenize_rejects_unknown_models(model, env, fragment, splits_folder, tmp_path):
+    proc = run_step("tokenize", ["--splits", splits_folder, "--model", model], tmp_path, **env)
+    assert_one_line_error(proc, "tokenize", fragment)
+
+
+def test_train_rejects_a_bad_input_uri(tmp_path, tiny_model):
+    proc = run_step("train", ["--tokenized", "runs:/0123456789abcdef/tokenized", "--tokenizer",
+                              "runs:/0123456789abcdef/tokenizer", "--model", str(tiny_model)],
+                    tmp_path)
+    assert_one_line_error(proc, "train", "cannot fetch tokenized", "tokenize run")

@@ -1,0 +1,80 @@
+"""Typed config: impossible values are refused, and MLproject matches the step parsers."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from steps.cli import build_parser, parse
+from steps.config import DataConfig, EvalConfig, TokenizeConfig, TrainConfig
+from steps.errors import UserError
+
+
+@pytest.mark.parametrize("config, kwargs, message", [
+    (TrainConfig, {"epochs": 0}, "epochs=0"),
+    (TrainConfig, {"epochs": -1}, "epochs=-1"),
+    (TrainConfig, {"train_batch_size": 0}, "train_batch_size=0"),
+    (TrainConfig, {"eval_batch_size": 0}, "eval_batch_size=0"),
+    (TrainConfig, {"learning_rate": 0.0}, "learning_rate"),
+    (EvalConfig, {"eval_batch_size": 0}, "eval_batch_size=0"),
+    (TokenizeConfig, {"max_length": 7}, "max_length=7"),
+    (DataConfig, {"train_size": -5}, "train_size=-5"),
+    (DataConfig, {"data": " "}, "data is empty"),
+])
+def test_impossible_parameters_are_refused(config, kwargs, message):
+    with pytest.raises(UserError, match=message):
+        config(**kwargs)
+
+
+def test_defaults_are_the_seed_recipe():
+    train = TrainConfig()
+    assert (train.epochs, train.train_batch_size, train.eval_batch_size, train.learning_rate) == \
+        (2, 4, 8, 5e-5)
+    data = DataConfig()
+    assert (data.data, data.train_size, data.val_size, data.test_size, data.seed) == \
+        ("fancyzhx/ag_news", 1000, 200, 500, 42)
+    assert TokenizeConfig().model == "huawei-noah/TinyBERT_General_4L_312D"
+    assert TokenizeConfig().max_length == 128
+
+
+def test_parse_builds_configs_and_inputs():
+    (train,), uris = parse("train", ["--epochs", "3", "--learning_rate", "1e-4",
+                                     "--tokenized", "runs:/abc/tokenized"],
+                           [TrainConfig], {"tokenized": "uri"})
+    assert train.epochs == 3 and train.learning_rate == 1e-4
+    assert uris.tokenized == "runs:/abc/tokenized"
+
+
+ENTRY_POINTS = {
+    "main": ([DataConfig, TokenizeConfig, TrainConfig, EvalConfig], []),
+    "ingest": ([DataConfig], []),
+    "tokenize": ([TokenizeConfig], ["splits"]),
+    "train": ([TrainConfig], ["tokenized", "tokenizer"]),
+    "evaluate": ([EvalConfig], ["model_uri", "splits"]),
+    "report": ([], ["ingest_run", "tokenize_run", "train_run", "evaluate_run"]),
+}
+
+
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_mlproject_parameters_match_the_step_config(entry_point):
+    spec = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"][entry_point]
+    configs, inputs = ENTRY_POINTS[entry_point]
+    fields = {f.name: f for c in configs for f in dataclasses.fields(c)}
+    assert set(spec["parameters"]) == set(fields) | set(inputs)
+    for name, f in fields.items():
+        declared = spec["parameters"][name]
+        assert declared["type"] == {"int": "int", "float": "float", "str": "string"}[f.type]
+        assert type(f.default)(declared["default"]) == f.default, name
+        assert f"--{name} {{{name}}}" in spec["command"]
+    for name in inputs:
+        assert "default" not in spec["parameters"][name]  # inputs must be given
+        assert f"--{name} {{{name}}}" in spec["command"]
+    build_parser(entry_point, configs, dict.fromkeys(inputs, ""))  # no duplicate flags
+
+
+def test_mlproject_declares_conda_env_and_all_steps():
+    spec = yaml.safe_load((ROOT / "MLproject").read_text())
+    assert spec["conda_env"] == "conda.yaml"
+    assert set(spec["entry_points"]) == {"main", "ingest", "tokenize", "train", "evaluate", "report"}

@@ -1,0 +1,177 @@
+"""The whole workflow through `mlflow run`, on a tiny random BERT and real AG News rows.
+
+Asserts what landed in the tracking store: the parent and its five FINISHED children with
+their tags, the per-epoch metrics, every named artifact, and a report whose numbers are the
+logged ones. Also: a failing step fails the parent and names the step, and a step runs alone.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlflow
+import pandas as pd
+import pytest
+from conftest import ROOT, subprocess_env
+from mlflow.tracking import MlflowClient
+
+STEPS = ("ingest", "tokenize", "train", "evaluate", "report")
+EPOCH_METRICS = [f"{split}_{m}" for split in ("train", "val")
+                 for m in ("loss", "accuracy", "f1", "precision", "recall")]
+
+
+def mlflow_run(entry_point: str, params: dict, store, expect_ok: bool = True):
+    args = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", entry_point,
+            "--env-manager", "local", "--experiment-id", store["experiment_id"]]
+    for key, value in params.items():
+        args += ["-P", f"{key}={value}"]
+    env = subprocess_env()
+    env["MLFLOW_TRACKING_URI"] = store["uri"]
+    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    if expect_ok:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    experiment_id = mlflow.create_experiment("e2e", artifact_location=str(tmp / "artifacts"))
+    yield {"uri": uri, "experiment_id": experiment_id, "client": MlflowClient(uri)}
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="module")
+def pipeline(store, tiny_model, ag_news):
+    params = {"data": ag_news, "model": tiny_model, "train_size": 40, "val_size": 12,
+              "test_size": 24, "epochs": 2, "train_batch_size": 8, "learning_rate": 3e-3}
+    proc = mlflow_run("main", params, store)
+    client = store["client"]
+    runs = client.search_runs([store["experiment_id"]])
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    children = {r.data.tags.get("step"): r for r in runs
+                if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    mlflow.set_tracking_uri(store["uri"])
+    return {"parent": parent, "children": children, "client": client, "stdout": proc.stdout}
+
+
+def artifact_paths(client, run_id, path=None):
+    out = []
+    for item in client.list_artifacts(run_id, path):
+        out += artifact_paths(client, run_id, item.path) if item.is_dir else [item.path]
+    return out
+
+
+def test_parent_and_five_finished_children_with_tags(pipeline):
+    parent, children = pipeline["parent"], pipeline["children"]
+    assert parent.info.status == "FINISHED"
+    assert set(children) == set(STEPS)
+    for step, run in children.items():
+        assert run.info.status == "FINISHED", step
+        assert parent.data.tags[f"step.{step}.run_id"] == run.info.run_id
+
+
+def test_parent_carries_the_test_metrics_and_links_the_report(pipeline):
+    parent, evaluate = pipeline["parent"], pipeline["children"]["evaluate"]
+    for name in ("test_accuracy", "test_f1", "test_precision", "test_recall"):
+        assert parent.data.metrics[name] == evaluate.data.metrics[name]
+    report_id = pipeline["children"]["report"].info.run_id
+    assert parent.data.tags["report"] == f"runs:/{report_id}/report/report.html"
+
+
+def test_train_logs_every_metric_once_per_epoch(pipeline):
+    client, train = pipeline["client"], pipeline["children"]["train"]
+    for name in EPOCH_METRICS:
+        history = client.get_metric_history(train.info.run_id, name)
+        assert [m.step for m in history] == [1, 2], name
+
+
+def test_training_lowers_the_training_loss(pipeline):
+    history = pipeline["client"].get_metric_history(
+        pipeline["children"]["train"].info.run_id, "train_running_loss")
+    assert history[1].value < history[0].value
+
+
+def test_each_step_logs_its_named_artifacts(pipeline):
+    client, ch = pipeline["client"], pipeline["children"]
+    ingest = artifact_paths(client, ch["ingest"].info.run_id)
+    assert {"data/train.parquet", "data/val.parquet", "data/test.parquet",
+            "class_balance.json", "text_length.json"} <= set(ingest)
+    tokenize = artifact_paths(client, ch["tokenize"].info.run_id)
+    assert {f"tokenized/{s}.parquet" for s in ("train", "val", "test")} <= set(tokenize)
+    assert "tokenized/meta.json" in tokenize and "tokenizer/tokenizer_config.json" in tokenize
+    assert {"plots/loss_curves.png", "plots/metric_evolution.png"} <= set(
+        artifact_paths(client, ch["train"].info.run_id))
+    evaluate = artifact_paths(client, ch["evaluate"].info.run_id)
+    assert {"predictions.parquet", "per_class_metrics.json", "plots/confusion_matrix.png",
+            "plots/final_metrics.png"} <= set(evaluate)
+    assert {"report/report.md", "report/report.html"} <= set(
+        artifact_paths(client, ch["report"].info.run_id))
+
+
+def test_ingest_logs_disjoint_splits_as_dataset_inputs(pipeline):
+    ingest = pipeline["children"]["ingest"]
+    inputs = {i.tags[0].value: i.dataset for i in ingest.inputs.dataset_inputs}
+    assert set(inputs) == {"train", "val", "test"}
+    assert all(d.digest for d in inputs.values())
+    run_id = ingest.info.run_id
+    frames = {s: pd.read_parquet(mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=f"data/{s}.parquet")) for s in ("train", "val", "test")}
+    assert {s: len(f) for s, f in frames.items()} == {"train": 40, "val": 12, "test": 24}
+    assert not set(frames["train"]["text"]) & set(frames["val"]["text"])
+
+
+def test_logged_model_serves_label_names(pipeline):
+    model = mlflow.pyfunc.load_model(f"runs:/{pipeline['children']['train'].info.run_id}/model")
+    assert model.metadata.signature is not None
+    out = model.predict(["Stocks fall as oil climbs", "Late goal wins the derby"])
+    labels = {cell["label"] for _, row in out.iterrows() for cell in row}
+    assert labels == {"World", "Sports", "Business", "Sci/Tech"}  # top_k=None: every class
+
+
+def test_evaluate_logs_metrics_and_predictions(pipeline):
+    evaluate = pipeline["children"]["evaluate"]
+    for name in ("test_accuracy", "test_f1", "test_precision", "test_recall", "test_loss"):
+        assert name in evaluate.data.metrics
+    assert "accuracy_score" in evaluate.data.metrics  # from mlflow.models.evaluate
+    preds = pd.read_parquet(mlflow.artifacts.download_artifacts(
+        run_id=evaluate.info.run_id, artifact_path="predictions.parquet"))
+    assert len(preds) == 24
+    assert {"text", "label", "predicted", "prob_World", "prob_Sci/Tech"} <= set(preds.columns)
+    assert (preds["predicted"] == preds["label"]).mean() == pytest.approx(
+        evaluate.data.metrics["test_accuracy"])
+
+
+def test_report_numbers_equal_the_logged_metrics(pipeline):
+    ch = pipeline["children"]
+    md = open(mlflow.artifacts.download_artifacts(
+        run_id=ch["report"].info.run_id, artifact_path="report/report.md")).read()
+    for name in ("accuracy", "f1", "precision", "recall", "loss"):
+        assert f"| {name} | {ch['evaluate'].data.metrics[f'test_{name}']:.4f} |" in md
+    for m in pipeline["client"].get_metric_history(ch["train"].info.run_id, "val_accuracy"):
+        assert f"{m.value:.4f}" in md
+    html = open(mlflow.artifacts.download_artifacts(
+        run_id=ch["report"].info.run_id, artifact_path="report/report.html")).read()
+    assert html.count("data:image/png;base64,") == 4
+
+
+def test_a_step_runs_alone_from_upstream_uris(pipeline, store):
+    ch = pipeline["children"]
+    mlflow_run("evaluate", {"model_uri": f"runs:/{ch['train'].info.run_id}/model",
+                            "splits": f"runs:/{ch['ingest'].info.run_id}/data"}, store)
+    alone = [r for r in store["client"].search_runs([store["experiment_id"]])
+             if r.data.tags.get("step") == "evaluate" and "mlflow.parentRunId" not in r.data.tags]
+    assert len(alone) == 1 and alone[0].info.status == "FINISHED"
+    assert alone[0].data.metrics["test_accuracy"] == ch["evaluate"].data.metrics["test_accuracy"]
+
+
+def test_a_failing_step_fails_the_parent_and_names_the_step(store, tiny_model, tmp_path):
+    proc = mlflow_run("main", {"data": tmp_path, "model": tiny_model}, store, expect_ok=False)
+    assert proc.returncode != 0
+    assert "step 'ingest' failed" in proc.stderr
+    parents = [r for r in store["client"].search_runs([store["experiment_id"]])
+               if r.data.tags.get("failed_step")]
+    assert len(parents) == 1
+    assert parents[0].info.status == "FAILED" and parents[0].data.tags["failed_step"] == "ingest"
