@@ -13,6 +13,7 @@ The accepted sources, in the order `load_source` tries them:
 from __future__ import annotations
 
 import csv
+import os
 import re
 import socket
 from dataclasses import dataclass
@@ -42,8 +43,6 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     `from_pretrained` and `load_dataset` retry for about a minute before failing offline;
     probing first lets a step fail fast with a message that says to pass a local folder.
     """
-    import os
-
     host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
     try:
         socket.create_connection((host, 443), timeout=timeout).close()

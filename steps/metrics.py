@@ -29,3 +29,10 @@ def per_class_metrics(labels: np.ndarray, pred: np.ndarray) -> list[dict]:
     return [{"class": name, "precision": float(p), "recall": float(r), "f1": float(f),
              "support": int(s)}
             for name, p, r, f, s in zip(LABELS, precision, recall, f1, support)]
+
+
+def confusion_counts(labels: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """4 x 4 counts, rows = true class, columns = predicted class."""
+    counts = np.zeros((len(LABELS), len(LABELS)), dtype=int)
+    np.add.at(counts, (labels, pred), 1)
+    return counts

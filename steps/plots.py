@@ -15,6 +15,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from steps.config import LABELS  # noqa: E402
+from steps.metrics import confusion_counts  # noqa: E402
 
 METRICS = ("accuracy", "f1", "precision", "recall")
 TRAIN, VAL = "#1f77b4", "#ff7f0e"
@@ -54,11 +55,9 @@ def metric_evolution(history: pd.DataFrame) -> Figure:
 
 def confusion_matrices(labels: np.ndarray, pred: np.ndarray) -> Figure:
     """Confusion matrix as counts and row-normalised (share of each true class)."""
-    n = len(LABELS)
-    counts = np.zeros((n, n), dtype=int)
-    np.add.at(counts, (labels, pred), 1)
+    counts = confusion_counts(labels, pred)
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
     for ax, values, fmt, title in ((axes[0], counts, "d", "counts"),
                                    (axes[1], shares, ".2f", "share of true class")):
         sns.heatmap(values, annot=True, fmt=fmt, cmap="Blues", cbar=False, ax=ax,

@@ -12,12 +12,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from steps.cli import parse, quiet_libraries, run_step
-from steps.config import LABELS
 from steps.errors import UserError
+from steps.metrics import confusion_counts
 from steps.report_content import ReportFacts, build_report
 from steps.report_document import to_html, to_markdown
 
@@ -29,12 +28,6 @@ def epoch_history(histories: dict[str, list[tuple[int, float]]]) -> pd.DataFrame
     frame = pd.DataFrame({k: dict(v) for k, v in histories.items()}).sort_index()
     frame.index.name = "epoch"
     return frame.reset_index()
-
-
-def confusion_counts(labels: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    counts = np.zeros((len(LABELS), len(LABELS)), dtype=int)
-    np.add.at(counts, (labels, pred), 1)
-    return counts
 
 
 def gather(run_ids: dict[str, str]) -> ReportFacts:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from steps.cli import config_params, parse, quiet_libraries, run_step
 from steps.config import TokenizeConfig
+from steps.errors import UserError
 from steps.ingest import SPLITS
 
 
@@ -58,6 +59,9 @@ def main(argv=None) -> None:
     folder = fetch(uris.splits, "data", "ingest")
     splits = {s: pd.read_parquet(folder / f"{s}.parquet") for s in SPLITS}
     tokenizer = load_tokenizer(cfg.model)
+    if tokenizer.pad_token_id is None:
+        raise UserError(f"the tokenizer of '{cfg.model}' has no padding token, which batching "
+                        "needs: pass a BERT-family model (TinyBERT, MiniLM, DistilBERT, ...)")
     with step_run("tokenize", config_params(cfg), {"splits": uris.splits}), \
             tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "tokenized"
