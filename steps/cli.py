@@ -15,7 +15,14 @@ from typing import Callable, Sequence
 
 from steps.errors import UserError
 
-_CASTS = {"int": int, "float": float, "str": str, "bool": lambda s: s.lower() in {"1", "true", "yes"}}
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in {"true", "false", "1", "0", "yes", "no"}:
+        raise argparse.ArgumentTypeError(f"'{text}' is not true or false")
+    return value in {"true", "1", "yes"}
+
+
+_CASTS = {"int": int, "float": float, "str": str, "bool": _boolean}
 
 
 def build_parser(prog: str, configs: Sequence[type], inputs: dict[str, str]) -> argparse.ArgumentParser:

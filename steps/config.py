@@ -68,8 +68,15 @@ class TrainConfig:
     eval_batch_size: int = _help("rows per forward pass when scoring", 8)
     learning_rate: float = _help("peak AdamW learning rate, decayed linearly to 0", 5e-5)
     seed: int = _help("seeds sampling, initialisation and shuffling", 42)
+    log_every_steps: int = _help(
+        "optimiser steps between two points of the live train_loss_step / learning_rate "
+        "curves; 0 = about 40 points per run", 0)
+    select_best: bool = _help(
+        "keep the weights of the epoch with the best val_f1 (true) or of the last epoch", True)
 
     def __post_init__(self):
+        _require(self.log_every_steps >= 0,
+                 f"log_every_steps={self.log_every_steps} is negative: pass 0 for automatic")
         _require(self.epochs > 0, f"epochs={self.epochs} must be at least 1: pass -P epochs=2")
         _require(self.train_batch_size > 0,
                  f"train_batch_size={self.train_batch_size} must be at least 1")
@@ -88,3 +95,14 @@ class EvalConfig:
     def __post_init__(self):
         _require(self.eval_batch_size > 0,
                  f"eval_batch_size={self.eval_batch_size} must be at least 1")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """How the report is written."""
+
+    report_lang: str = _help("language of the report: en or es", "en")
+
+    def __post_init__(self):
+        _require(self.report_lang in ("en", "es"),
+                 f"report_lang='{self.report_lang}' is not supported: pass en or es")

@@ -3,11 +3,13 @@
 Reads: `model_uri` (the `model` of a train run: `runs:/<train run>/model`) and `splits` (the
 `data/` artifact of an ingest run). The model is tokenized and truncated with the settings
 it was logged with, so what is scored here is what a served model would see.
-Writes: `test_loss`, `test_accuracy`, `test_f1`, `test_precision`, `test_recall` (weighted);
-the metrics and artifacts of `mlflow.models.evaluate(model_type="classifier")` on the
-predictions; `predictions.parquet` (text, label, predicted label, class probabilities);
-the table `per_class_metrics.json`; plots `plots/confusion_matrix.png` and
-`plots/final_metrics.png`.
+Writes: `test_loss`, `test_accuracy`, `test_f1`, `test_precision`, `test_recall` (weighted),
+`test_log_loss`, `test_roc_auc` (macro one-vs-rest), `test_ece` (expected calibration error,
+10 bins); the metrics and artifacts of `mlflow.models.evaluate(model_type="classifier")` on
+the predictions; `predictions.parquet` (text, label, predicted label, class probabilities);
+the tables `per_class_metrics.json` and `most_confident_mistakes.json` (the 25 wrong
+predictions the model was surest of); plots under `plots/`: confusion_matrix,
+final_metrics, per_class_metrics, roc_pr_curves, reliability_diagram, confidence_histogram.
 """
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ import pandas as pd
 from steps.cli import config_params, parse, quiet_libraries, run_step
 from steps.config import LABELS, EvalConfig
 from steps.errors import UserError
-from steps.metrics import classification_metrics, per_class_metrics
+from steps.metrics import (classification_metrics, expected_calibration_error, per_class_metrics,
+                           roc_auc_macro)
 
 PROB_COLUMNS = [f"prob_{name}" for name in LABELS]
+MISTAKES = 25
 
 
 def predictions_frame(df: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
@@ -37,7 +41,22 @@ def predictions_frame(df: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
 
 
 def as_test_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-    return {f"test_{k}": v for k, v in classification_metrics(labels, probs).items()}
+    """The weighted test metrics, plus log loss, macro one-vs-rest ROC AUC and ECE."""
+    metrics = {f"test_{k}": v for k, v in classification_metrics(labels, probs).items()}
+    metrics["test_log_loss"] = metrics["test_loss"]  # the same cross-entropy, by its sklearn name
+    metrics["test_ece"] = expected_calibration_error(labels, probs)
+    auc = roc_auc_macro(labels, probs)
+    if auc is not None:  # undefined when a class is missing from the test rows
+        metrics["test_roc_auc"] = auc
+    return metrics
+
+
+def confident_mistakes(preds: pd.DataFrame, n: int = MISTAKES) -> pd.DataFrame:
+    """The `n` wrong predictions the model was surest of, most confident first."""
+    wrong = preds[preds["predicted"] != preds["label"]]
+    top = wrong.sort_values("confidence", ascending=False, kind="stable").head(n)
+    return top[["text", "label_name", "predicted_name", "confidence"]].rename(
+        columns={"label_name": "true", "predicted_name": "predicted"}).reset_index(drop=True)
 
 
 def main(argv=None) -> None:
@@ -49,7 +68,7 @@ def main(argv=None) -> None:
 
     from steps.model_logging import load_classifier_components
     from steps.modeling import predict_logits, softmax
-    from steps.plots import confusion_matrices, final_metrics
+    from steps import eval_plots
     from steps.tracking import fetch, log_dataframe, log_figure, step_run
 
     test = pd.read_parquet(fetch(uris.splits, "data", "ingest") / "test.parquet")
@@ -74,13 +93,17 @@ def main(argv=None) -> None:
             predictions="predicted_name", model_type="classifier",
             evaluator_config={"log_model_explainability": False, "label_list": list(LABELS)})
         log_dataframe(preds, "predictions.parquet")
-        mlflow.log_table(pd.DataFrame(per_class_metrics(preds["label"].to_numpy(),
-                                                        preds["predicted"].to_numpy())),
-                         "per_class_metrics.json")
-        for path, fig in (("plots/confusion_matrix.png",
-                           confusion_matrices(preds["label"].to_numpy(), preds["predicted"].to_numpy())),
-                          ("plots/final_metrics.png", final_metrics(metrics))):
-            log_figure(fig, path)
+        labels, pred = preds["label"].to_numpy(), preds["predicted"].to_numpy()
+        per_class = per_class_metrics(labels, pred)
+        mlflow.log_table(pd.DataFrame(per_class), "per_class_metrics.json")
+        mlflow.log_table(confident_mistakes(preds), "most_confident_mistakes.json")
+        for name, fig in (("confusion_matrix", eval_plots.confusion_matrices(labels, pred)),
+                          ("final_metrics", eval_plots.final_metrics(metrics)),
+                          ("per_class_metrics", eval_plots.per_class_bars(per_class)),
+                          ("roc_pr_curves", eval_plots.roc_pr_curves(labels, probs)),
+                          ("reliability_diagram", eval_plots.reliability_diagram(labels, probs)),
+                          ("confidence_histogram", eval_plots.confidence_histogram(labels, probs))):
+            log_figure(fig, f"plots/{name}.png")
     print("evaluate: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
 

@@ -3,7 +3,8 @@
 Reads: the `data` parameter (Hub id, folder or file; see `steps.data_sources`).
 Writes: `data/train.parquet`, `data/val.parquet`, `data/test.parquet` (columns `text`,
 `label`), each also logged as an MLflow dataset input with its digest; the tables
-`class_balance.json` and `text_length.json`; metrics `<split>_rows`, `<split>_words_mean`,
+`class_balance.json` and `text_length.json`; plots `plots/class_balance.png` and
+`plots/text_length_words.png`; metrics `<split>_rows`, `<split>_words_mean`,
 `source_train_rows` (rows the source's train split holds),
 and `train_test_text_overlap` (texts that occur in both train and test).
 """
@@ -140,7 +141,8 @@ def main(argv=None) -> None:
     (cfg,), _ = parse("ingest", argv, [DataConfig])
     import mlflow
 
-    from steps.tracking import log_dataframe, step_run
+    from steps import plots
+    from steps.tracking import log_dataframe, log_figure, step_run
 
     source = load_source(cfg.data)
     splits = sample_splits(source, cfg)
@@ -155,8 +157,13 @@ def main(argv=None) -> None:
             mlflow.log_metric(f"{row.split}_words_mean", row.mean)
         mlflow.log_metric("source_train_rows", len(source.train))
         mlflow.log_metric("train_test_text_overlap", text_overlap(splits["train"], splits["test"]))
-        mlflow.log_table(class_balance(splits), "class_balance.json")
+        balance = class_balance(splits)
+        mlflow.log_table(balance, "class_balance.json")
         mlflow.log_table(lengths, "text_length.json")
+        log_figure(plots.class_balance(balance), "plots/class_balance.png")
+        log_figure(plots.length_distribution(
+            {name: df["text"].str.split().str.len().to_numpy() for name, df in splits.items()},
+            "words"), "plots/text_length_words.png")
     print("ingest: " + ", ".join(f"{k} {len(v)} rows" for k, v in splits.items()))
 
 

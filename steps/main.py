@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from steps.cli import config_params, parse, quiet_libraries, run_step
-from steps.config import DataConfig, EvalConfig, TokenizeConfig, TrainConfig
+from steps.config import DataConfig, EvalConfig, ReportConfig, TokenizeConfig, TrainConfig
 from steps.errors import UserError
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -19,8 +19,8 @@ TEST_METRICS = ("test_accuracy", "test_f1", "test_precision", "test_recall", "te
 STEPS = ("ingest", "tokenize", "train", "evaluate", "report")
 
 
-def step_parameters(data: DataConfig, tok: TokenizeConfig, train: TrainConfig,
-                    ev: EvalConfig, upstream: dict[str, str]) -> dict[str, dict[str, str]]:
+def step_parameters(data: DataConfig, tok: TokenizeConfig, train: TrainConfig, ev: EvalConfig,
+                    rep: ReportConfig, upstream: dict[str, str]) -> dict[str, dict[str, str]]:
     """The `-P` parameters of each step, given the run ids of the steps already done."""
     return {
         "ingest": config_params(data),
@@ -30,8 +30,8 @@ def step_parameters(data: DataConfig, tok: TokenizeConfig, train: TrainConfig,
                   "tokenizer": f"runs:/{upstream.get('tokenize')}/tokenizer"},
         "evaluate": {**config_params(ev), "model_uri": f"runs:/{upstream.get('train')}/model",
                      "splits": f"runs:/{upstream.get('ingest')}/data"},
-        "report": {f"{s}_run": upstream.get(s, "")
-                   for s in ("ingest", "tokenize", "train", "evaluate")},
+        "report": {**config_params(rep), **{f"{s}_run": upstream.get(s, "")
+                                            for s in ("ingest", "tokenize", "train", "evaluate")}},
     }
 
 
@@ -68,8 +68,8 @@ def run_child(step: str, parameters: dict[str, str], experiment_id: str) -> str:
 def main(argv=None) -> None:
     quiet_libraries()
     # Building every config first validates every parameter before any step starts.
-    (data, tok, train, ev), _ = parse("main", argv,
-                                      [DataConfig, TokenizeConfig, TrainConfig, EvalConfig])
+    (data, tok, train, ev, rep), _ = parse(
+        "main", argv, [DataConfig, TokenizeConfig, TrainConfig, EvalConfig, ReportConfig])
     import mlflow
 
     with mlflow.start_run() as parent:
@@ -78,7 +78,7 @@ def main(argv=None) -> None:
         for step in STEPS:
             print(f"main: running {step}", flush=True)
             try:
-                params = step_parameters(data, tok, train, ev, done)[step]
+                params = step_parameters(data, tok, train, ev, rep, done)[step]
                 done[step] = run_child(step, params, experiment_id)
             except UserError:
                 mlflow.set_tag("failed_step", step)

@@ -6,7 +6,9 @@ evaluation mean the same thing.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, log_loss, precision_recall_fscore_support
+import pandas as pd
+from sklearn.metrics import (accuracy_score, log_loss, precision_recall_fscore_support,
+                             roc_auc_score)
 
 from steps.config import LABELS
 
@@ -36,3 +38,32 @@ def confusion_counts(labels: np.ndarray, pred: np.ndarray) -> np.ndarray:
     counts = np.zeros((len(LABELS), len(LABELS)), dtype=int)
     np.add.at(counts, (labels, pred), 1)
     return counts
+
+
+def calibration_bins(labels: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
+    """Equal-width bins of top-class confidence: count, mean confidence, accuracy, center."""
+    confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == labels
+    edges = np.linspace(0, 1, n_bins + 1)
+    # Right-closed bins, so a confidence of exactly 1.0 falls in the last one.
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    rows = []
+    for b in range(n_bins):
+        inside = which == b
+        rows.append({"center": (edges[b] + edges[b + 1]) / 2, "count": int(inside.sum()),
+                     "confidence": float(confidence[inside].mean()) if inside.any() else 0.0,
+                     "accuracy": float(correct[inside].mean()) if inside.any() else 0.0})
+    return pd.DataFrame(rows)
+
+
+def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> float:
+    """Mean |accuracy - confidence| over confidence bins, weighted by the rows in each."""
+    bins = calibration_bins(labels, probs, n_bins)
+    gaps = (bins["accuracy"] - bins["confidence"]).abs()
+    return float((bins["count"] * gaps).sum() / bins["count"].sum())
+
+
+def roc_auc_macro(labels: np.ndarray, probs: np.ndarray) -> float | None:
+    """Macro one-vs-rest ROC AUC; None when a class is missing from `labels` (undefined)."""
+    if len(np.unique(labels)) < len(LABELS):
+        return None
+    return float(roc_auc_score(labels, probs, multi_class="ovr", average="macro"))

@@ -1,4 +1,4 @@
-"""The plots a person would rather look at than read. Each function returns a Figure.
+"""Data and training plots. Each function returns a Figure (evaluation plots: eval_plots.py).
 
 The caller logs it (`mlflow.log_figure`) and closes it, so these stay pure and testable.
 """
@@ -15,34 +15,39 @@ import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from steps.config import LABELS  # noqa: E402
-from steps.metrics import confusion_counts  # noqa: E402
 
 METRICS = ("accuracy", "f1", "precision", "recall")
 TRAIN, VAL = "#1f77b4", "#ff7f0e"
 
 
-def loss_curves(history: pd.DataFrame) -> Figure:
-    """Train vs validation loss per epoch (and the mean loss of each epoch's steps)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4))
-    ax.plot(history["epoch"], history["train_loss"], "o-", color=TRAIN, label="train")
+def loss_curves(history: pd.DataFrame, steps: pd.DataFrame | None = None) -> Figure:
+    """Train vs validation loss per epoch, over the per-step training loss if given.
+
+    Per-step points are drawn at fractional epochs (step / steps per epoch) so both share
+    one x axis.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    if steps is not None and not steps.empty:
+        ax.plot(steps["epoch"], steps["train_loss_step"], "-", color=TRAIN, alpha=0.3, lw=1,
+                label="train, per step (mean since last point)")
+    ax.plot(history["epoch"], history["train_loss"], "o-", color=TRAIN, label="train (end of epoch)")
     ax.plot(history["epoch"], history["val_loss"], "o-", color=VAL, label="validation")
-    if "train_running_loss" in history:
-        ax.plot(history["epoch"], history["train_running_loss"], "o:", color=TRAIN, alpha=0.5,
-                label="train (mean over the epoch's steps)")
-    ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss per epoch",
-           xticks=history["epoch"])
+    ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss", xticks=history["epoch"])
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
     return fig
 
 
-def metric_evolution(history: pd.DataFrame) -> Figure:
-    """Accuracy, F1, precision and recall per epoch, train vs validation."""
+def metric_evolution(history: pd.DataFrame, best_epoch: int | None = None) -> Figure:
+    """Accuracy, F1, precision and recall per epoch, train vs validation; the kept epoch
+    marked with a dashed line."""
     fig, axes = plt.subplots(2, 2, figsize=(8, 6), sharex=True)
     for ax, metric in zip(axes.flat, METRICS):
         ax.plot(history["epoch"], history[f"train_{metric}"], "o-", color=TRAIN, label="train")
         ax.plot(history["epoch"], history[f"val_{metric}"], "o-", color=VAL, label="validation")
+        if best_epoch:
+            ax.axvline(best_epoch, color="grey", ls="--", lw=1, label="kept epoch")
         ax.set(title=metric, xticks=history["epoch"])
         ax.grid(alpha=0.3)
     for ax in axes[1]:
@@ -53,32 +58,42 @@ def metric_evolution(history: pd.DataFrame) -> Figure:
     return fig
 
 
-def confusion_matrices(labels: np.ndarray, pred: np.ndarray) -> Figure:
-    """Confusion matrix as counts and row-normalised (share of each true class)."""
-    counts = confusion_counts(labels, pred)
-    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
-    for ax, values, fmt, title in ((axes[0], counts, "d", "counts"),
-                                   (axes[1], shares, ".2f", "share of true class")):
-        sns.heatmap(values, annot=True, fmt=fmt, cmap="Blues", cbar=False, ax=ax,
-                    xticklabels=LABELS, yticklabels=LABELS, square=True)
-        ax.set(xlabel="predicted", ylabel="true", title=title)
-    fig.suptitle("Confusion matrix on the test split")
+def learning_rate_schedule(steps: pd.DataFrame) -> Figure:
+    """The learning rate each logged optimiser step used."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.plot(steps["step"], steps["learning_rate"], color=TRAIN)
+    ax.set(xlabel="optimiser step", ylabel="learning rate", title="Learning-rate schedule",
+           ylim=(0, None))
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
 
-def final_metrics(metrics: dict[str, float]) -> Figure:
-    """Bar chart of the final test metrics, value printed on each bar."""
-    names = [m for m in METRICS if f"test_{m}" in metrics]
-    values = [metrics[f"test_{m}"] for m in names]
-    fig, ax = plt.subplots(figsize=(6.4, 4))
-    bars = ax.bar(names, values, color=["#4c72b0", "#55a868", "#c44e52", "#8172b2"][:len(names)])
-    ax.bar_label(bars, fmt="%.4f", padding=2)
-    title = "Final test metrics"
-    if "test_loss" in metrics:
-        title += f" (loss {metrics['test_loss']:.4f})"
-    ax.set(ylim=(0, 1.08), ylabel="score", title=title)
-    ax.grid(axis="y", alpha=0.3)
+def class_balance(balance: pd.DataFrame) -> Figure:
+    """Rows per class in each split (from ingest's class_balance table)."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    sns.barplot(data=balance, x="class", y="rows", hue="split", order=list(LABELS), ax=ax)
+    for container in ax.containers:
+        ax.bar_label(container, fontsize=8, padding=1)
+    ax.set(xlabel="", ylabel="rows", title="Class balance per split")
+    fig.tight_layout()
+    return fig
+
+
+def length_distribution(lengths: dict[str, np.ndarray], unit: str,
+                        limit: int | None = None) -> Figure:
+    """Histogram of text lengths per split; `limit` (max_length) drawn as a line."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    top = max(int(v.max()) for v in lengths.values())
+    bins = np.linspace(0, top + 1, min(60, top + 2))
+    for split, values in lengths.items():
+        ax.hist(values, bins=bins, alpha=0.5, density=True, label=f"{split} (n={len(values)})")
+    if limit is not None:
+        share = float(np.mean(np.concatenate(list(lengths.values())) > limit))
+        ax.axvline(limit, color="black", ls="--", lw=1,
+                   label=f"max_length {limit} ({share:.1%} truncated)")
+    ax.set(xlabel=unit, ylabel="share of texts", title=f"Text length ({unit})")
+    ax.legend()
     fig.tight_layout()
     return fig

@@ -2,9 +2,11 @@
 
 Reads: the runs given by `ingest_run`, `tokenize_run`, `train_run`, `evaluate_run` (run
 ids): their parameters and metrics, train's per-epoch metric history, evaluate's
-`per_class_metrics.json` and `predictions.parquet`, ingest's `class_balance.json`, and the
-plots under `plots/` of train and evaluate.
-Writes: `report/report.md` (+ `report/img/*.png`) and `report/report.html` (self-contained).
+`per_class_metrics.json`, `most_confident_mistakes.json` and `predictions.parquet`, ingest's
+`class_balance.json`, every step's `plots/`, and the previous FINISHED evaluate run of the
+experiment (for metric deltas).
+Writes: `report/report.md` (+ `report/img/*.png`) and `report/report.html` (self-contained),
+in the language `report_lang` (en, es).
 """
 from __future__ import annotations
 
@@ -14,11 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from steps.cli import parse, quiet_libraries, run_step
+from steps.cli import config_params, parse, quiet_libraries, run_step
+from steps.config import ReportConfig
 from steps.errors import UserError
 from steps.metrics import confusion_counts
 from steps.report_content import ReportFacts, build_report
 from steps.report_document import to_html, to_markdown
+from steps.report_text import t
 
 STEP_INPUTS = ("ingest", "tokenize", "train", "evaluate")
 
@@ -30,10 +34,24 @@ def epoch_history(histories: dict[str, list[tuple[int, float]]]) -> pd.DataFrame
     return frame.reset_index()
 
 
-def gather(run_ids: dict[str, str]) -> ReportFacts:
+def previous_evaluation(client, current) -> dict | None:
+    """The latest FINISHED evaluate run of the experiment that started before `current`."""
+    runs = client.search_runs(
+        [current.info.experiment_id],
+        filter_string="tags.step = 'evaluate' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=50)
+    earlier = [r for r in runs if r.info.start_time < current.info.start_time
+               and r.info.run_id != current.info.run_id]
+    return ({"run_id": earlier[0].info.run_id, "metrics": earlier[0].data.metrics}
+            if earlier else None)
+
+
+def gather(run_ids: dict[str, str], lang: str) -> ReportFacts:
     """Everything the report needs, read from the tracking store."""
     import mlflow
     from mlflow.tracking import MlflowClient
+
+    from steps.tracking import read_table
 
     client = MlflowClient()
     runs = {}
@@ -49,27 +67,31 @@ def gather(run_ids: dict[str, str]) -> ReportFacts:
     train = runs["train"].info.run_id
     history = epoch_history({key: [(m.step, m.value) for m in client.get_metric_history(train, key)]
                              for key in runs["train"].data.metrics
-                             if key.startswith(("train_", "val_"))})
+                             if key.startswith(("train_", "val_")) and key != "train_loss_step"})
     evaluate = runs["evaluate"].info.run_id
     with tempfile.TemporaryDirectory() as tmp:
         preds = pd.read_parquet(mlflow.artifacts.download_artifacts(
             run_id=evaluate, artifact_path="predictions.parquet", dst_path=tmp))
         images = {}
-        for step in ("train", "evaluate"):
+        for step, run in runs.items():
+            if not any(a.path == "plots" for a in client.list_artifacts(run.info.run_id)):
+                continue
             plots = Path(mlflow.artifacts.download_artifacts(
-                run_id=runs[step].info.run_id, artifact_path="plots", dst_path=f"{tmp}/{step}"))
+                run_id=run.info.run_id, artifact_path="plots", dst_path=f"{tmp}/{step}"))
             images.update({p.name: p.read_bytes() for p in sorted(plots.glob("*.png"))})
     return ReportFacts(
         params=params, metrics={s: r.data.metrics for s, r in runs.items()},
         run_ids=dict(run_ids), history=history,
-        per_class=mlflow.load_table("per_class_metrics.json", run_ids=[evaluate]),
+        per_class=read_table(evaluate, "per_class_metrics.json"),
         confusion=confusion_counts(preds["label"].to_numpy(), preds["predicted"].to_numpy()),
-        class_balance=mlflow.load_table("class_balance.json",
-                                        run_ids=[runs["ingest"].info.run_id]),
-        images=images)
+        class_balance=read_table(runs["ingest"].info.run_id, "class_balance.json"),
+        mistakes=read_table(evaluate, "most_confident_mistakes.json"),
+        mean_confidence=float(preds["confidence"].mean()),
+        previous=previous_evaluation(client, runs["evaluate"]),
+        images=images, lang=lang)
 
 
-def write_report(blocks, folder: Path) -> None:
+def write_report(blocks, folder: Path, title: str) -> None:
     """report.md with its images in img/, and the self-contained report.html."""
     from steps.report_document import Image
 
@@ -78,24 +100,23 @@ def write_report(blocks, folder: Path) -> None:
         if isinstance(block, Image):
             (folder / "img" / block.name).write_bytes(block.data)
     (folder / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
-    (folder / "report.html").write_text(to_html(blocks, "AG News fine-tuning report"),
-                                        encoding="utf-8")
+    (folder / "report.html").write_text(to_html(blocks, title), encoding="utf-8")
 
 
 def main(argv=None) -> None:
     quiet_libraries()
-    _, uris = parse("report", argv, [], {f"{s}_run": f"run id of the {s} run to report on"
-                                         for s in STEP_INPUTS})
+    (cfg,), uris = parse("report", argv, [ReportConfig],
+                         {f"{s}_run": f"run id of the {s} run to report on" for s in STEP_INPUTS})
     import mlflow
 
     from steps.tracking import step_run
 
     run_ids = {s: getattr(uris, f"{s}_run") for s in STEP_INPUTS}
-    facts = gather(run_ids)
-    with step_run("report", {}, {f"{s}_run": r for s, r in run_ids.items()}), \
+    facts = gather(run_ids, cfg.report_lang)
+    with step_run("report", config_params(cfg), {f"{s}_run": r for s, r in run_ids.items()}), \
             tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "report"
-        write_report(build_report(facts), folder)
+        write_report(build_report(facts), folder, t(cfg.report_lang, "title"))
         mlflow.log_artifacts(str(folder), "report")
     print("report: wrote report/report.md and report/report.html")
 

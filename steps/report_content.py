@@ -1,8 +1,8 @@
-"""What the report says: every sentence computed from this run's numbers.
+"""What the report says, section by section, from `ReportFacts` gathered by `steps.report`.
 
-`build_report` turns `ReportFacts` (gathered from MLflow by `steps.report.main`) into
-document blocks. Conclusions are functions of the numbers with stated thresholds, so a
-crafted history gives a known verdict in tests.
+Sections: summary (headline numbers and a verdict), data, process (every parameter),
+training curves, evaluation, errors, conclusions, limitations, reproduce. Every number is
+one the steps logged; every judgement comes from `steps.report_conclusions`.
 """
 from __future__ import annotations
 
@@ -12,77 +12,33 @@ import numpy as np
 import pandas as pd
 
 from steps.config import LABELS
+from steps.report_conclusions import (accuracy_interval, calibration_verdict, class_verdict,
+                                      comparison_verdict, confusion_verdict, convergence_verdict,
+                                      fit_verdict, fmt, still_improving)
 from steps.report_document import Block, Bullets, Code, Heading, Image, Para, Table
+from steps.report_text import t
 
-# A train-validation accuracy gap above this at the last epoch reads as overfitting.
-OVERFIT_GAP = 0.05
 CURVE_COLUMNS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "train_f1", "val_f1")
 MAIN_PARAMS = ("data", "model", "train_size", "val_size", "test_size", "max_length", "epochs",
-               "train_batch_size", "eval_batch_size", "learning_rate", "seed")
+               "train_batch_size", "eval_batch_size", "learning_rate", "seed", "log_every_steps",
+               "select_best", "report_lang")
+HEADLINE = ("accuracy", "f1", "precision", "recall", "roc_auc", "ece", "loss")
 
 
 @dataclass
 class ReportFacts:
-    params: dict[str, str]            # every step's parameters, merged
-    metrics: dict[str, dict[str, float]]  # step name -> its final metrics
-    run_ids: dict[str, str]           # step name -> run id
-    history: pd.DataFrame             # one row per epoch: epoch, train_*, val_*
-    per_class: pd.DataFrame           # class, precision, recall, f1, support
-    confusion: np.ndarray             # counts, rows = true class
-    class_balance: pd.DataFrame       # split, class, rows, share
+    params: dict[str, str]                 # every step's parameters, merged
+    metrics: dict[str, dict[str, float]]   # step name -> its final metrics
+    run_ids: dict[str, str]                # step name -> run id
+    history: pd.DataFrame                  # one row per epoch: epoch, train_*, val_*
+    per_class: pd.DataFrame                # class, precision, recall, f1, support
+    confusion: np.ndarray                  # counts, rows = true class
+    class_balance: pd.DataFrame            # split, class, rows, share
+    mistakes: pd.DataFrame                 # text, true, predicted, confidence
+    mean_confidence: float                 # mean top-class probability on the test rows
+    previous: dict | None = None           # {"run_id", "metrics"} of the previous evaluate run
     images: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG
-
-
-def fmt(x: float) -> str:
-    return f"{x:.4f}"
-
-
-def fit_verdict(history: pd.DataFrame, gap: float = OVERFIT_GAP) -> str:
-    """Over- or under-fitting from the train/validation gap at the last epoch and its trend."""
-    last = history.iloc[-1]
-    acc_gap = last["train_accuracy"] - last["val_accuracy"]
-    loss_gap = last["val_loss"] - last["train_loss"]
-    text = (f"At the last epoch train accuracy is {fmt(last['train_accuracy'])} and validation "
-            f"accuracy {fmt(last['val_accuracy'])} (gap {acc_gap:+.4f}); validation minus train "
-            f"loss is {loss_gap:+.4f}.")
-    if acc_gap > gap:
-        widening = len(history) > 1 and acc_gap > (history.iloc[-2]["train_accuracy"]
-                                                   - history.iloc[-2]["val_accuracy"])
-        return text + (f" The gap is above {gap} and {'widening' if widening else 'not widening'}"
-                       ": the model overfits the training rows.")
-    return text + f" The gap is within {gap}: no sign of overfitting."
-
-
-def convergence_verdict(history: pd.DataFrame) -> str:
-    """Whether validation loss was still falling when training stopped."""
-    if len(history) < 2:
-        return "Only one epoch ran, so convergence cannot be judged from the curve."
-    prev, last = history["val_loss"].iloc[-2], history["val_loss"].iloc[-1]
-    if last < prev:
-        return (f"Validation loss was still falling at the last epoch ({fmt(prev)} → {fmt(last)}):"
-                " training had not converged, and more epochs or data would likely help.")
-    return (f"Validation loss stopped falling at the last epoch ({fmt(prev)} → {fmt(last)}): "
-            "training has converged for this data; more epochs would not help.")
-
-
-def most_confused(confusion: np.ndarray, top: int = 2) -> list[tuple[str, str, int]]:
-    """The (true, predicted, count) off-diagonal cells with the most rows, largest first."""
-    off = confusion.copy()
-    np.fill_diagonal(off, 0)
-    cells = sorted(((off[i, j], i, j) for i in range(len(off)) for j in range(len(off))),
-                   reverse=True)
-    return [(LABELS[i], LABELS[j], int(n)) for n, i, j in cells[:top] if n > 0]
-
-
-def conclusions(f: ReportFacts) -> list[str]:
-    out = [fit_verdict(f.history), convergence_verdict(f.history)]
-    weakest = f.per_class.sort_values("f1").iloc[0]
-    out.append(f"The weakest class is {weakest['class']} with F1 {fmt(weakest['f1'])}.")
-    pairs = most_confused(f.confusion)
-    if pairs:
-        out.append("Most confused: " + "; ".join(
-            f"{t} read as {p} {n} times" for t, p, n in pairs) + ".")
-    return out
+    lang: str = "en"
 
 
 def reproduce_command(params: dict[str, str]) -> str:
@@ -90,50 +46,106 @@ def reproduce_command(params: dict[str, str]) -> str:
     return f"mlflow run . -e main --env-manager local {args}"
 
 
+def _images(f: ReportFacts, *names: tuple[str, str]) -> list[Block]:
+    return [Image(n, t(f.lang, cap), f.images[n]) for n, cap in names if n in f.images]
+
+
+def _best_epoch(f: ReportFacts) -> int:
+    return int(f.metrics["train"].get("best_epoch", len(f.history)))
+
+
+def conclusions(f: ReportFacts) -> list[str]:
+    ev, lang = f.metrics["evaluate"], f.lang
+    out = [fit_verdict(f.history, _best_epoch(f), lang), convergence_verdict(f.history, lang),
+           confusion_verdict(f.confusion, lang), class_verdict(f.per_class, lang)]
+    if "test_ece" in ev:
+        out.append(calibration_verdict(ev["test_ece"], f.mean_confidence, ev["test_accuracy"],
+                                       lang))
+    out.append(comparison_verdict(ev, f.previous, lang))
+    return [c for c in out if c]
+
+
+def limitations(f: ReportFacts) -> list[str]:
+    lang, ing, ev = f.lang, f.metrics["ingest"], f.metrics["evaluate"]
+    train_rows = int(ing.get("train_rows", 0))
+    n_test = int(ing.get("test_rows", 0))
+    improving = still_improving(f.history)
+    out = [t(lang, "lim_sample", train_rows=train_rows,
+             pool_rows=int(ing.get("source_train_rows", train_rows))),
+           t(lang, "lim_test", n=n_test, ci=fmt(accuracy_interval(ev["test_accuracy"], n_test)))]
+    if improving is not None:
+        out.append(t(lang, "lim_epochs", epochs=len(f.history), convergence=t(
+            lang, "lim_epochs_more" if improving else "lim_epochs_done")))
+    out.append(t(lang, "lim_truncation", share=f"{f.metrics['tokenize'].get('truncated_share', 0):.1%}",
+                 max_length=f.params.get("max_length")))
+    return out
+
+
 def build_report(f: ReportFacts) -> list[Block]:
-    ev = f.metrics["evaluate"]
-    train_rows = int(f.metrics["ingest"].get("train_rows", 0))
-    pool_rows = int(f.metrics["ingest"].get("source_train_rows", train_rows))
+    lang, ev, p = f.lang, f.metrics["evaluate"], f.params
+    best = _best_epoch(f)
+    ingest = f.metrics["ingest"]
     blocks: list[Block] = [
-        Heading("AG News fine-tuning report", 1),
-        Heading("Summary"),
-        Table(["metric", "test"], [[m, fmt(ev[f"test_{m}"])]
-                                  for m in ("accuracy", "f1", "precision", "recall", "loss")]),
-        Para(f"{f.params.get('model')} fine-tuned on {train_rows} rows for "
-             f"{len(f.history)} epoch(s) reaches test accuracy {fmt(ev['test_accuracy'])} and "
-             f"weighted F1 {fmt(ev['test_f1'])} on {int(f.metrics['ingest'].get('test_rows', 0))}"
-             " test rows. " + fit_verdict(f.history)),
-        Heading("Data"),
-        Para(f"Source: {f.params.get('data')}. Rows sampled with seed {f.params.get('seed')}, "
-             "stratified by class; validation rows come from the train split and never overlap"
-             f" the train rows. {fmt(f.metrics['tokenize'].get('truncated_share', 0))} of the "
-             f"texts were truncated at {f.params.get('max_length')} tokens."),
-        Table(["split"] + list(LABELS) + ["total"],
+        Heading(t(lang, "title"), 1),
+        Heading(t(lang, "h_summary")),
+        Table([t(lang, "metric"), "test"],
+              [[m, fmt(ev[f"test_{m}"])] for m in HEADLINE if f"test_{m}" in ev]),
+        Para(t(lang, "summary", model=p.get("model"), train_rows=int(ingest.get("train_rows", 0)),
+               epochs=len(f.history), best=best, acc=fmt(ev["test_accuracy"]),
+               f1=fmt(ev["test_f1"]), test_rows=int(ingest.get("test_rows", 0)))
+             + f" {t(lang, 'verdict')} " + " ".join(conclusions(f)[:2])),
+        Heading(t(lang, "h_data")),
+        Para(t(lang, "data", source=p.get("data"), seed=p.get("seed"),
+               overlap=int(ingest.get("train_test_text_overlap", 0)),
+               truncated=f"{f.metrics['tokenize'].get('truncated_share', 0):.1%}",
+               max_length=p.get("max_length"))),
+        Table([t(lang, "split")] + list(LABELS) + [t(lang, "total")],
               [[split] + [str(int(r)) for r in g.set_index("class").reindex(LABELS)["rows"]]
                + [str(int(g["rows"].sum()))]
                for split, g in f.class_balance.groupby("split", sort=False)]),
-        Heading("Process"),
-        Table(["parameter", "value"], [[k, f.params[k]] for k in MAIN_PARAMS if k in f.params]),
-        Heading("Training curves"),
-        Table(["epoch"] + list(CURVE_COLUMNS),
-              [[str(int(r["epoch"]))] + [fmt(r[c]) for c in CURVE_COLUMNS]
-               for _, r in f.history.iterrows()]),
+        *_images(f, ("class_balance.png", "cap_balance"), ("text_length_words.png", "cap_words"),
+                 ("text_length_tokens.png", "cap_tokens")),
+        Heading(t(lang, "h_process")),
+        Para(t(lang, "process", model=p.get("model"), lr=p.get("learning_rate"),
+               batch=p.get("train_batch_size"), epochs=len(f.history), best=best,
+               rule=t(lang, "rule_best" if p.get("select_best", "True").lower() == "true"
+                      else "rule_last"))),
+        Table([t(lang, "parameter"), t(lang, "value")],
+              [[k, p[k]] for k in MAIN_PARAMS if k in p]),
+        Heading(t(lang, "h_curves")),
+        Para(t(lang, "curves")),
+        Table([t(lang, "epoch")] + list(CURVE_COLUMNS),
+              [[str(int(r["epoch"])) + (" *" if int(r["epoch"]) == best else "")]
+               + [fmt(r[c]) for c in CURVE_COLUMNS] for _, r in f.history.iterrows()]),
+        *_images(f, ("loss_curves.png", "cap_loss"), ("metric_evolution.png", "cap_metrics"),
+                 ("learning_rate.png", "cap_lr")),
+        Heading(t(lang, "h_evaluation")),
+        Table([t(lang, "class"), "precision", "recall", "f1", t(lang, "support")],
+              [[r["class"], fmt(r["precision"]), fmt(r["recall"]), fmt(r["f1"]),
+                str(int(r["support"]))] for _, r in f.per_class.iterrows()]),
+        *_images(f, ("confusion_matrix.png", "cap_confusion"), ("final_metrics.png", "cap_final"),
+                 ("per_class_metrics.png", "cap_per_class"), ("roc_pr_curves.png", "cap_roc"),
+                 ("reliability_diagram.png", "cap_reliability")),
+        Heading(t(lang, "h_errors")),
     ]
-    blocks += [Image(n, c, f.images[n]) for n, c in (
-        ("loss_curves.png", "Loss per epoch, train vs validation"),
-        ("metric_evolution.png", "Accuracy, F1, precision and recall per epoch")) if n in f.images]
-    blocks += [Heading("Evaluation"),
-               Table(["class", "precision", "recall", "f1", "support"],
-                     [[r["class"], fmt(r["precision"]), fmt(r["recall"]), fmt(r["f1"]),
-                       str(int(r["support"]))] for _, r in f.per_class.iterrows()])]
-    blocks += [Image(n, c, f.images[n]) for n, c in (
-        ("confusion_matrix.png", "Confusion matrix on the test split"),
-        ("final_metrics.png", "Final test metrics")) if n in f.images]
-    blocks += [Heading("Conclusions"), Bullets(conclusions(f)),
-               Heading("Limitations"),
-               Bullets([f"Trained on {train_rows} of the {pool_rows} rows the source's train "
-                        "split holds; accuracy grows with more training rows.",
-                        f"{len(f.history)} epoch(s); see the convergence conclusion above."]),
-               Heading("Reproduce"), Code(reproduce_command(f.params)),
-               Table(["step", "run id"], [[k, v] for k, v in f.run_ids.items()])]
+    wrong = int(f.confusion.sum() - np.trace(f.confusion))
+    if f.mistakes.empty:
+        blocks.append(Para(t(lang, "no_errors")))
+    else:
+        blocks += [Para(t(lang, "errors", n=len(f.mistakes), wrong=wrong,
+                          total=int(f.confusion.sum()))),
+                   Table([t(lang, "text"), t(lang, "true"), t(lang, "predicted"),
+                          t(lang, "confidence")],
+                         [[_clip(r["text"]), r["true"], r["predicted"], fmt(r["confidence"])]
+                          for _, r in f.mistakes.iterrows()])]
+    blocks += _images(f, ("confidence_histogram.png", "cap_confidence"))
+    blocks += [Heading(t(lang, "h_conclusions")), Bullets(conclusions(f)),
+               Heading(t(lang, "h_limitations")), Bullets(limitations(f)),
+               Heading(t(lang, "h_reproduce")), Para(t(lang, "reproduce")),
+               Code(reproduce_command(p)),
+               Table([t(lang, "step"), t(lang, "run_id")], [[k, v] for k, v in f.run_ids.items()])]
     return blocks
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"

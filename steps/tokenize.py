@@ -4,6 +4,7 @@ Reads: `splits`, the `data/` artifact of an ingest run (`runs:/<ingest run>/data
 Writes: `tokenized/<split>.parquet` (columns `input_ids`, unpadded and truncated to
 `max_length`, and `label`), `tokenized/meta.json` (model, max_length, pad id), and
 `tokenizer/` (save_pretrained), so train reloads everything without re-tokenizing.
+Plot: `plots/text_length_tokens.png` (token lengths per split, max_length marked).
 Metrics: `<split>_truncated_share`, `truncated_share`, `<split>_tokens_mean`,
 `<split>_tokens_p95` (lengths before truncation).
 """
@@ -54,7 +55,8 @@ def main(argv=None) -> None:
     import mlflow
 
     from steps.modeling import load_tokenizer
-    from steps.tracking import fetch, step_run
+    from steps.plots import length_distribution
+    from steps.tracking import fetch, log_figure, step_run
 
     folder = fetch(uris.splits, "data", "ingest")
     splits = {s: pd.read_parquet(folder / f"{s}.parquet") for s in SPLITS}
@@ -66,15 +68,16 @@ def main(argv=None) -> None:
             tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "tokenized"
         out.mkdir()
-        all_lengths = []
+        lengths = {}
         for split, df in splits.items():
             encode(tokenizer, df, cfg.max_length).to_parquet(out / f"{split}.parquet", index=False)
-            lengths = token_lengths(tokenizer, df["text"].tolist())
-            all_lengths.append(lengths)
-            mlflow.log_metrics({f"{split}_{k}": v
-                                for k, v in length_summary(lengths, cfg.max_length).items()})
-        mlflow.log_metric("truncated_share",
-                          length_summary(np.concatenate(all_lengths), cfg.max_length)["truncated_share"])
+            lengths[split] = token_lengths(tokenizer, df["text"].tolist())
+            mlflow.log_metrics({f"{split}_{k}": v for k, v in
+                                length_summary(lengths[split], cfg.max_length).items()})
+        mlflow.log_metric("truncated_share", length_summary(
+            np.concatenate(list(lengths.values())), cfg.max_length)["truncated_share"])
+        log_figure(length_distribution(lengths, "tokens", cfg.max_length),
+                   "plots/text_length_tokens.png")
         meta = {"model": cfg.model, "max_length": cfg.max_length,
                 "pad_token_id": tokenizer.pad_token_id, "rows": {s: len(d) for s, d in splits.items()}}
         (out / "meta.json").write_text(json.dumps(meta, indent=2))

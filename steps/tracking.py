@@ -71,3 +71,19 @@ def log_figure(fig, artifact_path: str) -> None:
 
     mlflow.log_figure(fig, artifact_path)
     plt.close(fig)
+
+
+def read_table(run_id: str, artifact_file: str):
+    """A table logged with `mlflow.log_table` by one run, as a DataFrame.
+
+    `mlflow.load_table` searches only the active experiment; reading the run's artifact
+    directly works wherever the run lives.
+    """
+    import json
+
+    import pandas as pd
+
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_file)
+    with open(path, encoding="utf-8") as fh:
+        table = json.load(fh)
+    return pd.DataFrame(table["data"], columns=table["columns"])

@@ -2,11 +2,15 @@
 
 Reads: `tokenized` (the `tokenized/` artifact of a tokenize run) and `tokenizer` (its
 `tokenizer/` artifact), plus the pretrained `model`.
-Writes: per epoch (MLflow `step` = epoch number) `train_loss`, `train_accuracy`, `train_f1`,
-`train_precision`, `train_recall`, the same five for `val_`, and `train_running_loss`
-(the mean loss of the epoch's optimiser steps); plots `plots/loss_curves.png` and
-`plots/metric_evolution.png`; and the fine-tuned model as an MLflow transformers model
-named `model` (task text-classification, with signature and input example).
+Writes, while training runs:
+- every `log_every_steps` optimiser steps (MLflow `step` = optimiser step): `train_loss_step`
+  (mean loss since the last point) and `learning_rate`;
+- per epoch (MLflow `step` = epoch number): `train_loss`, `train_accuracy`, `train_f1`,
+  `train_precision`, `train_recall`, the same five for `val_`, `train_running_loss` (mean
+  loss of the epoch's steps), `epoch_seconds`, `train_samples_per_second`;
+and at the end: `best_epoch` (the epoch whose weights were kept), plots
+`plots/loss_curves.png`, `plots/metric_evolution.png`, `plots/learning_rate.png`, and the
+fine-tuned model as an MLflow transformers model named `model`.
 
 `train_*` metrics are measured after each epoch, in eval mode, on the training rows, so they
 compare like for like with `val_*`: the gap between the two is the overfitting signal.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import random
 import sys
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -28,6 +33,15 @@ from steps.metrics import classification_metrics
 from steps.modeling import batches, predict_logits, softmax
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+StepCallback = Callable[[int, dict[str, float]], None]
+POINTS_PER_RUN = 40  # per-step points when log_every_steps=0 ("auto")
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]]   # one row per epoch
+    steps: list[dict[str, float]]     # one row per logged optimiser step
+    best_epoch: int                   # the epoch whose weights the model holds now
 
 
 def seed_everything(seed: int) -> None:
@@ -36,34 +50,29 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def log_interval(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """Optimiser steps between two per-step points; 0 means about 40 points per run."""
+    if cfg.log_every_steps > 0:
+        return cfg.log_every_steps
+    return max(1, steps_per_epoch * cfg.epochs // POINTS_PER_RUN)
+
+
 def score(model, df: pd.DataFrame, batch_size: int, pad_id: int) -> dict[str, float]:
     """Loss, accuracy, F1, precision and recall of `model` on tokenized rows."""
     probs = softmax(predict_logits(model, df["input_ids"].tolist(), batch_size, pad_id))
     return classification_metrics(df["label"].to_numpy(), probs)
 
 
-def train_epoch(model, optimizer, scheduler, df: pd.DataFrame, batch_size: int, pad_id: int,
-                rng: np.random.Generator) -> float:
-    """One shuffled pass over `df`; returns the mean loss of its optimiser steps."""
-    model.train()
-    seqs, labels = df["input_ids"].tolist(), torch.tensor(df["label"].to_numpy())
-    losses = []
-    for idx, ids, mask in batches(seqs, batch_size, pad_id, rng.permutation(len(seqs))):
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels[idx]).loss
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-    return float(np.mean(losses))
-
-
 def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, pad_id: int,
-        on_epoch: EpochCallback | None = None) -> list[dict[str, float]]:
-    """Fine-tune with AdamW and a linear decay to zero; one history row per epoch.
+        on_epoch: EpochCallback | None = None, on_step: StepCallback | None = None,
+        progress=None) -> FitResult:
+    """Fine-tune with AdamW and a linear decay to zero.
 
-    `on_epoch(epoch, row)` is called as each epoch ends, so the caller can log while
-    training runs rather than after it.
+    `on_step(step, {"train_loss_step", "learning_rate", "epoch"})` fires every
+    `log_interval` steps and `on_epoch(epoch, row)` as each epoch ends, so the caller logs
+    while training runs. `progress` (a tqdm bar or None) advances by samples. With
+    `cfg.select_best`, the model ends holding the weights of the epoch with the best
+    `val_f1`, kept in memory as training goes.
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -72,21 +81,54 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate)
     steps_per_epoch = -(-len(train_df) // cfg.train_batch_size)
     scheduler = get_linear_schedule_with_warmup(optimizer, 0, steps_per_epoch * cfg.epochs)
-    history = []
+    every = log_interval(cfg, steps_per_epoch)
+    seqs, labels = train_df["input_ids"].tolist(), torch.tensor(train_df["label"].to_numpy())
+    history, step_rows, window = [], [], []
+    best_f1, best_epoch, best_state = -1.0, 0, None
+    step = 0
     for epoch in range(1, cfg.epochs + 1):
-        start = time.perf_counter()
-        running = train_epoch(model, optimizer, scheduler, train_df, cfg.train_batch_size,
-                              pad_id, rng)
+        model.train()
+        start, losses = time.perf_counter(), []
+        for idx, ids, mask in batches(seqs, cfg.train_batch_size, pad_id,
+                                      rng.permutation(len(seqs))):
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels[idx]).loss
+            loss.backward()
+            optimizer.step()
+            lr = scheduler.get_last_lr()[0]  # the rate this step used
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            losses.append(loss.item())
+            window.append(losses[-1])
+            if progress is not None:
+                progress.set_postfix(epoch=f"{epoch}/{cfg.epochs}", loss=f"{losses[-1]:.4f}",
+                                     refresh=False)
+                progress.update(len(idx))
+            if step % every == 0:
+                point = {"train_loss_step": float(np.mean(window)), "learning_rate": lr,
+                         "epoch": step / steps_per_epoch}
+                window = []
+                step_rows.append({"step": step, **point})
+                if on_step:
+                    on_step(step, point)
         seconds = time.perf_counter() - start
-        row = {"train_running_loss": running, "epoch_seconds": seconds,
+        row = {"train_running_loss": float(np.mean(losses)), "epoch_seconds": seconds,
                "train_samples_per_second": len(train_df) / seconds}
         for split, df in (("train", train_df), ("val", val_df)):
             row.update({f"{split}_{k}": v
                         for k, v in score(model, df, cfg.eval_batch_size, pad_id).items()})
         history.append(row)
+        if row["val_f1"] > best_f1:
+            best_f1, best_epoch = row["val_f1"], epoch
+            if cfg.select_best and epoch < cfg.epochs:  # the last epoch's weights are live
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if on_epoch:
             on_epoch(epoch, row)
-    return history
+    if not cfg.select_best:
+        best_epoch = cfg.epochs
+    elif best_epoch < cfg.epochs:
+        model.load_state_dict(best_state)
+    return FitResult(history, step_rows, best_epoch)
 
 
 def main(argv=None) -> None:
@@ -95,11 +137,12 @@ def main(argv=None) -> None:
         "tokenized": "tokenized/ artifact of a tokenize run: runs:/<id>/tokenized",
         "tokenizer": "tokenizer/ artifact of a tokenize run: runs:/<id>/tokenizer"})
     import mlflow
+    from tqdm.auto import tqdm
     from transformers import AutoTokenizer
 
     from steps.model_logging import log_classifier
     from steps.modeling import load_classifier
-    from steps.plots import loss_curves, metric_evolution
+    from steps.plots import learning_rate_schedule, loss_curves, metric_evolution
     from steps.tokenize import read_tokenized
     from steps.tracking import fetch, log_figure, step_run
 
@@ -109,17 +152,33 @@ def main(argv=None) -> None:
     model = load_classifier(cfg.model)
     upstream = {"tokenized": uris.tokenized, "tokenizer": uris.tokenizer}
     with step_run("train", config_params(cfg), upstream):
+        bar = tqdm(total=cfg.epochs * len(splits["train"]), unit="sample", desc="train",
+                   dynamic_ncols=True, mininterval=1.0)
+
+        def log_step(step: int, point: dict[str, float]) -> None:
+            mlflow.log_metrics({k: point[k] for k in ("train_loss_step", "learning_rate")},
+                               step=step)
+
         def log_epoch(epoch: int, row: dict[str, float]) -> None:
             mlflow.log_metrics(row, step=epoch)
-            print(f"train: epoch {epoch}/{cfg.epochs}  loss {row['train_running_loss']:.4f}  "
-                  f"val_loss {row['val_loss']:.4f}  val_accuracy {row['val_accuracy']:.4f}  "
-                  f"({row['epoch_seconds']:.0f} s)", flush=True)
+            bar.write(f"train: epoch {epoch}/{cfg.epochs}  loss {row['train_running_loss']:.4f}"
+                      f"  val_loss {row['val_loss']:.4f}  val_f1 {row['val_f1']:.4f}  "
+                      f"val_accuracy {row['val_accuracy']:.4f}  ({row['epoch_seconds']:.0f} s)")
 
-        history = pd.DataFrame(fit(model, splits["train"], splits["val"], cfg,
-                                   meta["pad_token_id"], log_epoch))
+        result = fit(model, splits["train"], splits["val"], cfg, meta["pad_token_id"],
+                     log_epoch, log_step, bar)
+        bar.close()
+        mlflow.log_metric("best_epoch", result.best_epoch)
+        mlflow.set_tag("best_epoch", str(result.best_epoch))
+        print(f"train: kept the weights of epoch {result.best_epoch}"
+              + (" (best val_f1)" if cfg.select_best else " (last; select_best=false)"))
+        history = pd.DataFrame(result.history)
         history.insert(0, "epoch", range(1, len(history) + 1))
-        log_figure(loss_curves(history), "plots/loss_curves.png")
-        log_figure(metric_evolution(history), "plots/metric_evolution.png")
+        steps = pd.DataFrame(result.steps)
+        log_figure(loss_curves(history, steps), "plots/loss_curves.png")
+        log_figure(metric_evolution(history, result.best_epoch), "plots/metric_evolution.png")
+        if not steps.empty:
+            log_figure(learning_rate_schedule(steps), "plots/learning_rate.png")
         log_classifier(model, tokenizer, meta["max_length"])
 
 

@@ -8,7 +8,7 @@ import yaml
 
 from conftest import ROOT
 from steps.cli import build_parser, parse
-from steps.config import DataConfig, EvalConfig, TokenizeConfig, TrainConfig
+from steps.config import DataConfig, EvalConfig, ReportConfig, TokenizeConfig, TrainConfig
 from steps.errors import UserError
 
 
@@ -22,6 +22,8 @@ from steps.errors import UserError
     (TokenizeConfig, {"max_length": 7}, "max_length=7"),
     (DataConfig, {"train_size": -5}, "train_size=-5"),
     (DataConfig, {"data": " "}, "data is empty"),
+    (ReportConfig, {"report_lang": "fr"}, "report_lang='fr'"),
+    (TrainConfig, {"log_every_steps": -1}, "log_every_steps=-1"),
 ])
 def test_impossible_parameters_are_refused(config, kwargs, message):
     with pytest.raises(UserError, match=message):
@@ -48,12 +50,12 @@ def test_parse_builds_configs_and_inputs():
 
 
 ENTRY_POINTS = {
-    "main": ([DataConfig, TokenizeConfig, TrainConfig, EvalConfig], []),
+    "main": ([DataConfig, TokenizeConfig, TrainConfig, EvalConfig, ReportConfig], []),
     "ingest": ([DataConfig], []),
     "tokenize": ([TokenizeConfig], ["splits"]),
     "train": ([TrainConfig], ["tokenized", "tokenizer"]),
     "evaluate": ([EvalConfig], ["model_uri", "splits"]),
-    "report": ([], ["ingest_run", "tokenize_run", "train_run", "evaluate_run"]),
+    "report": ([ReportConfig], ["ingest_run", "tokenize_run", "train_run", "evaluate_run"]),
 }
 
 
@@ -65,8 +67,11 @@ def test_mlproject_parameters_match_the_step_config(entry_point):
     assert set(spec["parameters"]) == set(fields) | set(inputs)
     for name, f in fields.items():
         declared = spec["parameters"][name]
-        assert declared["type"] == {"int": "int", "float": "float", "str": "string"}[f.type]
-        assert type(f.default)(declared["default"]) == f.default, name
+        assert declared["type"] == {"int": "int", "float": "float", "str": "string",
+                                    "bool": "string"}[f.type]
+        default = str(declared["default"])
+        assert (default == str(f.default).lower() if f.type == "bool"
+                else type(f.default)(default) == f.default), name
         assert f"--{name} {{{name}}}" in spec["command"]
     for name in inputs:
         assert "default" not in spec["parameters"][name]  # inputs must be given

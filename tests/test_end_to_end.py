@@ -15,6 +15,8 @@ import pytest
 from conftest import ROOT, subprocess_env
 from mlflow.tracking import MlflowClient
 
+from steps.tracking import read_table
+
 STEPS = ("ingest", "tokenize", "train", "evaluate", "report")
 EPOCH_METRICS = [f"{split}_{m}" for split in ("train", "val")
                  for m in ("loss", "accuracy", "f1", "precision", "recall")]
@@ -88,13 +90,31 @@ def test_train_logs_every_metric_once_per_epoch(pipeline):
         assert [m.step for m in history] == [1, 2], name
 
 
+def test_train_logs_live_step_points_and_the_kept_epoch(pipeline):
+    client, train = pipeline["client"], pipeline["children"]["train"]
+    run_id = train.info.run_id
+    # 40 rows / batch 8 = 5 steps per epoch, 10 in all; auto interval = max(1, 10 // 40) = 1
+    for name in ("train_loss_step", "learning_rate"):
+        assert [m.step for m in client.get_metric_history(run_id, name)] == list(range(1, 11))
+    rates = [m.value for m in client.get_metric_history(run_id, "learning_rate")]
+    assert rates == sorted(rates, reverse=True) and rates[0] == pytest.approx(3e-3)  # step 1 runs at the peak rate
+    f1s = [m.value for m in client.get_metric_history(run_id, "val_f1")]
+    assert train.data.metrics["best_epoch"] == f1s.index(max(f1s)) + 1
+
+
 def test_training_lowers_the_training_loss(pipeline):
     history = pipeline["client"].get_metric_history(
         pipeline["children"]["train"].info.run_id, "train_running_loss")
     assert history[1].value < history[0].value
 
 
-def test_each_step_logs_its_named_artifacts(pipeline):
+PLOTS = {"ingest": ["class_balance", "text_length_words"], "tokenize": ["text_length_tokens"],
+         "train": ["loss_curves", "metric_evolution", "learning_rate"],
+         "evaluate": ["confusion_matrix", "final_metrics", "per_class_metrics", "roc_pr_curves",
+                      "reliability_diagram", "confidence_histogram"]}
+
+
+def test_each_step_logs_its_named_artifacts_and_plots(pipeline):
     client, ch = pipeline["client"], pipeline["children"]
     ingest = artifact_paths(client, ch["ingest"].info.run_id)
     assert {"data/train.parquet", "data/val.parquet", "data/test.parquet",
@@ -102,11 +122,12 @@ def test_each_step_logs_its_named_artifacts(pipeline):
     tokenize = artifact_paths(client, ch["tokenize"].info.run_id)
     assert {f"tokenized/{s}.parquet" for s in ("train", "val", "test")} <= set(tokenize)
     assert "tokenized/meta.json" in tokenize and "tokenizer/tokenizer_config.json" in tokenize
-    assert {"plots/loss_curves.png", "plots/metric_evolution.png"} <= set(
-        artifact_paths(client, ch["train"].info.run_id))
     evaluate = artifact_paths(client, ch["evaluate"].info.run_id)
-    assert {"predictions.parquet", "per_class_metrics.json", "plots/confusion_matrix.png",
-            "plots/final_metrics.png"} <= set(evaluate)
+    assert {"predictions.parquet", "per_class_metrics.json",
+            "most_confident_mistakes.json"} <= set(evaluate)
+    for step, names in PLOTS.items():
+        logged = set(artifact_paths(client, ch[step].info.run_id))
+        assert {f"plots/{n}.png" for n in names} <= logged, step
     assert {"report/report.md", "report/report.html"} <= set(
         artifact_paths(client, ch["report"].info.run_id))
 
@@ -133,8 +154,11 @@ def test_logged_model_serves_label_names(pipeline):
 
 def test_evaluate_logs_metrics_and_predictions(pipeline):
     evaluate = pipeline["children"]["evaluate"]
-    for name in ("test_accuracy", "test_f1", "test_precision", "test_recall", "test_loss"):
-        assert name in evaluate.data.metrics
+    for name in ("test_accuracy", "test_f1", "test_precision", "test_recall", "test_loss",
+                 "test_log_loss", "test_roc_auc", "test_ece"):
+        assert name in evaluate.data.metrics, name
+    mistakes = read_table(evaluate.info.run_id, "most_confident_mistakes.json")
+    assert 0 < len(mistakes) <= 25 and (mistakes["true"] != mistakes["predicted"]).all()
     assert "accuracy_score" in evaluate.data.metrics  # from mlflow.models.evaluate
     preds = pd.read_parquet(mlflow.artifacts.download_artifacts(
         run_id=evaluate.info.run_id, artifact_path="predictions.parquet"))
@@ -154,7 +178,10 @@ def test_report_numbers_equal_the_logged_metrics(pipeline):
         assert f"{m.value:.4f}" in md
     html = open(mlflow.artifacts.download_artifacts(
         run_id=ch["report"].info.run_id, artifact_path="report/report.html")).read()
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == sum(map(len, PLOTS.values()))
+    for section in ("Summary", "Data", "Process", "Training curves", "Evaluation", "Errors",
+                    "Conclusions", "Limitations", "Reproduce"):
+        assert f"<h2>{section}</h2>" in html
 
 
 def test_a_step_runs_alone_from_upstream_uris(pipeline, store):
@@ -165,6 +192,25 @@ def test_a_step_runs_alone_from_upstream_uris(pipeline, store):
              if r.data.tags.get("step") == "evaluate" and "mlflow.parentRunId" not in r.data.tags]
     assert len(alone) == 1 and alone[0].info.status == "FINISHED"
     assert alone[0].data.metrics["test_accuracy"] == ch["evaluate"].data.metrics["test_accuracy"]
+
+
+def test_a_report_alone_in_spanish_compares_with_the_previous_run(pipeline, store):
+    ch = pipeline["children"]
+    alone = [r for r in store["client"].search_runs([store["experiment_id"]])
+             if r.data.tags.get("step") == "evaluate" and "mlflow.parentRunId" not in r.data.tags]
+    if not alone:
+        pytest.skip("needs the evaluate run of test_a_step_runs_alone_from_upstream_uris")
+    params = {f"{s}_run": ch[s].info.run_id for s in ("ingest", "tokenize", "train")}
+    mlflow_run("report", {**params, "evaluate_run": alone[0].info.run_id, "report_lang": "es"},
+               store)
+    report = [r for r in store["client"].search_runs([store["experiment_id"]])
+              if r.data.tags.get("step") == "report" and "mlflow.parentRunId" not in r.data.tags]
+    md = open(mlflow.artifacts.download_artifacts(
+        run_id=report[0].info.run_id, artifact_path="report/report.md")).read()
+    assert "## Conclusiones" in md
+    previous = ch["evaluate"].info.run_id
+    accuracy = ch["evaluate"].data.metrics["test_accuracy"]
+    assert f"({previous}): test_accuracy {accuracy:.4f} → {accuracy:.4f} (+0.0000)" in md
 
 
 def test_a_failing_step_fails_the_parent_and_names_the_step(store, tiny_model, tmp_path):

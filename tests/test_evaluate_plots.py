@@ -1,14 +1,16 @@
-"""evaluate's pure parts and every plot function, on tiny hand-made data."""
+"""evaluate's pure parts, the calibration maths, and every plot function, on tiny data."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from steps.evaluate import PROB_COLUMNS, as_test_metrics, predictions_frame
-from steps.metrics import classification_metrics, per_class_metrics
-from steps.plots import confusion_matrices, final_metrics, loss_curves, metric_evolution
+from steps import eval_plots, plots
+from steps.evaluate import PROB_COLUMNS, as_test_metrics, confident_mistakes, predictions_frame
+from steps.metrics import (calibration_bins, classification_metrics, expected_calibration_error,
+                           per_class_metrics, roc_auc_macro)
 
 PROBS = np.array([[0.7, 0.1, 0.1, 0.1], [0.1, 0.6, 0.2, 0.1], [0.2, 0.2, 0.5, 0.1],
                   [0.1, 0.1, 0.6, 0.2]])
@@ -22,7 +24,29 @@ def test_metrics_from_probabilities():
     assert m["loss"] == pytest.approx(expected_loss)
     # weighted F1: three classes perfect or half, Sci/Tech never predicted
     assert m["f1"] == pytest.approx((1 + 1 + 2 / 3 + 0) / 4)
-    assert as_test_metrics(LABELS, PROBS)["test_accuracy"] == 0.75
+    test = as_test_metrics(LABELS, PROBS)
+    assert test["test_accuracy"] == 0.75 and test["test_log_loss"] == test["test_loss"]
+    assert test["test_ece"] == pytest.approx(0.25)
+    assert 0.5 < test["test_roc_auc"] <= 1
+
+
+def test_ece_by_hand():
+    # bins (0.6,0.7]: one right at 0.7; (0.5,0.6]: right and wrong at 0.6; (0.4,0.5]: right at 0.5
+    assert expected_calibration_error(LABELS, PROBS) == pytest.approx((0.3 + 2 * 0.1 + 0.5) / 4)
+    bins = calibration_bins(LABELS, PROBS)
+    assert bins["count"].sum() == 4 and bins.loc[5, "accuracy"] == 0.5
+
+
+def test_a_perfectly_calibrated_model_has_zero_ece():
+    # 10 rows at confidence 0.8, 8 of them right
+    probs = np.tile([0.8, 0.2 / 3, 0.2 / 3, 0.2 / 3], (10, 1))
+    labels = np.array([0] * 8 + [1, 2])
+    assert expected_calibration_error(labels, probs) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_roc_auc_is_undefined_without_every_class():
+    assert roc_auc_macro(np.array([0, 1, 0, 1]), PROBS) is None
+    assert "test_roc_auc" not in as_test_metrics(np.array([0, 1, 0, 1]), PROBS)
 
 
 def test_per_class_metrics_name_every_class():
@@ -43,34 +67,72 @@ def test_predictions_frame_carries_text_truth_prediction_and_probabilities():
     assert out["confidence"].tolist() == pytest.approx([0.7, 0.6, 0.5, 0.6])
 
 
+def test_confident_mistakes_are_the_wrong_ones_surest_first():
+    probs = np.array([[0.9, 0.1, 0, 0], [0.2, 0.8, 0, 0], [0.6, 0.4, 0, 0], [0.3, 0.7, 0, 0]])
+    preds = predictions_frame(pd.DataFrame({"text": list("abcd"), "label": [1, 1, 1, 0]}), probs)
+    out = confident_mistakes(preds, n=2)
+    assert out["text"].tolist() == ["a", "d"]
+    assert list(out.columns) == ["text", "true", "predicted", "confidence"]
+    assert out.iloc[0][["true", "predicted"]].tolist() == ["Sports", "World"]
+
+
 HISTORY = pd.DataFrame({
     "epoch": [1, 2], "train_running_loss": [1.2, 0.6], "train_loss": [0.9, 0.5],
     "val_loss": [0.95, 0.6],
     **{f"{s}_{m}": [0.7, 0.85] for s in ("train", "val")
        for m in ("accuracy", "f1", "precision", "recall")}})
+STEPS = pd.DataFrame({"step": [5, 10, 15, 20], "epoch": [0.5, 1, 1.5, 2],
+                      "train_loss_step": [1.3, 1.0, 0.8, 0.6],
+                      "learning_rate": [4e-5, 3e-5, 2e-5, 1e-5]})
+BALANCE = pd.DataFrame({"split": ["train"] * 4 + ["test"] * 4,
+                        "class": ["World", "Sports", "Business", "Sci/Tech"] * 2,
+                        "rows": [10, 11, 9, 10, 5, 5, 5, 5]})
 
 
 @pytest.mark.parametrize("figure", [
-    lambda: loss_curves(HISTORY),
-    lambda: metric_evolution(HISTORY),
-    lambda: confusion_matrices(LABELS, PROBS.argmax(axis=1)),
-    lambda: final_metrics({"test_accuracy": 0.9, "test_f1": 0.89, "test_precision": 0.9,
-                           "test_recall": 0.9, "test_loss": 0.3}),
+    lambda: plots.loss_curves(HISTORY, STEPS),
+    lambda: plots.loss_curves(HISTORY),
+    lambda: plots.metric_evolution(HISTORY, best_epoch=2),
+    lambda: plots.learning_rate_schedule(STEPS),
+    lambda: plots.class_balance(BALANCE),
+    lambda: plots.length_distribution({"train": np.array([3, 50, 130]),
+                                       "test": np.array([20, 40])}, "tokens", 128),
+    lambda: eval_plots.confusion_matrices(LABELS, PROBS.argmax(axis=1)),
+    lambda: eval_plots.final_metrics({"test_accuracy": 0.9, "test_f1": 0.89,
+                                      "test_precision": 0.9, "test_recall": 0.9, "test_loss": 0.3}),
+    lambda: eval_plots.per_class_bars(per_class_metrics(LABELS, PROBS.argmax(axis=1))),
+    lambda: eval_plots.roc_pr_curves(LABELS, PROBS),
+    lambda: eval_plots.reliability_diagram(LABELS, PROBS),
+    lambda: eval_plots.confidence_histogram(LABELS, PROBS),
 ])
 def test_plot_functions_return_a_drawn_figure(figure):
     fig = figure()
     assert isinstance(fig, Figure)
     assert fig.axes and all(ax.has_data() or ax.images or ax.collections for ax in fig.axes)
     fig.canvas.draw()  # renders without error
+    plt.close(fig)
 
 
 def test_confusion_plot_counts_match_the_data():
-    fig = confusion_matrices(LABELS, PROBS.argmax(axis=1))
+    fig = eval_plots.confusion_matrices(LABELS, PROBS.argmax(axis=1))
     counts = [t.get_text() for t in fig.axes[0].texts]
     assert counts.count("1") == 4 and counts.count("0") == 12
 
 
 def test_final_metrics_labels_each_bar_with_its_value():
-    fig = final_metrics({"test_accuracy": 0.9123, "test_f1": 0.8, "test_precision": 0.7,
-                         "test_recall": 0.6})
+    fig = eval_plots.final_metrics({"test_accuracy": 0.9123, "test_f1": 0.8,
+                                    "test_precision": 0.7, "test_recall": 0.6})
     assert {t.get_text() for t in fig.axes[0].texts} == {"0.9123", "0.8000", "0.7000", "0.6000"}
+
+
+def test_curves_and_titles_carry_the_numbers():
+    roc = eval_plots.roc_pr_curves(LABELS, PROBS)
+    assert [line.get_label() for line in roc.axes[0].lines][:4] == [
+        "World (AUC 1.000)", "Sports (AUC 1.000)", "Business (AUC 0.667)", "Sci/Tech (AUC 1.000)"]
+    reliability = eval_plots.reliability_diagram(LABELS, PROBS)
+    assert "ECE 0.2500" in reliability.axes[0].get_title()
+    lengths = plots.length_distribution({"train": np.array([3, 50, 130])}, "tokens", 128)
+    assert any("33.3% truncated" in t.get_text() for t in lengths.axes[0].get_legend().texts)
+    confidence = eval_plots.confidence_histogram(LABELS, PROBS)
+    assert [t.get_text() for t in confidence.axes[0].get_legend().texts] == ["correct (3)",
+                                                                             "wrong (1)"]

@@ -11,7 +11,7 @@ from steps.config import TrainConfig
 from steps.errors import UserError
 from steps.modeling import batches, load_classifier, load_tokenizer, pad_batch, predict_logits
 from steps.tokenize import encode, length_summary, token_lengths
-from steps.train import fit
+from steps.train import fit, log_interval, score
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_fit_lowers_the_loss_and_logs_every_metric_per_epoch(tiny_model, tokeniz
     seen = []
     cfg = TrainConfig(model=str(tiny_model), epochs=6, train_batch_size=8, learning_rate=1e-2)
     history = fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id,
-                  on_epoch=lambda epoch, row: seen.append(epoch))
+                  on_epoch=lambda epoch, row: seen.append(epoch)).history
     assert seen == [1, 2, 3, 4, 5, 6]
     for split in ("train", "val"):
         for metric in ("loss", "accuracy", "f1", "precision", "recall"):
@@ -79,9 +79,68 @@ def test_same_seed_gives_identical_training(tiny_model, tokenizer):
     runs = []
     for _ in range(2):
         torch.manual_seed(cfg.seed)
-        runs.append(fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id))
+        runs.append(fit(load_classifier(str(tiny_model)), train, val, cfg,
+                        tokenizer.pad_token_id).history)
     for key in ("train_loss", "val_loss", "val_accuracy"):
         assert runs[0][0][key] == pytest.approx(runs[1][0][key], abs=1e-6)
+
+
+@pytest.mark.parametrize("every, epochs, steps_per_epoch, expected", [
+    (7, 2, 250, 7), (0, 2, 250, 12), (0, 1, 10, 1), (0, 3, 63, 4)])
+def test_log_interval(every, epochs, steps_per_epoch, expected):
+    cfg = TrainConfig(log_every_steps=every, epochs=epochs)
+    assert log_interval(cfg, steps_per_epoch) == expected
+
+
+def test_default_run_yields_20_to_50_live_points():
+    steps = TrainConfig().epochs * -(-1000 // TrainConfig().train_batch_size)
+    assert 20 <= steps // log_interval(TrainConfig(), steps // TrainConfig().epochs) <= 50
+
+
+class Bar:
+    def __init__(self):
+        self.samples, self.postfix = 0, {}
+
+    def update(self, n):
+        self.samples += n
+
+    def set_postfix(self, refresh=False, **kw):
+        self.postfix = kw
+
+
+def test_live_step_points_learning_rate_and_progress(tiny_model, tokenizer):
+    train, val = learnable_frames(tokenizer)  # 40 rows: 5 steps of 8 per epoch
+    points, bar = [], Bar()
+    cfg = TrainConfig(model=str(tiny_model), epochs=2, train_batch_size=8, learning_rate=1e-3,
+                      log_every_steps=2)
+    result = fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id,
+                 on_step=lambda step, point: points.append((step, point)), progress=bar)
+    assert [s for s, _ in points] == [2, 4, 6, 8, 10]
+    assert [p["epoch"] for _, p in points] == [0.4, 0.8, 1.2, 1.6, 2.0]
+    rates = [p["learning_rate"] for _, p in points]
+    assert rates[0] == pytest.approx(1e-3 * (1 - 1 / 10)) and rates == sorted(rates, reverse=True)
+    assert result.steps[0]["step"] == 2 and "train_loss_step" in result.steps[0]
+    assert bar.samples == 80 and bar.postfix["epoch"] == "2/2"
+
+
+@pytest.mark.parametrize("select_best", [True, False])
+def test_select_best_keeps_the_best_validation_epoch(tiny_model, tokenizer, select_best):
+    train, val = learnable_frames(tokenizer)
+    # At this learning rate the tiny model peaks in validation F1 at epoch 2 and then plateaus
+    # (ties keep the earlier epoch), so restoring an earlier epoch's weights is exercised.
+    cfg = TrainConfig(model=str(tiny_model), epochs=4, train_batch_size=8, learning_rate=2e-2,
+                      select_best=select_best)
+    model = load_classifier(str(tiny_model))
+    result = fit(model, train, val, cfg, tokenizer.pad_token_id)
+    f1s = [row["val_f1"] for row in result.history]
+    expected = f1s.index(max(f1s)) + 1 if select_best else 4
+    assert result.best_epoch == expected
+    if select_best:
+        assert expected < 4
+    now = score(model, val, 8, tokenizer.pad_token_id)  # the weights the model holds now
+    kept = result.history[expected - 1]
+    assert now["f1"] == pytest.approx(kept["val_f1"], abs=1e-6)
+    assert now["loss"] == pytest.approx(kept["val_loss"], abs=1e-6)
 
 
 def test_classifier_gets_named_labels(tiny_model):

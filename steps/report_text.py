@@ -1,0 +1,176 @@
+"""Every heading and sentence of the report, in English and Spanish.
+
+The people who asked for this project write Spanish; `report_lang` picks the language. A
+test checks that both languages define the same keys with the same placeholders, so a new
+sentence cannot be added in one language only.
+"""
+from __future__ import annotations
+
+LANGUAGES = ("en", "es")
+
+TEXT: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "AG News fine-tuning report",
+        "h_summary": "Summary", "h_data": "Data", "h_process": "Process",
+        "h_curves": "Training curves", "h_evaluation": "Evaluation", "h_errors": "Errors",
+        "h_conclusions": "Conclusions", "h_limitations": "Limitations",
+        "h_reproduce": "Reproduce",
+        "metric": "metric", "value": "value", "parameter": "parameter", "split": "split",
+        "total": "total", "epoch": "epoch", "class": "class", "support": "support",
+        "step": "step", "run_id": "run id", "text": "text", "true": "true",
+        "predicted": "predicted", "confidence": "confidence",
+        "summary": "{model} fine-tuned on {train_rows} rows for {epochs} epoch(s), keeping the "
+                   "weights of epoch {best}, reaches test accuracy {acc} and weighted F1 {f1} on "
+                   "{test_rows} test rows.",
+        "data": "Source: {source}. Rows sampled with seed {seed}, stratified by class; validation "
+                "rows come from the train split and never overlap the train rows. {overlap} "
+                "test text(s) also occur among the train rows. {truncated} of the texts were "
+                "truncated at {max_length} tokens.",
+        "process": "{model} with a new 4-way classification head, AdamW at peak learning rate "
+                   "{lr} decaying linearly to 0, batch {batch}, {epochs} epoch(s); the kept "
+                   "epoch is {best} ({rule}). Every parameter of this run:",
+        "rule_best": "best validation F1", "rule_last": "the last epoch, select_best=false",
+        "curves": "train_* metrics are measured after each epoch in eval mode on the training "
+                  "rows, as val_* are on the validation rows.",
+        "errors": "The {n} wrong predictions the model was most confident of ({wrong} of "
+                  "{total} test texts are wrong):",
+        "no_errors": "The model made no mistake on the test rows.",
+        "cap_balance": "Class balance per split", "cap_words": "Text length in words",
+        "cap_tokens": "Text length in tokens, max_length marked",
+        "cap_loss": "Loss: per optimiser step and per epoch, train vs validation",
+        "cap_metrics": "Accuracy, F1, precision and recall per epoch; the kept epoch dashed",
+        "cap_lr": "Learning-rate schedule",
+        "cap_confusion": "Confusion matrix on the test split",
+        "cap_final": "Final test metrics", "cap_per_class": "Per-class precision, recall and F1",
+        "cap_roc": "One-vs-rest ROC and precision-recall curves",
+        "cap_reliability": "Reliability diagram", "cap_confidence": "Confidence of correct "
+                                                                     "vs wrong predictions",
+        "fit": "At the kept epoch {best}, train accuracy is {train_acc} and validation accuracy "
+               "{val_acc} (gap {gap}); validation minus train loss is {loss_gap}. Over the epochs "
+               "the accuracy gap went from {first_gap} to {gap} ({trend}).",
+        "trend_widening": "widening", "trend_narrowing": "narrowing", "trend_flat": "one epoch",
+        "overfit": "The gap exceeds {threshold}: the model overfits the training rows.",
+        "underfit": "Train accuracy is below {threshold}: the model underfits, it has not learned "
+                    "the training rows yet.",
+        "good_fit": "The gap is within {threshold} and train accuracy is above {under}: no sign "
+                    "of over- or underfitting.",
+        "converging": "Validation loss was still falling at the last epoch ({prev} → {last}): "
+                      "training had not converged; more epochs or data would likely help.",
+        "converged": "Validation loss stopped falling at the last epoch ({prev} → {last}): "
+                     "training has converged for this data; more epochs would not help.",
+        "one_epoch": "Only one epoch ran, so convergence cannot be judged from the curve.",
+        "confused": "Most confused pairs: {pairs}.",
+        "confused_pair": "{true} read as {pred} {n} times",
+        "weakest": "The weakest class is {name} with F1 {f1} (the strongest: {best} with {best_f1}).",
+        "calibrated": "Calibration: ECE {ece} (below {good}): the scores can be read as "
+                      "probabilities, e.g. for thresholds or abstaining on low confidence.",
+        "miscalibrated": "Calibration: ECE {ece} (above {good}); the model is {direction} (mean "
+                         "confidence {conf} vs accuracy {acc}): treat its scores as a ranking, "
+                         "not as probabilities, or recalibrate before using thresholds.",
+        "overconfident": "overconfident", "underconfident": "underconfident",
+        "previous": "Against the previous run of this experiment ({run}): {deltas}.",
+        "no_previous": "This is the first evaluated run of this experiment: nothing to compare.",
+        "lim_sample": "Trained on {train_rows} of the {pool_rows} rows the source's train split "
+                      "holds; accuracy grows with more training rows.",
+        "lim_test": "With {n} test rows, test accuracy is known to about ±{ci} (95% interval).",
+        "lim_epochs": "{epochs} epoch(s) of training: {convergence}",
+        "lim_epochs_more": "validation loss was still falling, so this is not the model's ceiling.",
+        "lim_epochs_done": "validation loss had stopped falling.",
+        "lim_truncation": "{share} of the texts were cut at max_length={max_length} tokens.",
+        "reproduce": "This exact run, from the project folder:",
+        "verdict": "Verdict:",
+    },
+    "es": {
+        "title": "Informe del ajuste fino con AG News",
+        "h_summary": "Resumen", "h_data": "Datos", "h_process": "Proceso",
+        "h_curves": "Curvas de entrenamiento", "h_evaluation": "Evaluación", "h_errors": "Errores",
+        "h_conclusions": "Conclusiones", "h_limitations": "Limitaciones",
+        "h_reproduce": "Reproducir",
+        "metric": "métrica", "value": "valor", "parameter": "parámetro", "split": "partición",
+        "total": "total", "epoch": "época", "class": "clase", "support": "soporte",
+        "step": "paso", "run_id": "id de la ejecución", "text": "texto", "true": "real",
+        "predicted": "predicha", "confidence": "confianza",
+        "summary": "{model}, ajustado con {train_rows} filas durante {epochs} época(s) y "
+                   "conservando los pesos de la época {best}, alcanza una exactitud de {acc} y un "
+                   "F1 ponderado de {f1} en {test_rows} filas de test.",
+        "data": "Origen: {source}. Filas muestreadas con semilla {seed}, estratificadas por clase; "
+                "las filas de validación salen de la partición de entrenamiento y nunca se "
+                "solapan con las de entrenamiento. {overlap} texto(s) de test aparecen también "
+                "entre las filas de entrenamiento. {truncated} de los textos se truncaron a "
+                "{max_length} tokens.",
+        "process": "{model} con una nueva cabeza de clasificación de 4 clases, AdamW con tasa de "
+                   "aprendizaje máxima {lr} que decae linealmente a 0, lote de {batch}, {epochs} "
+                   "época(s); la época conservada es la {best} ({rule}). Todos los parámetros de "
+                   "esta ejecución:",
+        "rule_best": "mejor F1 de validación", "rule_last": "la última, select_best=false",
+        "curves": "Las métricas train_* se miden al final de cada época en modo evaluación sobre "
+                  "las filas de entrenamiento, igual que val_* sobre las de validación.",
+        "errors": "Las {n} predicciones erróneas de las que el modelo estaba más seguro ({wrong} "
+                  "de {total} textos de test son erróneos):",
+        "no_errors": "El modelo no cometió ningún error en las filas de test.",
+        "cap_balance": "Balance de clases por partición",
+        "cap_words": "Longitud de los textos en palabras",
+        "cap_tokens": "Longitud de los textos en tokens, con max_length marcado",
+        "cap_loss": "Pérdida: por paso del optimizador y por época, entrenamiento frente a "
+                    "validación",
+        "cap_metrics": "Exactitud, F1, precisión y exhaustividad por época; la época conservada "
+                       "en discontinua",
+        "cap_lr": "Programa de la tasa de aprendizaje",
+        "cap_confusion": "Matriz de confusión en la partición de test",
+        "cap_final": "Métricas finales de test",
+        "cap_per_class": "Precisión, exhaustividad y F1 por clase",
+        "cap_roc": "Curvas ROC y de precisión-exhaustividad, una contra el resto",
+        "cap_reliability": "Diagrama de fiabilidad",
+        "cap_confidence": "Confianza de las predicciones correctas frente a las erróneas",
+        "fit": "En la época conservada {best}, la exactitud de entrenamiento es {train_acc} y la "
+               "de validación {val_acc} (diferencia {gap}); la pérdida de validación menos la de "
+               "entrenamiento es {loss_gap}. A lo largo de las épocas la diferencia de exactitud "
+               "pasó de {first_gap} a {gap} ({trend}).",
+        "trend_widening": "creciendo", "trend_narrowing": "reduciéndose",
+        "trend_flat": "una sola época",
+        "overfit": "La diferencia supera {threshold}: el modelo sobreajusta las filas de "
+                   "entrenamiento.",
+        "underfit": "La exactitud de entrenamiento está por debajo de {threshold}: el modelo "
+                    "subajusta, aún no ha aprendido las filas de entrenamiento.",
+        "good_fit": "La diferencia no supera {threshold} y la exactitud de entrenamiento está por "
+                    "encima de {under}: no hay indicios de sobreajuste ni de subajuste.",
+        "converging": "La pérdida de validación aún bajaba en la última época ({prev} → {last}): "
+                      "el entrenamiento no había convergido; más épocas o más datos "
+                      "probablemente ayudarían.",
+        "converged": "La pérdida de validación dejó de bajar en la última época ({prev} → "
+                     "{last}): el entrenamiento ha convergido para estos datos; más épocas no "
+                     "ayudarían.",
+        "one_epoch": "Solo se entrenó una época: la convergencia no se puede juzgar por la curva.",
+        "confused": "Pares más confundidos: {pairs}.",
+        "confused_pair": "{true} leída como {pred} {n} veces",
+        "weakest": "La clase más débil es {name} con F1 {f1} (la más fuerte: {best} con "
+                   "{best_f1}).",
+        "calibrated": "Calibración: ECE {ece} (por debajo de {good}): las puntuaciones se pueden "
+                      "leer como probabilidades, por ejemplo para umbrales o para abstenerse "
+                      "cuando la confianza es baja.",
+        "miscalibrated": "Calibración: ECE {ece} (por encima de {good}); el modelo es "
+                         "{direction} (confianza media {conf} frente a exactitud {acc}): use sus "
+                         "puntuaciones como un orden, no como probabilidades, o recalíbrelo antes "
+                         "de usar umbrales.",
+        "overconfident": "demasiado confiado", "underconfident": "poco confiado",
+        "previous": "Frente a la ejecución anterior de este experimento ({run}): {deltas}.",
+        "no_previous": "Es la primera ejecución evaluada de este experimento: no hay con qué "
+                       "comparar.",
+        "lim_sample": "Entrenado con {train_rows} de las {pool_rows} filas de la partición de "
+                      "entrenamiento del origen; la exactitud crece con más filas.",
+        "lim_test": "Con {n} filas de test, la exactitud se conoce con un margen de ±{ci} "
+                    "(intervalo del 95%).",
+        "lim_epochs": "{epochs} época(s) de entrenamiento: {convergence}",
+        "lim_epochs_more": "la pérdida de validación aún bajaba, así que este no es el techo del "
+                           "modelo.",
+        "lim_epochs_done": "la pérdida de validación había dejado de bajar.",
+        "lim_truncation": "{share} de los textos se cortaron en max_length={max_length} tokens.",
+        "reproduce": "Esta misma ejecución, desde la carpeta del proyecto:",
+        "verdict": "Veredicto:",
+    },
+}
+
+
+def t(lang: str, key: str, **values) -> str:
+    """The sentence `key` in `lang`, with `values` filled in."""
+    return TEXT[lang][key].format(**values)
