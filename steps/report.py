@@ -113,6 +113,7 @@ def main(argv=None) -> None:
 
     run_ids = {s: getattr(uris, f"{s}_run") for s in STEP_INPUTS}
     facts = gather(run_ids, cfg.report_lang)
+    facts.params["report_lang"] = cfg.report_lang  # this run's own parameter, for "reproduce"
     with step_run("report", config_params(cfg), {f"{s}_run": r for s, r in run_ids.items()}), \
             tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "report"

@@ -40,7 +40,10 @@ def fit_verdict(history: pd.DataFrame, best_epoch: int, lang: str = "en") -> str
              loss_gap=signed(kept["val_loss"] - kept["train_loss"]),
              first_gap=signed(gaps.iloc[0]), trend=t(lang, trend))
     if gap > OVERFIT_GAP:
-        return f"{text} {t(lang, 'overfit', threshold=OVERFIT_GAP)}"
+        # A gap while validation loss still falls is memorisation that has not yet cost
+        # generalisation; a gap with validation loss rising is overfitting that hurts.
+        key = "overfit_benign" if still_improving(history) else "overfit"
+        return f"{text} {t(lang, key, threshold=OVERFIT_GAP)}"
     if kept["train_accuracy"] < UNDERFIT_TRAIN_ACC:
         return f"{text} {t(lang, 'underfit', threshold=UNDERFIT_TRAIN_ACC)}"
     return f"{text} {t(lang, 'good_fit', threshold=OVERFIT_GAP, under=UNDERFIT_TRAIN_ACC)}"

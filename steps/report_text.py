@@ -50,6 +50,9 @@ TEXT: dict[str, dict[str, str]] = {
                "the accuracy gap went from {first_gap} to {gap} ({trend}).",
         "trend_widening": "widening", "trend_narrowing": "narrowing", "trend_flat": "one epoch",
         "overfit": "The gap exceeds {threshold}: the model overfits the training rows.",
+        "overfit_benign": "The gap exceeds {threshold}: the model fits its training rows better "
+                          "than new ones, but validation loss is still falling, so the extra "
+                          "epochs have not hurt it yet.",
         "underfit": "Train accuracy is below {threshold}: the model underfits, it has not learned "
                     "the training rows yet.",
         "good_fit": "The gap is within {threshold} and train accuracy is above {under}: no sign "
@@ -130,6 +133,10 @@ TEXT: dict[str, dict[str, str]] = {
         "trend_flat": "una sola época",
         "overfit": "La diferencia supera {threshold}: el modelo sobreajusta las filas de "
                    "entrenamiento.",
+        "overfit_benign": "La diferencia supera {threshold}: el modelo se ajusta mejor a sus "
+                          "filas de entrenamiento que a filas nuevas, pero la pérdida de "
+                          "validación sigue bajando, así que las épocas extra aún no lo han "
+                          "perjudicado.",
         "underfit": "La exactitud de entrenamiento está por debajo de {threshold}: el modelo "
                     "subajusta, aún no ha aprendido las filas de entrenamiento.",
         "good_fit": "La diferencia no supera {threshold} y la exactitud de entrenamiento está por "

@@ -34,6 +34,12 @@ def test_an_overfitting_history_is_called_overfitting():
     assert "overfits" in text and "widening" in text and "+0.1500" in text
 
 
+def test_a_gap_while_validation_loss_still_falls_is_not_yet_harmful():
+    still_learning = history([0.85, 0.95], [0.84, 0.87], [0.5, 0.2], [0.52, 0.44])
+    text = fit_verdict(still_learning, best_epoch=2)
+    assert "+0.0800" in text and "have not hurt it yet" in text and "overfits" not in text
+
+
 def test_the_verdict_is_read_at_the_kept_epoch():
     text = fit_verdict(OVERFITTING, best_epoch=1)
     assert "kept epoch 1" in text and "+0.0100" in text and "no sign" in text
