@@ -25,10 +25,12 @@ def _boolean(text: str) -> bool:
 _CASTS = {"int": int, "float": float, "str": str, "bool": _boolean}
 
 
-def build_parser(prog: str, configs: Sequence[type], inputs: dict[str, str]) -> argparse.ArgumentParser:
-    """A parser with one `--name` per config field (deduplicated) and one per input URI."""
+def build_parser(prog: str, configs: Sequence[type], inputs: dict[str, str],
+                 exclude: frozenset[str] = frozenset()) -> argparse.ArgumentParser:
+    """A parser with one `--name` per config field (deduplicated, less `exclude`) and one per
+    input URI."""
     parser = argparse.ArgumentParser(prog=prog)
-    seen: set[str] = set()
+    seen: set[str] = set(exclude)
     for config in configs:
         for f in dataclasses.fields(config):
             if f.name in seen:
@@ -42,16 +44,17 @@ def build_parser(prog: str, configs: Sequence[type], inputs: dict[str, str]) -> 
 
 
 def parse(prog: str, argv: Sequence[str] | None, configs: Sequence[type],
-          inputs: dict[str, str] | None = None):
+          inputs: dict[str, str] | None = None, exclude: set[str] | frozenset = frozenset()):
     """Parse argv into one instance per config class, plus a namespace of the input URIs.
 
     Config construction runs each dataclass's validation, so an impossible parameter raises
-    `UserError` here, before the step touches any data or MLflow.
+    `UserError` here, before the step touches any data or MLflow. Fields in `exclude` are not
+    command-line options; they keep their defaults for the caller to set.
     """
     inputs = inputs or {}
-    args = vars(build_parser(prog, configs, inputs).parse_args(argv))
-    built = [config(**{f.name: args[f.name] for f in dataclasses.fields(config)})
-             for config in configs]
+    args = vars(build_parser(prog, configs, inputs, frozenset(exclude)).parse_args(argv))
+    built = [config(**{f.name: args[f.name] for f in dataclasses.fields(config)
+                       if f.name in args}) for config in configs]
     uris = argparse.Namespace(**{name: args[name] for name in inputs})
     return built, uris
 

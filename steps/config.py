@@ -73,6 +73,10 @@ class TrainConfig:
         "curves; 0 = about 40 points per run", 0)
     select_best: bool = _help(
         "keep the weights of the epoch with the best val_f1 (true) or of the last epoch", True)
+    checkpoint_dir: str = _help(
+        "folder for a checkpoint after every epoch; a train restarted with the same folder "
+        "resumes after the last complete epoch; empty = no checkpoints (main sets it from the "
+        "train step's cache key)", "")
 
     def __post_init__(self):
         _require(self.log_every_steps >= 0,
@@ -106,3 +110,11 @@ class ReportConfig:
     def __post_init__(self):
         _require(self.report_lang in ("en", "es"),
                  f"report_lang='{self.report_lang}' is not supported: pass en or es")
+
+
+@dataclass(frozen=True)
+class MainConfig:
+    """What only the `main` orchestrator takes."""
+
+    force: str = _help("steps to rerun even if cached: comma-separated names, or all; every "
+                       "step after the first named one reruns too", "")

@@ -142,6 +142,7 @@ def main(argv=None) -> None:
     import mlflow
 
     from steps import plots
+    from steps.cache import fingerprint
     from steps.tracking import log_dataframe, log_figure, step_run
 
     source = load_source(cfg.data)
@@ -156,6 +157,7 @@ def main(argv=None) -> None:
         for row in lengths[lengths["unit"] == "words"].itertuples():
             mlflow.log_metric(f"{row.split}_words_mean", row.mean)
         mlflow.log_metric("source_train_rows", len(source.train))
+        mlflow.set_tag("data_fingerprint", fingerprint(cfg.data))
         mlflow.log_metric("train_test_text_overlap", text_overlap(splits["train"], splits["test"]))
         balance = class_balance(splits)
         mlflow.log_table(balance, "class_balance.json")

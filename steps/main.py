@@ -2,40 +2,70 @@
 
 Each step is started with `mlflow.projects.run` inside this (parent) run, which makes it a
 child (`mlflow.parentRunId`); steps receive their inputs as `runs:/<upstream run>/<artifact>`
-URIs. The parent records each child's run id (`step.<name>.run_id`), copies the final test
-metrics, and links the report. If a step fails, the parent ends FAILED naming the step.
+URIs. Before starting a step, main computes its cache key (`steps.cache`): a FINISHED run of
+the experiment with the same key is reused instead (`step.<name>.cached=true`). The parent
+records each step's run id (`step.<name>.run_id`), copies the final test metrics, and links
+the report. If a step fails, the parent ends FAILED naming the step.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
+from steps.cache import UPSTREAM, cache_key, fingerprint, forced_steps, hash_files, source_files
 from steps.cli import config_params, parse, quiet_libraries, run_step
-from steps.config import DataConfig, EvalConfig, ReportConfig, TokenizeConfig, TrainConfig
+from steps.config import (DataConfig, EvalConfig, MainConfig, ReportConfig, TokenizeConfig,
+                          TrainConfig)
 from steps.errors import UserError
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+CHECKPOINTS = PROJECT_DIR / ".checkpoints"
 TEST_METRICS = ("test_accuracy", "test_f1", "test_precision", "test_recall", "test_loss")
 STEPS = ("ingest", "tokenize", "train", "evaluate", "report")
 
 
-def step_parameters(data: DataConfig, tok: TokenizeConfig, train: TrainConfig, ev: EvalConfig,
-                    rep: ReportConfig, upstream: dict[str, str]) -> dict[str, dict[str, str]]:
+def step_parameters(configs: dict, upstream: dict[str, str]) -> dict[str, dict[str, str]]:
     """The `-P` parameters of each step, given the run ids of the steps already done."""
+    def uri(step: str, path: str) -> str:
+        return f"runs:/{upstream.get(step)}/{path}"
+
     return {
-        "ingest": config_params(data),
-        "tokenize": {**config_params(tok), "splits": f"runs:/{upstream.get('ingest')}/data"},
-        "train": {**config_params(train),
-                  "tokenized": f"runs:/{upstream.get('tokenize')}/tokenized",
-                  "tokenizer": f"runs:/{upstream.get('tokenize')}/tokenizer"},
-        "evaluate": {**config_params(ev), "model_uri": f"runs:/{upstream.get('train')}/model",
-                     "splits": f"runs:/{upstream.get('ingest')}/data"},
-        "report": {**config_params(rep), **{f"{s}_run": upstream.get(s, "")
-                                            for s in ("ingest", "tokenize", "train", "evaluate")}},
+        "ingest": config_params(configs["ingest"]),
+        "tokenize": {**config_params(configs["tokenize"]), "splits": uri("ingest", "data")},
+        "train": {**config_params(configs["train"]), "tokenized": uri("tokenize", "tokenized"),
+                  "tokenizer": uri("tokenize", "tokenizer")},
+        "evaluate": {**config_params(configs["evaluate"]), "model_uri": uri("train", "model"),
+                     "splits": uri("ingest", "data")},
+        "report": {**config_params(configs["report"]),
+                   **{f"{s}_run": upstream.get(s, "") for s in UPSTREAM["report"]}},
     }
 
 
-def run_child(step: str, parameters: dict[str, str], experiment_id: str) -> str:
+def step_keys(configs: dict) -> dict[str, str]:
+    """Every step's cache key, upstream first (a key folds in its upstream steps' keys)."""
+    inputs = {"ingest": {"data": fingerprint(configs["ingest"].data)},
+              "tokenize": {"model": fingerprint(configs["tokenize"].model)},
+              "train": {"model": fingerprint(configs["train"].model)}}
+    keys: dict[str, str] = {}
+    for step in STEPS:
+        # checkpoint_dir is where train keeps its checkpoints, derived from this very key
+        params = {k: v for k, v in config_params(configs[step]).items() if k != "checkpoint_dir"}
+        keys[step] = cache_key(step, params, {u: keys[u] for u in UPSTREAM[step]},
+                               hash_files(source_files(step)), inputs.get(step, {}))
+    return keys
+
+
+def find_cached(client, experiment_id: str, step: str, key: str) -> str | None:
+    """The newest FINISHED run of `step` with this cache key; FAILED or killed runs never count."""
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"tags.cache_key = '{key}' and tags.step = '{step}' "
+                                       "and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+def run_child(step: str, parameters: dict[str, str], experiment_id: str, key: str) -> str:
     """Run one step as a child run in this environment; returns its run id.
 
     The child runs with env_manager="local": `main` already runs inside the project's
@@ -50,6 +80,7 @@ def run_child(step: str, parameters: dict[str, str], experiment_id: str) -> str:
         experiment_id=experiment_id, synchronous=False)
     client = MlflowClient()
     client.set_tag(submitted.run_id, "step", step)
+    client.set_tag(submitted.run_id, "cache_key", key)
     try:
         ok = submitted.wait()
     except KeyboardInterrupt:
@@ -68,21 +99,36 @@ def run_child(step: str, parameters: dict[str, str], experiment_id: str) -> str:
 def main(argv=None) -> None:
     quiet_libraries()
     # Building every config first validates every parameter before any step starts.
-    (data, tok, train, ev, rep), _ = parse(
-        "main", argv, [DataConfig, TokenizeConfig, TrainConfig, EvalConfig, ReportConfig])
+    (data, tok, train, ev, rep, cfg), _ = parse(
+        "main", argv, [DataConfig, TokenizeConfig, TrainConfig, EvalConfig, ReportConfig,
+                       MainConfig], exclude={"checkpoint_dir"})
+    forced = forced_steps(cfg.force, STEPS)
+    configs = {"ingest": data, "tokenize": tok, "train": train, "evaluate": ev, "report": rep}
+    keys = step_keys(configs)
+    configs["train"] = dataclasses.replace(train, checkpoint_dir=str(CHECKPOINTS / keys["train"]))
     import mlflow
+    from mlflow.tracking import MlflowClient
 
+    client = MlflowClient()
     with mlflow.start_run() as parent:
         experiment_id = parent.info.experiment_id
         done: dict[str, str] = {}
         for step in STEPS:
-            print(f"main: running {step}", flush=True)
-            try:
-                params = step_parameters(data, tok, train, ev, rep, done)[step]
-                done[step] = run_child(step, params, experiment_id)
-            except UserError:
-                mlflow.set_tag("failed_step", step)
-                raise
+            cached = None if step in forced else find_cached(client, experiment_id, step,
+                                                             keys[step])
+            mlflow.set_tag(f"step.{step}.cache_key", keys[step])
+            if cached:
+                print(f"main: {step} reused {cached} (cached)", flush=True)
+                done[step] = cached
+                mlflow.set_tag(f"step.{step}.cached", "true")
+            else:
+                print(f"main: {step} running", flush=True)
+                try:
+                    params = step_parameters(configs, done)[step]
+                    done[step] = run_child(step, params, experiment_id, keys[step])
+                except UserError:
+                    mlflow.set_tag("failed_step", step)
+                    raise
             mlflow.set_tag(f"step.{step}.run_id", done[step])
         final = mlflow.get_run(done["evaluate"]).data.metrics
         mlflow.log_metrics({k: final[k] for k in TEST_METRICS if k in final})

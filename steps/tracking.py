@@ -32,7 +32,22 @@ def step_run(step: str, params: dict[str, str], upstream: dict[str, str] | None 
             mlflow.log_params(missing)
         for name, uri in (upstream or {}).items():
             mlflow.set_tag(f"input.{name}", uri)
+        log_lineage()
         yield run
+
+
+def log_lineage() -> None:
+    """Git commit and dirtiness (with the diff if dirty), Python and package versions."""
+    from steps.lineage import environment, git_state
+
+    env = environment()
+    mlflow.set_tag("python_version", env["python"])
+    mlflow.log_dict(env, "lineage/environment.json")
+    git = git_state()
+    if git is not None:
+        mlflow.set_tags({"git.commit": git["commit"], "git.dirty": git["dirty"]})
+        if git["diff"]:
+            mlflow.log_text(git["diff"], "lineage/git.diff")
 
 
 def fetch(uri: str, what: str, produced_by: str) -> Path:

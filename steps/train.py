@@ -12,15 +12,21 @@ and at the end: `best_epoch` (the epoch whose weights were kept), plots
 `plots/loss_curves.png`, `plots/metric_evolution.png`, `plots/learning_rate.png`, and the
 fine-tuned model as an MLflow transformers model named `model`.
 
+With `checkpoint_dir`, a checkpoint is written after every epoch and a restarted train
+(after a crash or kill -9) resumes after the last complete epoch, re-logging the epochs it
+restores so the run's curves have no gap or duplicate.
+
 `train_*` metrics are measured after each epoch, in eval mode, on the training rows, so they
 compare like for like with `val_*`: the gap between the two is the overfitting signal.
 """
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -63,9 +69,17 @@ def score(model, df: pd.DataFrame, batch_size: int, pad_id: int) -> dict[str, fl
     return classification_metrics(df["label"].to_numpy(), probs)
 
 
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write atomically: a kill during the write leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
 def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, pad_id: int,
         on_epoch: EpochCallback | None = None, on_step: StepCallback | None = None,
-        progress=None) -> FitResult:
+        progress=None, checkpoint: Path | None = None) -> FitResult:
     """Fine-tune with AdamW and a linear decay to zero.
 
     `on_step(step, {"train_loss_step", "learning_rate", "epoch"})` fires every
@@ -73,6 +87,11 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
     while training runs. `progress` (a tqdm bar or None) advances by samples. With
     `cfg.select_best`, the model ends holding the weights of the epoch with the best
     `val_f1`, kept in memory as training goes.
+
+    With `checkpoint`, everything training depends on (weights, optimiser, schedule, random
+    states, history) is saved there after every epoch; if the file exists when fit starts,
+    training resumes after its last epoch, first replaying the saved history through the
+    callbacks so the caller's record has no gap, and ends exactly as an uninterrupted run.
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -83,10 +102,25 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
     scheduler = get_linear_schedule_with_warmup(optimizer, 0, steps_per_epoch * cfg.epochs)
     every = log_interval(cfg, steps_per_epoch)
     seqs, labels = train_df["input_ids"].tolist(), torch.tensor(train_df["label"].to_numpy())
-    history, step_rows, window = [], [], []
-    best_f1, best_epoch, best_state = -1.0, 0, None
-    step = 0
-    for epoch in range(1, cfg.epochs + 1):
+    state = {"epoch": 0, "step": 0, "history": [], "steps": [], "window": [], "best_f1": -1.0,
+         "best_epoch": 0, "best_state": None}
+    if checkpoint is not None and checkpoint.is_file():
+        saved = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(saved.pop("model"))
+        optimizer.load_state_dict(saved.pop("optimizer"))
+        scheduler.load_state_dict(saved.pop("scheduler"))
+        rng.bit_generator.state = saved.pop("numpy_rng")
+        torch.set_rng_state(saved.pop("torch_rng"))
+        state.update(saved)
+        for row in state["steps"]:
+            if on_step:
+                on_step(row["step"], {k: v for k, v in row.items() if k != "step"})
+        for epoch, row in enumerate(state["history"], start=1):
+            if on_epoch:
+                on_epoch(epoch, row)
+        if progress is not None:
+            progress.update(state["epoch"] * len(seqs))
+    for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         model.train()
         start, losses = time.perf_counter(), []
         for idx, ids, mask in batches(seqs, cfg.train_batch_size, pad_id,
@@ -97,38 +131,45 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
             lr = scheduler.get_last_lr()[0]  # the rate this step used
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            step += 1
+            state["step"] += 1
             losses.append(loss.item())
-            window.append(losses[-1])
+            state["window"].append(losses[-1])
             if progress is not None:
                 progress.set_postfix(epoch=f"{epoch}/{cfg.epochs}", loss=f"{losses[-1]:.4f}",
                                      refresh=False)
                 progress.update(len(idx))
-            if step % every == 0:
-                point = {"train_loss_step": float(np.mean(window)), "learning_rate": lr,
-                         "epoch": step / steps_per_epoch}
-                window = []
-                step_rows.append({"step": step, **point})
+            if state["step"] % every == 0:
+                point = {"train_loss_step": float(np.mean(state["window"])), "learning_rate": lr,
+                         "epoch": state["step"] / steps_per_epoch}
+                state["window"] = []
+                state["steps"].append({"step": state["step"], **point})
                 if on_step:
-                    on_step(step, point)
+                    on_step(state["step"], point)
         seconds = time.perf_counter() - start
         row = {"train_running_loss": float(np.mean(losses)), "epoch_seconds": seconds,
                "train_samples_per_second": len(train_df) / seconds}
         for split, df in (("train", train_df), ("val", val_df)):
             row.update({f"{split}_{k}": v
                         for k, v in score(model, df, cfg.eval_batch_size, pad_id).items()})
-        history.append(row)
-        if row["val_f1"] > best_f1:
-            best_f1, best_epoch = row["val_f1"], epoch
+        state["history"].append(row)
+        if row["val_f1"] > state["best_f1"]:
+            state["best_f1"], state["best_epoch"] = row["val_f1"], epoch
             if cfg.select_best and epoch < cfg.epochs:  # the last epoch's weights are live
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                state["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        state["epoch"] = epoch
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {
+                **state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state()})
         if on_epoch:
             on_epoch(epoch, row)
+    best_epoch = state["best_epoch"]
     if not cfg.select_best:
         best_epoch = cfg.epochs
     elif best_epoch < cfg.epochs:
-        model.load_state_dict(best_state)
-    return FitResult(history, step_rows, best_epoch)
+        model.load_state_dict(state["best_state"])
+    return FitResult(state["history"], state["steps"], best_epoch)
 
 
 def main(argv=None) -> None:
@@ -165,8 +206,11 @@ def main(argv=None) -> None:
                       f"  val_loss {row['val_loss']:.4f}  val_f1 {row['val_f1']:.4f}  "
                       f"val_accuracy {row['val_accuracy']:.4f}  ({row['epoch_seconds']:.0f} s)")
 
+        checkpoint = Path(cfg.checkpoint_dir) / "checkpoint.pt" if cfg.checkpoint_dir else None
+        if checkpoint is not None and checkpoint.is_file():
+            bar.write(f"train: resuming from {checkpoint}")
         result = fit(model, splits["train"], splits["val"], cfg, meta["pad_token_id"],
-                     log_epoch, log_step, bar)
+                     log_epoch, log_step, bar, checkpoint)
         bar.close()
         mlflow.log_metric("best_epoch", result.best_epoch)
         mlflow.set_tag("best_epoch", str(result.best_epoch))
@@ -180,6 +224,10 @@ def main(argv=None) -> None:
         if not steps.empty:
             log_figure(learning_rate_schedule(steps), "plots/learning_rate.png")
         log_classifier(model, tokenizer, meta["max_length"])
+    if checkpoint is not None:
+        # The finished run is now the record (and the step cache's hit); the checkpoint
+        # only existed to survive a crash.
+        checkpoint.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -171,3 +171,41 @@ def test_hub_model_id_offline_fails_fast_saying_pass_a_folder(monkeypatch):
     with pytest.raises(UserError, match="pass a local folder"):
         load_tokenizer("no-such-owner/no-such-model-xyz")
     assert time.monotonic() - start < 10
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_killed_training_resumes_from_its_checkpoint_and_ends_identical(tiny_model, tokenizer,
+                                                                          tmp_path):
+    train, val = learnable_frames(tokenizer)
+    cfg = TrainConfig(model=str(tiny_model), epochs=3, train_batch_size=8, learning_rate=1e-2,
+                      log_every_steps=2)
+    torch.manual_seed(cfg.seed)
+    straight = fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id)
+
+    checkpoint = tmp_path / "checkpoint.pt"
+
+    def die_after_epoch_2(epoch, row):
+        if epoch == 2:
+            raise Killed  # the checkpoint of epoch 2 is already on disk
+
+    torch.manual_seed(cfg.seed)
+    with pytest.raises(Killed):
+        fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id,
+            on_epoch=die_after_epoch_2, checkpoint=checkpoint)
+    assert checkpoint.is_file()
+
+    epochs, steps, bar = [], [], Bar()
+    torch.manual_seed(cfg.seed)
+    resumed = fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id,
+                  on_epoch=lambda e, row: epochs.append(e),
+                  on_step=lambda s, p: steps.append(s), progress=bar, checkpoint=checkpoint)
+    assert epochs == [1, 2, 3]  # epochs 1-2 replayed from the checkpoint, 3 trained
+    assert steps == [2, 4, 6, 8, 10, 12, 14]  # 5 steps per epoch, a point every 2: no gap
+    assert bar.samples == 3 * 40
+    for a, b in zip(straight.history, resumed.history):
+        for key in ("train_loss", "val_loss", "val_f1", "train_running_loss"):
+            assert a[key] == pytest.approx(b[key], abs=1e-6), key
+    assert resumed.best_epoch == straight.best_epoch

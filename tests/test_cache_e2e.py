@@ -1,0 +1,159 @@
+"""The step cache and crash resume through real `mlflow run` processes.
+
+Runs a copy of the project in a temp folder (so a test can edit a step's source) against a
+fresh tracking store, on a tiny random BERT and real AG News rows. The tests run in order
+and build on one another's runs, as a user's successive runs would.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+from conftest import ROOT, subprocess_env
+from mlflow.tracking import MlflowClient
+
+STEPS = ("ingest", "tokenize", "train", "evaluate", "report")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, tiny_model, ag_news):
+    tmp = tmp_path_factory.mktemp("cache")
+    copy = tmp / "project"
+    copy.mkdir()
+    for name in ("MLproject", "conda.yaml", "requirements.txt"):
+        shutil.copy(ROOT / name, copy / name)
+    shutil.copytree(ROOT / "steps", copy / "steps", ignore=shutil.ignore_patterns("__pycache__"))
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("cache", artifact_location=str(tmp / "artifacts"))
+    base = {"data": ag_news, "model": tiny_model, "train_size": 40, "val_size": 12,
+            "test_size": 24, "epochs": 2, "train_batch_size": 8, "learning_rate": 3e-3}
+    return {"dir": copy, "uri": uri, "client": client, "experiment_id": experiment_id,
+            "base": base}
+
+
+def command(project, **params) -> list[str]:
+    args = [sys.executable, "-m", "mlflow", "run", str(project["dir"]), "-e", "main",
+            "--env-manager", "local", "--experiment-id", project["experiment_id"]]
+    for key, value in {**project["base"], **params}.items():
+        args += ["-P", f"{key}={value}"]
+    return args
+
+
+def env(project) -> dict[str, str]:
+    environment = subprocess_env()
+    environment["MLFLOW_TRACKING_URI"] = project["uri"]
+    environment["PYTHONPATH"] = str(project["dir"])
+    return environment
+
+
+def run_main(project, **params) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run main; return the process and {step: (run id, cached)} from the new parent run."""
+    before = {r.info.run_id for r in project["client"].search_runs([project["experiment_id"]])}
+    proc = subprocess.run(command(project, **params), cwd=project["dir"], env=env(project),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
+    new = [r for r in project["client"].search_runs([project["experiment_id"]])
+           if r.info.run_id not in before]
+    parent = next(r for r in new if "step.ingest.run_id" in r.data.tags)
+    steps = {s: (parent.data.tags[f"step.{s}.run_id"],
+                 parent.data.tags.get(f"step.{s}.cached") == "true") for s in STEPS}
+    return proc, {"steps": steps, "new": new, "parent": parent}
+
+
+def ran(result) -> list[str]:
+    return [s for s, (_, cached) in result["steps"].items() if not cached]
+
+
+def test_first_run_runs_every_step(project):
+    _, result = run_main(project)
+    assert ran(result) == list(STEPS)
+    project["first"] = result
+
+
+def test_identical_rerun_reuses_every_step_and_starts_no_child(project):
+    start = time.monotonic()
+    proc, result = run_main(project)
+    elapsed = time.monotonic() - start
+    assert ran(result) == []
+    assert len(result["new"]) == 1  # the parent only
+    assert result["steps"] == {s: (rid, True) for s, (rid, _) in project["first"]["steps"].items()}
+    for step, (run_id, _) in result["steps"].items():
+        assert f"main: {step} reused {run_id} (cached)" in proc.stdout
+    assert result["parent"].data.metrics["test_accuracy"] == \
+        project["first"]["parent"].data.metrics["test_accuracy"]
+    assert elapsed < 60, elapsed  # generous here; the README's figure is measured by hand
+
+
+def test_a_changed_train_parameter_reuses_ingest_and_tokenize(project):
+    proc, result = run_main(project, learning_rate=2e-3)
+    assert ran(result) == ["train", "evaluate", "report"]
+    assert "main: train running" in proc.stdout
+    project["lr2"] = result
+
+
+def test_a_changed_report_source_reruns_only_the_report(project):
+    source = project["dir"] / "steps" / "report_text.py"
+    source.write_text(source.read_text() + "\n# an edit that touches the report only\n")
+    _, result = run_main(project, learning_rate=2e-3)
+    assert ran(result) == ["report"]
+
+
+def test_force_reruns_the_named_step_and_those_after_it(project):
+    _, result = run_main(project, learning_rate=2e-3, force="evaluate")
+    assert ran(result) == ["evaluate", "report"]
+
+
+def test_a_failed_run_is_never_reused(project):
+    client = project["client"]
+    _, latest = run_main(project, learning_rate=2e-3)
+    key = client.get_run(latest["steps"]["report"][0]).data.tags["cache_key"]
+    same_key = client.search_runs([project["experiment_id"]], f"tags.cache_key = '{key}'")
+    assert len(same_key) == 2  # after the source edit and after force=evaluate
+    for run in same_key:  # as if each had crashed
+        client.set_terminated(run.info.run_id, "FAILED")
+    _, result = run_main(project, learning_rate=2e-3)
+    assert ran(result) == ["report"]
+    assert result["steps"]["report"][0] not in {r.info.run_id for r in same_key}
+
+
+def test_a_killed_train_resumes_from_its_last_complete_epoch(project):
+    params = {"train_size": 400, "epochs": 3, "learning_rate": 1e-3}  # a few seconds per epoch
+    proc = subprocess.Popen(command(project, **params), cwd=project["dir"], env=env(project),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client, train = project["client"], None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        running = client.search_runs([project["experiment_id"]],
+                                     "tags.step = 'train' and attributes.status = 'RUNNING'")
+        if running and client.get_metric_history(running[0].info.run_id, "val_f1"):
+            train = running[0]
+            break
+        time.sleep(0.2)
+    assert train is not None, "train never finished its first epoch"
+    # kill -9 the train process only: its command line names its own checkpoint folder
+    subprocess.run(["pkill", "-9", "-f", f"{project['dir']}/.checkpoints"], check=False)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    checkpoints = list((project["dir"] / ".checkpoints").glob("*/checkpoint.pt"))
+    assert len(checkpoints) == 1
+    killed = client.get_run(train.info.run_id)
+    assert killed.info.status != "FINISHED"
+    done_before = [m.value for m in client.get_metric_history(killed.info.run_id, "epoch_seconds")]
+
+    rerun, result = run_main(project, **params)
+    assert ran(result) == ["train", "evaluate", "report"]
+    assert "train: resuming from" in rerun.stderr + rerun.stdout
+    resumed = result["steps"]["train"][0]
+    history = client.get_metric_history(resumed, "val_f1")
+    assert [m.step for m in history] == [1, 2, 3]  # no gap, no duplicate
+    seconds = [m.value for m in client.get_metric_history(resumed, "epoch_seconds")]
+    # the epochs done before the kill are replayed (same recorded duration), not retrained
+    assert seconds[:len(done_before)] == done_before and len(done_before) < 3
+    steps = [m.step for m in client.get_metric_history(resumed, "train_loss_step")]
+    assert steps == sorted(set(steps)) and len(steps) >= 3
+    assert not checkpoints[0].exists()  # removed once the run finished
