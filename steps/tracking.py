@@ -32,6 +32,8 @@ def step_run(step: str, params: dict[str, str], upstream: dict[str, str] | None 
             mlflow.log_params(missing)
         for name, uri in (upstream or {}).items():
             mlflow.set_tag(f"input.{name}", uri)
+            if uri.startswith("runs:/"):  # searchable lineage: which run produced this input
+                mlflow.set_tag(f"input.{name}.run_id", uri[len("runs:/"):].split("/")[0])
         log_lineage()
         yield run
 

@@ -89,6 +89,25 @@ def test_identical_rerun_reuses_every_step_and_starts_no_child(project):
     assert elapsed < 60, elapsed  # generous here; the README's figure is measured by hand
 
 
+TIMINGS = ("epoch_seconds", "train_samples_per_second")
+
+
+def test_force_all_reruns_everything_and_reproduces_every_metric(project):
+    _, result = run_main(project, force="all")
+    assert ran(result) == list(STEPS)
+    client = project["client"]
+    for step in ("ingest", "tokenize", "train", "evaluate"):
+        first = client.get_run(project["first"]["steps"][step][0]).data.metrics
+        again = client.get_run(result["steps"][step][0]).data.metrics
+        assert set(first) == set(again), step
+        for name in set(first) - set(TIMINGS):
+            assert again[name] == pytest.approx(first[name], abs=1e-6), (step, name)
+    first_train, train = project["first"]["steps"]["train"][0], result["steps"]["train"][0]
+    for name in ("train_loss_step", "val_loss", "val_f1"):
+        assert [m.value for m in client.get_metric_history(train, name)] == pytest.approx(
+            [m.value for m in client.get_metric_history(first_train, name)], abs=1e-6)
+
+
 def test_a_changed_train_parameter_reuses_ingest_and_tokenize(project):
     proc, result = run_main(project, learning_rate=2e-3)
     assert ran(result) == ["train", "evaluate", "report"]
