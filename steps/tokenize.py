@@ -70,8 +70,11 @@ def main(argv=None) -> None:
         out.mkdir()
         lengths = {}
         for split, df in splits.items():
-            mlflow.log_input(mlflow.data.from_pandas(df, source=uris.splits, targets="label",
-                                                     name=split), context=split)
+            # MLflow resolves no dataset source for runs:/ URIs; the input.splits tag keeps
+            # that URI, the source names the file read.
+            mlflow.log_input(mlflow.data.from_pandas(
+                df, source=str(folder / f"{split}.parquet"), targets="label", name=split),
+                context=split)
             encode(tokenizer, df, cfg.max_length).to_parquet(out / f"{split}.parquet", index=False)
             lengths[split] = token_lengths(tokenizer, df["text"].tolist())
             mlflow.log_metrics({f"{split}_{k}": v for k, v in

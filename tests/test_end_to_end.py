@@ -142,6 +142,10 @@ def test_ingest_logs_disjoint_splits_as_dataset_inputs(pipeline):
         run_id=run_id, artifact_path=f"data/{s}.parquet")) for s in ("train", "val", "test")}
     assert {s: len(f) for s, f in frames.items()} == {"train": 40, "val": 12, "test": 24}
     assert not set(frames["train"]["text"]) & set(frames["val"]["text"])
+    tokenize = pipeline["children"]["tokenize"]
+    assert {i.dataset.digest for i in tokenize.inputs.dataset_inputs} == {
+        d.digest for d in inputs.values()}  # tokenize read exactly what ingest wrote
+    assert tokenize.data.tags["input.splits.run_id"] == run_id
 
 
 def test_logged_model_serves_label_names(pipeline):
