@@ -72,13 +72,10 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Read by transformers when (and if) a step imports it: ingest, report and main never
+    # do, and importing it here just to configure it would cost each of them a second.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    try:
-        import transformers
-        transformers.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover - transformers is pinned
-        pass
 
 
 def run_step(name: str, main: Callable[[Sequence[str] | None], None],

@@ -14,6 +14,7 @@ final_metrics, per_class_metrics, roc_pr_curves, reliability_diagram, confidence
 from __future__ import annotations
 
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -66,6 +67,7 @@ def main(argv=None) -> None:
         "splits": "data/ artifact of an ingest run: runs:/<id>/data"})
     import mlflow
 
+    from steps.compute import pick_device, resolve_precision
     from steps.model_logging import load_classifier_components
     from steps.modeling import predict_logits, softmax
     from steps import eval_plots
@@ -79,10 +81,17 @@ def main(argv=None) -> None:
                         ": pass runs:/<run id of a finished train run>/model") from None
     max_length = info.flavors["python_function"].get("config", {}).get("max_length", 512)
     model, tokenizer = load_classifier_components(uris.model_uri)
+    device = pick_device()
+    model.to(device)
+    precision = resolve_precision(cfg.precision, device)
     ids = tokenizer(test["text"].tolist(), truncation=True, max_length=max_length)["input_ids"]
     with step_run("evaluate", config_params(cfg),
                   {"model_uri": uris.model_uri, "splits": uris.splits}):
-        probs = softmax(predict_logits(model, ids, cfg.eval_batch_size, tokenizer.pad_token_id))
+        mlflow.set_tags({"precision_used": precision, "device": str(device)})
+        start = time.perf_counter()
+        probs = softmax(predict_logits(model, ids, cfg.eval_batch_size, tokenizer.pad_token_id,
+                                       precision))
+        mlflow.log_metric("predict_rows_per_second", len(ids) / (time.perf_counter() - start))
         preds = predictions_frame(test, probs)
         metrics = as_test_metrics(test["label"].to_numpy(), probs)
         mlflow.log_metrics(metrics)

@@ -39,5 +39,8 @@ def log_classifier(model, tokenizer, max_length: int):
 
 def load_classifier_components(model_uri: str):
     """(model, tokenizer) of a logged classifier, for batched scoring with probabilities."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     parts = mlflow.transformers.load_model(model_uri, return_type="components")
     return parts["model"], parts["tokenizer"]

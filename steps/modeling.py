@@ -23,6 +23,9 @@ def _from_pretrained(loader, model: str, what: str, **kwargs):
     Offline, a Hub id is tried from the local Hugging Face cache only, instead of letting
     huggingface_hub retry the network for about a minute.
     """
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would bury the step's output
     path = Path(model).expanduser()
     if path.exists():
         try:
@@ -85,19 +88,46 @@ def batches(seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
         yield idx, ids, mask
 
 
+def length_grouped_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
+                         group: int = 50) -> np.ndarray:
+    """A shuffled order in which each batch holds texts of similar length.
+
+    Shuffle, cut into chunks of `group` batches, sort each chunk by length, then shuffle the
+    batches: every epoch still sees a random mix, but a batch pads to little more than its
+    own texts (as the Hugging Face Trainer's group_by_length does).
+    """
+    order = rng.permutation(len(lengths))
+    chunk = batch_size * group
+    for start in range(0, len(order), chunk):
+        part = order[start:start + chunk]
+        order[start:start + chunk] = part[np.argsort(-lengths[part], kind="stable")]
+    cuts = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    # A short last batch stays last, or every batch boundary after it would shift.
+    full = len(order) // batch_size
+    shuffled = [cuts[i] for i in rng.permutation(full)] + cuts[full:]
+    return np.concatenate(shuffled) if shuffled else order
+
+
 @torch.inference_mode()
-def predict_logits(model, seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int) -> np.ndarray:
+def predict_logits(model, seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
+                   precision: str = "fp32") -> np.ndarray:
     """Logits for every sequence, in input order.
 
     Sequences are scored longest first so each batch holds texts of similar length and
-    padding stays minimal; results are scattered back to the input order.
+    padding stays minimal; results are scattered back to the input order. `precision` is a
+    resolved precision (`steps.compute`); inputs go to the model's device.
     """
+    from steps.compute import autocast
+
     model.eval()
+    device = next(model.parameters()).device
     lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
     order = np.argsort(-lengths, kind="stable")
     out = np.zeros((len(seqs), model.config.num_labels), dtype=np.float32)
-    for idx, ids, mask in batches(seqs, batch_size, pad_id, order):
-        out[idx] = model(input_ids=ids, attention_mask=mask).logits.float().numpy()
+    with autocast(precision, device):
+        for idx, ids, mask in batches(seqs, batch_size, pad_id, order):
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            out[idx] = logits.float().cpu().numpy()
     return out
 
 

@@ -25,16 +25,19 @@ from steps.errors import UserError
     (DataConfig, {"data": " "}, "data is empty"),
     (ReportConfig, {"report_lang": "fr"}, "report_lang='fr'"),
     (TrainConfig, {"log_every_steps": -1}, "log_every_steps=-1"),
+    (TrainConfig, {"precision": "fp16"}, "precision='fp16'"),
+    (EvalConfig, {"precision": "half"}, "precision='half'"),
 ])
 def test_impossible_parameters_are_refused(config, kwargs, message):
     with pytest.raises(UserError, match=message):
         config(**kwargs)
 
 
-def test_defaults_are_the_seed_recipe():
+def test_defaults_are_the_tuned_recipe_on_the_seed_sizes():
     train = TrainConfig()
-    assert (train.epochs, train.train_batch_size, train.eval_batch_size, train.learning_rate) == \
-        (2, 4, 8, 5e-5)
+    assert (train.epochs, train.train_batch_size, train.eval_batch_size, train.learning_rate,
+            train.precision) == (3, 16, 64, 1e-4, "auto")
+    assert EvalConfig().eval_batch_size == 64
     data = DataConfig()
     assert (data.data, data.train_size, data.val_size, data.test_size, data.seed) == \
         ("fancyzhx/ag_news", 1000, 200, 500, 42)

@@ -129,7 +129,7 @@ def test_select_best_keeps_the_best_validation_epoch(tiny_model, tokenizer, sele
     # At this learning rate the tiny model peaks in validation F1 at epoch 2 and then plateaus
     # (ties keep the earlier epoch), so restoring an earlier epoch's weights is exercised.
     cfg = TrainConfig(model=str(tiny_model), epochs=4, train_batch_size=8, learning_rate=2e-2,
-                      select_best=select_best)
+                      select_best=select_best, precision="fp32")
     model = load_classifier(str(tiny_model))
     result = fit(model, train, val, cfg, tokenizer.pad_token_id)
     f1s = [row["val_f1"] for row in result.history]
@@ -209,3 +209,42 @@ def test_a_killed_training_resumes_from_its_checkpoint_and_ends_identical(tiny_m
         for key in ("train_loss", "val_loss", "val_f1", "train_running_loss"):
             assert a[key] == pytest.approx(b[key], abs=1e-6), key
     assert resumed.best_epoch == straight.best_epoch
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_runs_in_fp32_and_bf16(tiny_model, tokenizer, precision):
+    train, val = learnable_frames(tokenizer)
+    cfg = TrainConfig(model=str(tiny_model), epochs=1, train_batch_size=8, learning_rate=1e-3,
+                      precision=precision)
+    model = load_classifier(str(tiny_model))
+    result = fit(model, train, val, cfg, tokenizer.pad_token_id)
+    assert result.precision == precision
+    assert np.isfinite(result.history[0]["train_running_loss"])
+    assert next(model.parameters()).dtype == torch.float32  # weights stay fp32 to save and serve
+    seqs = val["input_ids"].tolist()
+    fp32 = predict_logits(model, seqs, 4, tokenizer.pad_token_id, "fp32")
+    bf16 = predict_logits(model, seqs, 4, tokenizer.pad_token_id, "bf16")
+    np.testing.assert_allclose(bf16, fp32, atol=0.05)  # bf16 keeps ~3 significant digits
+
+
+def test_length_grouped_batches_cover_every_row_once_with_similar_lengths():
+    from steps.modeling import length_grouped_order
+
+    lengths = np.random.default_rng(0).integers(5, 200, size=1000)
+    order = length_grouped_order(lengths, 16, np.random.default_rng(1), group=10)
+    assert sorted(order.tolist()) == list(range(1000))
+    batches_ = [lengths[order[i:i + 16]] for i in range(0, 1000, 16)]
+    padded = sum(b.max() * len(b) for b in batches_)
+    random_padded = sum(lengths[i:i + 16].max() * 16 for i in range(0, 1000, 16))
+    assert padded < 0.7 * random_padded  # far less padding than random batches
+
+
+def test_auto_precision_picks_bf16_only_with_native_support(monkeypatch):
+    from steps import compute
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(compute, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    assert compute.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(compute, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert compute.resolve_precision("auto", cpu) == "fp32"
+    assert compute.resolve_precision("bf16", cpu) == "bf16"  # asked for explicitly

