@@ -54,7 +54,9 @@ def timed(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> t
 
 def run_seed(data: str, model: str) -> dict:
     wall, rss, out = timed([sys.executable, str(SEED), data, model, "1000", "7600", "2"])
-    result = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    # The Trainer prints its own dict-like log lines; the recipe's result is the JSON one.
+    result = json.loads(next(line for line in reversed(out.splitlines())
+                             if line.startswith('{"wall_s"')))
     return {"wall_s": wall, "train_s": result["train_s"], "pred_rows_s": result["pred_rows_s"],
             "accuracy": result["accuracy"], "f1": result["f1"], "peak_rss_mb": rss}
 

@@ -118,7 +118,7 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
     seqs, labels = train_df["input_ids"].tolist(), torch.tensor(train_df["label"].to_numpy())
     lengths = np.fromiter((len(q) for q in seqs), dtype=np.int64, count=len(seqs))
     state = {"epoch": 0, "step": 0, "history": [], "steps": [], "window": [], "best_f1": -1.0,
-         "best_epoch": 0, "best_state": None}
+             "best_epoch": 0, "best_state": None}
     if checkpoint is not None and checkpoint.is_file():
         saved = torch.load(checkpoint, weights_only=False)
         model.load_state_dict(saved.pop("model"))
@@ -126,6 +126,9 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
         scheduler.load_state_dict(saved.pop("scheduler"))
         rng.bit_generator.state = saved.pop("numpy_rng")
         torch.set_rng_state(saved.pop("torch_rng"))
+        cuda_rng = saved.pop("cuda_rng", None)
+        if cuda_rng is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(cuda_rng)
         state.update(saved)
         for row in state["steps"]:
             if on_step:
@@ -172,13 +175,15 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
         if row["val_f1"] > state["best_f1"]:
             state["best_f1"], state["best_epoch"] = row["val_f1"], epoch
             if cfg.select_best and epoch < cfg.epochs:  # the last epoch's weights are live
-                state["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                state["best_state"] = {k: v.detach().clone()
+                                       for k, v in model.state_dict().items()}
         state["epoch"] = epoch
         if checkpoint is not None:
             save_checkpoint(checkpoint, {
                 **state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "numpy_rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state()})
+                "torch_rng": torch.get_rng_state(),  # dropout masks on CPU
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None})
         if on_epoch:
             on_epoch(epoch, row)
     best_epoch = state["best_epoch"]

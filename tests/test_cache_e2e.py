@@ -89,7 +89,7 @@ def test_identical_rerun_reuses_every_step_and_starts_no_child(project):
     assert elapsed < 60, elapsed  # generous here; the README's figure is measured by hand
 
 
-TIMINGS = ("epoch_seconds", "train_samples_per_second")
+TIMINGS = ("epoch_seconds", "train_samples_per_second", "predict_rows_per_second")
 
 
 def test_force_all_reruns_everything_and_reproduces_every_metric(project):
