@@ -20,7 +20,6 @@ import argparse
 import importlib.resources
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -119,7 +118,7 @@ def main() -> None:
     keys = [("wall_s", "wall time (s)", ".1f"), ("train_s", "training (s)", ".1f"),
             ("pred_rows_s", "prediction rows/s", ".1f"), ("accuracy", "test accuracy", ".4f"),
             ("f1", "test F1 (weighted)", ".4f"), ("peak_rss_mb", "peak RSS (MB)", ".0f")]
-    print(f"| figure | seed | project | project/seed |\n|---|---|---|---|")
+    print("| figure | seed | project | project/seed |\n|---|---|---|---|")
     for key, label, spec in keys:
         p = median(project, key)
         if seed:

@@ -1,7 +1,7 @@
 """Every heading and sentence of the report, in English and Spanish.
 
 The people who asked for this project write Spanish; `report_lang` picks the language. A
-test checks that both languages define the same keys with the same placeholders, so a new
+test checks that both languages define the same keys with the same format fields, so a new
 sentence cannot be added in one language only.
 """
 from __future__ import annotations

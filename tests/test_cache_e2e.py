@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 
-import mlflow
 import pytest
 from conftest import ROOT, subprocess_env
 from mlflow.tracking import MlflowClient
