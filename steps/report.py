@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from steps.cache import UPSTREAM
 from steps.cli import config_params, parse, quiet_libraries, run_step
 from steps.config import ReportConfig
 from steps.errors import UserError
@@ -24,7 +25,7 @@ from steps.report_content import ReportFacts, build_report
 from steps.report_document import to_html, to_markdown
 from steps.report_text import t
 
-STEP_INPUTS = ("ingest", "tokenize", "train", "evaluate")
+STEP_INPUTS = UPSTREAM["report"]  # the runs it reads: one definition, shared with the cache
 
 
 def epoch_history(histories: dict[str, list[tuple[int, float]]]) -> pd.DataFrame:
