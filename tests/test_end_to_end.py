@@ -73,6 +73,8 @@ def test_parent_and_five_finished_children_with_tags(pipeline):
     for step, run in children.items():
         assert run.info.status == "FINISHED", step
         assert parent.data.tags[f"step.{step}.run_id"] == run.info.run_id
+        # a real process's peak: at least the interpreter with torch or pandas loaded
+        assert 50 < run.data.metrics["peak_rss_mb"] < 64_000, step
 
 
 def test_parent_carries_the_test_metrics_and_links_the_report(pipeline):

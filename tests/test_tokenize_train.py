@@ -11,7 +11,7 @@ from steps.config import TrainConfig
 from steps.errors import UserError
 from steps.modeling import batches, load_classifier, load_tokenizer, pad_batch, predict_logits
 from steps.tokenize import encode, length_summary, token_lengths
-from steps.train import fit, log_interval, score
+from steps.train import fit, log_interval, micro_batches, score
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +32,45 @@ def test_encode_truncates_to_max_length_and_keeps_labels(tokenizer):
 
 
 def test_pad_batch_pads_to_the_longest_and_masks_padding():
-    ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0)
+    ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0, multiple=1)
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_pad_batch_rounds_the_width_up_to_the_multiple():
+    ids, mask = pad_batch([[5] * 17, [8]], pad_id=0)  # default multiple 16
+    assert ids.shape == (2, 32) and mask.shape == (2, 32)
+    assert mask.sum(axis=1).tolist() == [17, 1]
+    assert pad_batch([[5] * 16], pad_id=0)[0].shape == (1, 16)  # an exact multiple stays
+
+
+@pytest.mark.parametrize("rows, width, max_tokens, expected", [
+    (16, 128, 1024, [(0, 8), (8, 16)]),   # 2,048 tokens: two halves
+    (16, 48, 1024, [(0, 16)]),            # 768 tokens: whole
+    (5, 128, 256, [(0, 2), (2, 4), (4, 5)]),
+    (3, 512, 100, [(0, 1), (1, 2), (2, 3)]),  # never fewer than one row
+    (16, 128, 0, [(0, 16)]),              # 0 = never split
+])
+def test_micro_batches_cap_tokens_per_forward_pass(rows, width, max_tokens, expected):
+    parts = micro_batches(rows, width, max_tokens)
+    assert [(p.start, min(p.stop, rows)) for p in parts] == expected
+
+
+def test_split_batches_give_the_same_update_as_whole_ones(tiny_model, tokenizer):
+    """Micro-batching is gradient accumulation: the weights after training must not change."""
+    train, val = learnable_frames(tokenizer)
+    weights = []
+    for max_tokens in (0, 16):  # 16 tokens: every batch is split into single rows
+        torch.manual_seed(0)
+        model = load_classifier(str(tiny_model))
+        model.config.hidden_dropout_prob = model.config.attention_probs_dropout_prob = 0.0
+        for module in model.modules():  # dropout would draw different masks per split
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        fit(model, train, val, TrainConfig(epochs=1, train_batch_size=8, precision="fp32",
+                                           micro_batch_tokens=max_tokens), tokenizer.pad_token_id)
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    torch.testing.assert_close(weights[0], weights[1], atol=1e-5, rtol=1e-4)
 
 
 def test_batches_follow_the_given_order():
