@@ -18,7 +18,8 @@ from steps.errors import UserError
 
 STEPS_DIR = Path(__file__).resolve().parent
 UPSTREAM = {"ingest": (), "tokenize": ("ingest",), "train": ("tokenize",),
-            "evaluate": ("train", "ingest"), "report": ("ingest", "tokenize", "train", "evaluate")}
+            "evaluate": ("train", "ingest"), "register": ("evaluate",),
+            "report": ("ingest", "tokenize", "train", "evaluate", "register")}
 
 
 def imported_step_modules(path: Path) -> set[str]:

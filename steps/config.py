@@ -118,6 +118,40 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class RegisterConfig:
+    """Which registered model a run's model joins, and the gate it must pass first."""
+
+    registered_model: str = _help("name in the MLflow Model Registry", "agnews-classifier")
+    min_test_accuracy: float = _help("register only if test_accuracy is at least this", 0.80)
+    min_test_f1: float = _help("register only if test_f1 (weighted) is at least this", 0.80)
+
+    def __post_init__(self):
+        _require(bool(self.registered_model.strip()) and "/" not in self.registered_model,
+                 f"registered_model='{self.registered_model}' is not a usable name: pass a "
+                 "name without '/', e.g. -P registered_model=agnews-classifier")
+        for name in ("min_test_accuracy", "min_test_f1"):
+            value = getattr(self, name)
+            _require(0 <= value <= 1, f"{name}={value} is outside [0, 1]: pass e.g. 0.80")
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Which model the predict entry point scores with, and where it writes (the file it
+    scores is its required `input`)."""
+
+    output: str = _help("where predictions are written: .csv or .parquet", "predictions.csv")
+    model_uri: str = _help("model to score with: models:/<name>@<alias>, runs:/<id>/model, "
+                           "or a model folder", "models:/agnews-classifier@champion")
+
+    def __post_init__(self):
+        _require(self.output.endswith((".csv", ".parquet")),
+                 f"output='{self.output}' is neither .csv nor .parquet: pass e.g. "
+                 "-P output=predictions.csv")
+        _require(bool(self.model_uri.strip()), "model_uri is empty: pass -P model_uri="
+                 "models:/agnews-classifier@champion or runs:/<train run>/model")
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     """How the report is written."""
 

@@ -51,33 +51,40 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def validate(df: pd.DataFrame, name: str, one_based: bool = False) -> pd.DataFrame:
+def validate(df: pd.DataFrame, name: str, one_based: bool = False,
+             need_label: bool = True) -> pd.DataFrame:
     """Check columns, labels and texts; return `text`/`label` with labels 0-3.
 
-    `one_based` is the AG News CSV layout, whose class index runs 1-4.
+    `one_based` is the AG News CSV layout, whose class index runs 1-4. With
+    `need_label=False` (texts to score) a missing `label` column is fine; one that is
+    present is still checked and kept. Row numbers in errors count data rows from 1.
     """
-    missing = [c for c in ("text", "label") if c not in df.columns]
+    required = ("text", "label") if need_label else ("text",)
+    missing = [c for c in required if c not in df.columns]
     if missing:
         raise UserError(f"{name} lacks column(s) {', '.join(missing)} (has: "
-                        f"{', '.join(map(str, df.columns))}): provide `text` and `label` columns")
+                        f"{', '.join(map(str, df.columns))}): provide "
+                        + ("`text` and `label` columns" if need_label else "a `text` column"))
     if df.empty:
         raise UserError(f"{name} has no rows: pass a file with data")
-    labels = pd.to_numeric(df["label"], errors="coerce")
-    low, high = (1, 4) if one_based else (0, len(LABELS) - 1)
-    bad = labels.isna() | (labels != labels.round()) | (labels < low) | (labels > high)
-    if bad.any():
-        row = int(bad.to_numpy().argmax())
-        raise UserError(f"{name} row {row + 1} has label {df['label'].iloc[row]!r}, outside "
-                        f"{low}-{high}: labels must be integers {low}-{high} "
-                        f"({', '.join(LABELS)})")
     text = df["text"].astype("string")
     empty = text.isna() | (text.str.strip() == "")
     if empty.any():
-        row = int(empty.to_numpy().argmax())
-        raise UserError(f"{name} has {int(empty.sum())} empty text(s), first at row {row + 1}: "
-                        "remove or fill them")
-    return pd.DataFrame({"text": text.astype(str).to_numpy(),
-                         "label": (labels - low).astype("int64").to_numpy()})
+        rows = ", ".join(str(r + 1) for r in empty.to_numpy().nonzero()[0][:5])
+        raise UserError(f"{name} has {int(empty.sum())} empty text(s), at row(s) {rows}"
+                        f"{' ...' if empty.sum() > 5 else ''}: remove or fill them")
+    out = pd.DataFrame({"text": text.astype(str).to_numpy()})
+    if "label" in df.columns:
+        labels = pd.to_numeric(df["label"], errors="coerce")
+        low, high = (1, 4) if one_based else (0, len(LABELS) - 1)
+        bad = labels.isna() | (labels != labels.round()) | (labels < low) | (labels > high)
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            raise UserError(f"{name} row {row + 1} has label {df['label'].iloc[row]!r}, outside "
+                            f"{low}-{high}: labels must be integers {low}-{high} "
+                            f"({', '.join(LABELS)})")
+        out["label"] = (labels - low).astype("int64").to_numpy()
+    return out
 
 
 def _csv_has_header(path: Path) -> bool:
@@ -89,12 +96,13 @@ def _csv_has_header(path: Path) -> bool:
     return not first[0].strip().isdigit()
 
 
-def read_csv(path: Path) -> pd.DataFrame:
-    """A CSV with a header holding `text` and `label`, or the AG News layout (class, title,
+def read_csv(path: Path, need_label: bool = True) -> pd.DataFrame:
+    """A CSV with a header holding `text` (and `label`), or the AG News layout (class, title,
     description; no header)."""
     try:
         if _csv_has_header(path):
-            return validate(pd.read_csv(path, dtype=str, keep_default_na=False), path.name)
+            return validate(pd.read_csv(path, dtype=str, keep_default_na=False), path.name,
+                            need_label=need_label)
         raw = pd.read_csv(path, header=None, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as err:
         raise UserError(f"{path} is not a readable CSV ({str(err).splitlines()[0]}): pass the "
@@ -107,14 +115,16 @@ def read_csv(path: Path) -> pd.DataFrame:
     return validate(pd.DataFrame({"text": text, "label": raw[0]}), path.name, one_based=True)
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path, need_label: bool = True) -> pd.DataFrame:
+    """A validated CSV or Parquet file; `need_label=False` for texts to score."""
     if path.suffix == ".csv":
-        return read_csv(path)
+        return read_csv(path, need_label)
     if path.suffix == ".parquet":
         try:
-            return validate(pd.read_parquet(path), path.name)
+            frame = pd.read_parquet(path)
         except (OSError, ValueError) as err:
             raise UserError(f"{path} is not a readable Parquet file ({str(err)[:120]})") from None
+        return validate(frame, path.name, need_label=need_label)
     raise UserError(f"{path} is neither .csv nor .parquet: pass a CSV or Parquet file or folder")
 
 

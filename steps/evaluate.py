@@ -21,7 +21,6 @@ import pandas as pd
 
 from steps.cli import config_params, parse, quiet_libraries, run_step
 from steps.config import LABELS, EvalConfig
-from steps.errors import UserError
 from steps.metrics import (classification_metrics, expected_calibration_error, per_class_metrics,
                            roc_auc_macro)
 
@@ -68,30 +67,21 @@ def main(argv=None) -> None:
     import mlflow
 
     from steps.compute import pick_device, resolve_precision
-    from steps.model_logging import load_classifier_components
-    from steps.modeling import predict_logits, softmax
+    from steps.model_logging import load_logged_classifier, score_texts
     from steps import eval_plots
     from steps.tracking import fetch, log_dataframe, log_figure, step_run
 
     test = pd.read_parquet(fetch(uris.splits, "data", "ingest") / "test.parquet")
-    try:
-        info = mlflow.models.get_model_info(uris.model_uri)
-    except Exception as err:
-        raise UserError(f"cannot read model '{uris.model_uri}' ({str(err).splitlines()[0][:140]})"
-                        ": pass runs:/<run id of a finished train run>/model") from None
-    max_length = info.flavors["python_function"].get("config", {}).get("max_length", 512)
-    model, tokenizer = load_classifier_components(uris.model_uri)
+    clf = load_logged_classifier(uris.model_uri)
     device = pick_device()
-    model.to(device)
+    clf.model.to(device)
     precision = resolve_precision(cfg.precision, device)
-    ids = tokenizer(test["text"].tolist(), truncation=True, max_length=max_length)["input_ids"]
     with step_run("evaluate", config_params(cfg),
                   {"model_uri": uris.model_uri, "splits": uris.splits}):
         mlflow.set_tags({"precision_used": precision, "device": str(device)})
-        start = time.perf_counter()
-        probs = softmax(predict_logits(model, ids, cfg.eval_batch_size, tokenizer.pad_token_id,
-                                       precision))
-        mlflow.log_metric("predict_rows_per_second", len(ids) / (time.perf_counter() - start))
+        start = time.perf_counter()  # tokenizing counts: a served model tokenizes too
+        probs = score_texts(clf, test["text"].tolist(), cfg.eval_batch_size, precision)
+        mlflow.log_metric("predict_rows_per_second", len(test) / (time.perf_counter() - start))
         preds = predictions_frame(test, probs)
         metrics = as_test_metrics(test["label"].to_numpy(), probs)
         mlflow.log_metrics(metrics)

@@ -1,11 +1,15 @@
-"""The `main` entry point: runs ingest → tokenize → train → evaluate → report as nested runs.
+"""The `main` entry point: ingest → tokenize → train → evaluate → register → report, nested.
 
 Each step is started with `mlflow.projects.run` inside this (parent) run, which makes it a
 child (`mlflow.parentRunId`); steps receive their inputs as `runs:/<upstream run>/<artifact>`
 URIs. Before starting a step, main computes its cache key (`steps.cache`): a FINISHED run of
 the experiment with the same key is reused instead (`step.<name>.cached=true`). The parent
 records each step's run id (`step.<name>.run_id`), copies the final test metrics, and links
-the report. If a step fails, the parent ends FAILED naming the step.
+the report. If a step fails, the parent ends FAILED naming the step. A model that misses the
+register step's gate is not a failure: register ends FINISHED with `registered=false`.
+
+The register step is cached like the others: an identical rerun finds the same model already
+registered and leaves the registry alone; `-P force=register` registers again.
 """
 from __future__ import annotations
 
@@ -15,42 +19,47 @@ from pathlib import Path
 
 from steps.cache import UPSTREAM, cache_key, fingerprint, forced_steps, hash_files, source_files
 from steps.cli import config_params, parse, quiet_libraries, run_step
-from steps.config import (DataConfig, EvalConfig, MainConfig, ReportConfig, TokenizeConfig,
-                          TrainConfig)
+from steps.config import (DataConfig, EvalConfig, MainConfig, RegisterConfig, ReportConfig,
+                          TokenizeConfig, TrainConfig)
 from steps.errors import UserError
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 CHECKPOINTS = PROJECT_DIR / ".checkpoints"
 TEST_METRICS = ("test_accuracy", "test_f1", "test_precision", "test_recall", "test_loss")
-STEPS = ("ingest", "tokenize", "train", "evaluate", "report")
+STEPS = ("ingest", "tokenize", "train", "evaluate", "register", "report")
 
 
 def step_parameters(configs: dict, upstream: dict[str, str]) -> dict[str, dict[str, str]]:
-    """The `-P` parameters of each step, given the run ids of the steps already done."""
+    """The `-P` parameters of each step, given the run ids of the steps already done.
+
+    `configs` maps each step to the tuple of config objects whose fields it takes."""
     def uri(step: str, path: str) -> str:
         return f"runs:/{upstream.get(step)}/{path}"
 
     return {
-        "ingest": config_params(configs["ingest"]),
-        "tokenize": {**config_params(configs["tokenize"]), "splits": uri("ingest", "data")},
-        "train": {**config_params(configs["train"]), "tokenized": uri("tokenize", "tokenized"),
+        "ingest": config_params(*configs["ingest"]),
+        "tokenize": {**config_params(*configs["tokenize"]), "splits": uri("ingest", "data")},
+        "train": {**config_params(*configs["train"]), "tokenized": uri("tokenize", "tokenized"),
                   "tokenizer": uri("tokenize", "tokenizer")},
-        "evaluate": {**config_params(configs["evaluate"]), "model_uri": uri("train", "model"),
+        "evaluate": {**config_params(*configs["evaluate"]), "model_uri": uri("train", "model"),
                      "splits": uri("ingest", "data")},
-        "report": {**config_params(configs["report"]),
+        "register": {**config_params(*configs["register"]),
+                     "evaluate_run": upstream.get("evaluate", "")},
+        "report": {**config_params(*configs["report"]),
                    **{f"{s}_run": upstream.get(s, "") for s in UPSTREAM["report"]}},
     }
 
 
 def step_keys(configs: dict) -> dict[str, str]:
     """Every step's cache key, upstream first (a key folds in its upstream steps' keys)."""
-    inputs = {"ingest": {"data": fingerprint(configs["ingest"].data)},
-              "tokenize": {"model": fingerprint(configs["tokenize"].model)},
-              "train": {"model": fingerprint(configs["train"].model)}}
+    inputs = {"ingest": {"data": fingerprint(configs["ingest"][0].data)},
+              "tokenize": {"model": fingerprint(configs["tokenize"][0].model)},
+              "train": {"model": fingerprint(configs["train"][0].model)}}
     keys: dict[str, str] = {}
     for step in STEPS:
         # checkpoint_dir is where train keeps its checkpoints, derived from this very key
-        params = {k: v for k, v in config_params(configs[step]).items() if k != "checkpoint_dir"}
+        params = {k: v for k, v in config_params(*configs[step]).items()
+                  if k != "checkpoint_dir"}
         keys[step] = cache_key(step, params, {u: keys[u] for u in UPSTREAM[step]},
                                hash_files(source_files(step)), inputs.get(step, {}))
     return keys
@@ -99,13 +108,15 @@ def run_child(step: str, parameters: dict[str, str], experiment_id: str, key: st
 def main(argv=None) -> None:
     quiet_libraries()
     # Building every config first validates every parameter before any step starts.
-    (data, tok, train, ev, rep, cfg), _ = parse(
-        "main", argv, [DataConfig, TokenizeConfig, TrainConfig, EvalConfig, ReportConfig,
-                       MainConfig], exclude={"checkpoint_dir"})
+    (data, tok, train, ev, reg, rep, cfg), _ = parse(
+        "main", argv, [DataConfig, TokenizeConfig, TrainConfig, EvalConfig, RegisterConfig,
+                       ReportConfig, MainConfig], exclude={"checkpoint_dir"})
     forced = forced_steps(cfg.force, STEPS)
-    configs = {"ingest": data, "tokenize": tok, "train": train, "evaluate": ev, "report": rep}
+    configs = {"ingest": (data,), "tokenize": (tok,), "train": (train,), "evaluate": (ev,),
+               "register": (reg, ev), "report": (rep,)}
     keys = step_keys(configs)
-    configs["train"] = dataclasses.replace(train, checkpoint_dir=str(CHECKPOINTS / keys["train"]))
+    configs["train"] = (dataclasses.replace(train,
+                                            checkpoint_dir=str(CHECKPOINTS / keys["train"])),)
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -132,13 +143,28 @@ def main(argv=None) -> None:
             mlflow.set_tag(f"step.{step}.run_id", done[step])
         final = mlflow.get_run(done["evaluate"]).data.metrics
         mlflow.log_metrics({k: final[k] for k in TEST_METRICS if k in final})
+        registry = registry_summary(mlflow.get_run(done["register"]).data.tags)
+        mlflow.set_tag("registered", registry["registered"])
+        if registry["model_uri"]:
+            mlflow.set_tag("registered_model_uri", registry["model_uri"])
         report_uri = f"runs:/{done['report']}/report/report.html"
         mlflow.set_tag("report", report_uri)
         mlflow.set_tag("mlflow.note.content",
                        f"Test accuracy {final['test_accuracy']:.4f}, F1 {final['test_f1']:.4f}."
-                       f" Report: {report_uri}")
+                       f" {registry['line']}. Report: {report_uri}")
     print(f"main: done. test_accuracy {final['test_accuracy']:.4f}  test_f1 "
-          f"{final['test_f1']:.4f}  report {report_uri}")
+          f"{final['test_f1']:.4f}  {registry['line']}  report {report_uri}")
+
+
+def registry_summary(tags: dict[str, str]) -> dict[str, str]:
+    """What the register run did, for the parent's tags and the closing line."""
+    if tags.get("registered") != "true":
+        return {"registered": "false", "model_uri": "",
+                "line": f"not registered ({tags.get('decision', 'gate not passed')})"}
+    uri = f"models:/{tags['registered_model']}/{tags['registered_version']}"
+    alias = tags.get("alias")
+    return {"registered": "true", "model_uri": uri,
+            "line": f"registered {uri}" + (f" (@{alias})" if alias else "")}
 
 
 if __name__ == "__main__":

@@ -1,11 +1,17 @@
 """Logging the fine-tuned classifier as an MLflow transformers model, and loading it back.
 
-Kept apart from train so evaluate (and later register/serve) load exactly what train wrote,
-through one definition of its name, task and inference settings.
+Kept apart from train so evaluate, register and predict load exactly what train wrote,
+through one definition of its name, task and inference settings, and score texts the same
+way (truncated as logged, batched by length, probabilities from our own forward pass).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import mlflow
+import numpy as np
+
+from steps.errors import UserError
 
 MODEL_NAME = "model"
 INPUT_EXAMPLE = ["Stocks rally as oil prices fall for a third day",
@@ -37,10 +43,39 @@ def log_classifier(model, tokenizer, max_length: int):
         model_config={"truncation": True, "max_length": max_length, "top_k": None})
 
 
-def load_classifier_components(model_uri: str):
-    """(model, tokenizer) of a logged classifier, for batched scoring with probabilities."""
+@dataclass
+class LoggedClassifier:
+    """A logged classifier loaded for batched scoring with class probabilities."""
+
+    model: object
+    tokenizer: object
+    max_length: int  # the truncation it was logged with: what a served model would see
+
+
+def load_logged_classifier(model_uri: str) -> LoggedClassifier:
+    """Load `runs:/...`, `models:/name@alias` or a model folder, with one-line errors."""
+    from mlflow.exceptions import MlflowException
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    parts = mlflow.transformers.load_model(model_uri, return_type="components")
-    return parts["model"], parts["tokenizer"]
+    try:
+        info = mlflow.models.get_model_info(model_uri)
+        parts = mlflow.transformers.load_model(model_uri, return_type="components")
+    except (MlflowException, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        hint = ("register one first (main's register step) or pass -P model_uri=runs:/<train "
+                "run>/model" if model_uri.startswith("models:/")
+                else "pass runs:/<run id of a finished train run>/model")
+        raise UserError(f"cannot load model '{model_uri}' ({first[:160]}): {hint}") from None
+    max_length = info.flavors["python_function"].get("config", {}).get("max_length", 512)
+    return LoggedClassifier(parts["model"], parts["tokenizer"], int(max_length))
+
+
+def score_texts(clf: LoggedClassifier, texts: list[str], batch_size: int, precision: str,
+                progress=None) -> np.ndarray:
+    """Class probabilities (rows in input order, columns in label order) for raw texts."""
+    from steps.modeling import predict_logits, softmax
+
+    ids = clf.tokenizer(texts, truncation=True, max_length=clf.max_length)["input_ids"]
+    return softmax(predict_logits(clf.model, ids, batch_size, clf.tokenizer.pad_token_id,
+                                  precision, progress))

@@ -118,12 +118,13 @@ def length_grouped_order(lengths: np.ndarray, batch_size: int, rng: np.random.Ge
 
 @torch.inference_mode()
 def predict_logits(model, seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
-                   precision: str = "fp32") -> np.ndarray:
+                   precision: str = "fp32", progress=None) -> np.ndarray:
     """Logits for every sequence, in input order.
 
     Sequences are scored longest first so each batch holds texts of similar length and
     padding stays minimal; results are scattered back to the input order. `precision` is a
-    resolved precision (`steps.compute`); inputs go to the model's device.
+    resolved precision (`steps.compute`); inputs go to the model's device. `progress` (a tqdm
+    bar or None) advances by rows.
     """
     from steps.compute import autocast
 
@@ -136,6 +137,8 @@ def predict_logits(model, seqs: Sequence[Sequence[int]], batch_size: int, pad_id
         for idx, ids, mask in batches(seqs, batch_size, pad_id, order):
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             out[idx] = logits.float().cpu().numpy()
+            if progress is not None:
+                progress.update(len(idx))
     return out
 
 

@@ -1,7 +1,7 @@
-"""Step 5, report: gather the other steps' runs and write the report.
+"""Step 6, report: gather the other steps' runs and write the report.
 
-Reads: the runs given by `ingest_run`, `tokenize_run`, `train_run`, `evaluate_run` (run
-ids): their parameters and metrics, train's per-epoch metric history, evaluate's
+Reads: the runs given by `ingest_run`, `tokenize_run`, `train_run`, `evaluate_run`,
+`register_run` (run ids): their parameters and metrics, register's decision tags, train's per-epoch metric history, evaluate's
 `per_class_metrics.json`, `most_confident_mistakes.json` and `predictions.parquet`, ingest's
 `class_balance.json`, every step's `plots/`, and the previous FINISHED evaluate run of the
 experiment (for metric deltas).
@@ -26,6 +26,8 @@ from steps.report_document import to_html, to_markdown
 from steps.report_text import t
 
 STEP_INPUTS = UPSTREAM["report"]  # the runs it reads: one definition, shared with the cache
+REGISTRY_TAGS = ("registered", "outcome", "registered_model", "registered_version", "alias",
+                 "decision", "champion_version")
 
 
 def epoch_history(histories: dict[str, list[tuple[int, float]]]) -> pd.DataFrame:
@@ -89,6 +91,8 @@ def gather(run_ids: dict[str, str], lang: str) -> ReportFacts:
         mistakes=read_table(evaluate, "most_confident_mistakes.json"),
         mean_confidence=float(preds["confidence"].mean()),
         previous=previous_evaluation(client, runs["evaluate"]),
+        registry={k: v for k, v in runs["register"].data.tags.items()
+                  if k in REGISTRY_TAGS},
         images=images, lang=lang)
 
 

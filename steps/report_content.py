@@ -1,7 +1,7 @@
 """What the report says, section by section, from `ReportFacts` gathered by `steps.report`.
 
 Sections: summary (headline numbers and a verdict), data, process (every parameter),
-training curves, evaluation, errors, conclusions, limitations, reproduce. Every number is
+training curves, evaluation, errors, model registry, conclusions, limitations, reproduce. Every number is
 one the steps logged; every judgement comes from `steps.report_conclusions`.
 """
 from __future__ import annotations
@@ -20,8 +20,9 @@ from steps.report_text import t
 
 CURVE_COLUMNS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "train_f1", "val_f1")
 MAIN_PARAMS = ("data", "model", "train_size", "val_size", "test_size", "max_length", "epochs",
-               "train_batch_size", "eval_batch_size", "learning_rate", "seed", "log_every_steps",
-               "select_best", "report_lang")
+               "train_batch_size", "eval_batch_size", "micro_batch_tokens", "learning_rate",
+               "seed", "log_every_steps", "select_best", "precision", "registered_model",
+               "min_test_accuracy", "min_test_f1", "report_lang")
 HEADLINE = ("accuracy", "f1", "precision", "recall", "roc_auc", "ece", "loss")
 
 
@@ -37,6 +38,7 @@ class ReportFacts:
     mistakes: pd.DataFrame                 # text, true, predicted, confidence
     mean_confidence: float                 # mean top-class probability on the test rows
     previous: dict | None = None           # {"run_id", "metrics"} of the previous evaluate run
+    registry: dict[str, str] = field(default_factory=dict)  # the register run's decision tags
     images: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG
     lang: str = "en"
 
@@ -79,6 +81,26 @@ def limitations(f: ReportFacts) -> list[str]:
     out.append(t(lang, "lim_truncation", share=f"{f.metrics['tokenize'].get('truncated_share', 0):.1%}",
                  max_length=f.params.get("max_length")))
     return out
+
+
+def registry_section(f: ReportFacts) -> list[Block]:
+    """What the register step decided, with the numbers it decided on."""
+    lang, tags, reg = f.lang, f.registry, f.metrics.get("register", {})
+    outcome = tags.get("outcome")
+    if outcome is None:
+        return []
+    values = {"model": tags.get("registered_model", ""), "version": tags.get("registered_version"),
+              "champion": tags.get("champion_version"), "reasons": tags.get("decision", ""),
+              "min_acc": f.params.get("min_test_accuracy"), "min_f1": f.params.get("min_test_f1"),
+              "f1": fmt(reg["candidate_test_f1"]) if "candidate_test_f1" in reg else "-",
+              "champion_f1": fmt(reg["champion_test_f1"]) if "champion_test_f1" in reg else "-"}
+    blocks: list[Block] = [Heading(t(lang, "h_registry")),
+                           Para(t(lang, f"registry_{outcome}", **values))]
+    if "champion_test_f1" in reg:
+        blocks.append(Table([t(lang, "metric"), t(lang, "candidate"), t(lang, "champion")],
+                            [[m, fmt(reg[f"candidate_test_{m}"]), fmt(reg[f"champion_test_{m}"])]
+                             for m in ("f1", "accuracy")]))
+    return blocks
 
 
 def build_report(f: ReportFacts) -> list[Block]:
@@ -139,6 +161,7 @@ def build_report(f: ReportFacts) -> list[Block]:
                          [[_clip(r["text"]), r["true"], r["predicted"], fmt(r["confidence"])]
                           for _, r in f.mistakes.iterrows()])]
     blocks += _images(f, ("confidence_histogram.png", "cap_confidence"))
+    blocks += registry_section(f)
     blocks += [Heading(t(lang, "h_conclusions")), Bullets(conclusions(f)),
                Heading(t(lang, "h_limitations")), Bullets(limitations(f)),
                Heading(t(lang, "h_reproduce")), Para(t(lang, "reproduce")),

@@ -82,6 +82,22 @@ TEXT: dict[str, dict[str, str]] = {
         "lim_truncation": "{share} of the texts were cut at max_length={max_length} tokens.",
         "reproduce": "This exact run, from the project folder:",
         "verdict": "Verdict:",
+        "h_registry": "Model registry",
+        "registry_first": "Registered as {model} version {version}, the first version to pass "
+                          "the gate (test_accuracy ≥ {min_acc}, test_f1 ≥ {min_f1}): it is now "
+                          "`champion`.",
+        "registry_champion": "Registered as {model} version {version}. Re-scored on this run's "
+                             "test rows, the previous champion (version {champion}) reaches "
+                             "test_f1 {champion_f1}; this model's {f1} beats it, so this version "
+                             "is now `champion`.",
+        "registry_challenger": "Registered as {model} version {version} with alias "
+                               "`challenger`. Re-scored on this run's test rows, the champion "
+                               "(version {champion}) reaches test_f1 {champion_f1}; this model's "
+                               "{f1} does not beat it, so the champion keeps its alias.",
+        "registry_gate": "Not registered in {model}: the model misses the gate ({reasons}).",
+        "registry_already": "This model is already {model} version {version}; the registry was "
+                            "left as it was.",
+        "candidate": "this model", "champion": "champion (re-scored)",
     },
     "es": {
         "title": "Informe del ajuste fino con AG News",
@@ -174,6 +190,23 @@ TEXT: dict[str, dict[str, str]] = {
         "lim_truncation": "{share} de los textos se cortaron en max_length={max_length} tokens.",
         "reproduce": "Esta misma ejecución, desde la carpeta del proyecto:",
         "verdict": "Veredicto:",
+        "h_registry": "Registro de modelos",
+        "registry_first": "Registrado como {model} versión {version}, la primera versión que "
+                          "supera el umbral (test_accuracy ≥ {min_acc}, test_f1 ≥ {min_f1}): "
+                          "ahora es `champion`.",
+        "registry_champion": "Registrado como {model} versión {version}. Evaluado de nuevo con "
+                             "las filas de prueba de esta ejecución, el campeón anterior (versión "
+                             "{champion}) alcanza test_f1 {champion_f1}; el {f1} de este modelo "
+                             "lo supera, así que esta versión es ahora `champion`.",
+        "registry_challenger": "Registrado como {model} versión {version} con el alias "
+                               "`challenger`. Evaluado de nuevo con las filas de prueba de esta "
+                               "ejecución, el campeón (versión {champion}) alcanza test_f1 "
+                               "{champion_f1}; el {f1} de este modelo no lo supera, así que el "
+                               "campeón conserva su alias.",
+        "registry_gate": "No registrado en {model}: el modelo no supera el umbral ({reasons}).",
+        "registry_already": "Este modelo ya es {model} versión {version}; el registro no se "
+                            "modificó.",
+        "candidate": "este modelo", "champion": "campeón (evaluado de nuevo)",
     },
 }
 

@@ -6,7 +6,8 @@ import dataclasses
 import pytest
 
 from steps.cache import cache_key, fingerprint, forced_steps, source_files
-from steps.config import DataConfig, EvalConfig, ReportConfig, TokenizeConfig, TrainConfig
+from steps.config import (DataConfig, EvalConfig, RegisterConfig, ReportConfig, TokenizeConfig,
+                          TrainConfig)
 from steps.errors import UserError
 from steps.main import STEPS, step_keys
 
@@ -41,15 +42,21 @@ def test_cache_key_changes_with_each_ingredient():
         assert cache_key(**{**base, **change}) != key
 
 
-def configs(**train_changes):
-    return {"ingest": DataConfig(data="fancyzhx/ag_news"), "tokenize": TokenizeConfig(),
-            "train": dataclasses.replace(TrainConfig(), **train_changes),
-            "evaluate": EvalConfig(), "report": ReportConfig()}
+def configs(register=RegisterConfig(), **train_changes):
+    return {"ingest": (DataConfig(data="fancyzhx/ag_news"),), "tokenize": (TokenizeConfig(),),
+            "train": (dataclasses.replace(TrainConfig(), **train_changes),),
+            "evaluate": (EvalConfig(),), "register": (register, EvalConfig()),
+            "report": (ReportConfig(),)}
 
 
 def test_a_train_parameter_changes_train_and_everything_after_it_only():
     a, b = step_keys(configs()), step_keys(configs(epochs=5))
-    assert [a[s] == b[s] for s in STEPS] == [True, True, False, False, False]
+    assert [a[s] == b[s] for s in STEPS] == [True, True, False, False, False, False]
+
+
+def test_a_register_threshold_reruns_register_and_report_only():
+    a, b = step_keys(configs()), step_keys(configs(register=RegisterConfig(min_test_f1=0.9)))
+    assert [a[s] == b[s] for s in STEPS] == [True, True, True, True, False, False]
 
 
 def test_the_checkpoint_folder_is_not_part_of_the_key():
@@ -57,8 +64,9 @@ def test_the_checkpoint_folder_is_not_part_of_the_key():
 
 
 @pytest.mark.parametrize("force, expected", [
-    ("", set()), ("all", set(STEPS)), ("train", {"train", "evaluate", "report"}),
-    ("report,tokenize", {"tokenize", "train", "evaluate", "report"}), (" evaluate ", {"evaluate", "report"}),
+    ("", set()), ("all", set(STEPS)), ("train", {"train", "evaluate", "register", "report"}),
+    ("report,tokenize", {"tokenize", "train", "evaluate", "register", "report"}),
+    (" evaluate ", {"evaluate", "register", "report"}), ("register", {"register", "report"}),
 ])
 def test_forced_steps_include_everything_after_the_first(force, expected):
     assert forced_steps(force, STEPS) == expected

@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, subprocess_env
 from mlflow.tracking import MlflowClient
 
-STEPS = ("ingest", "tokenize", "train", "evaluate", "report")
+from steps.main import STEPS
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_force_all_reruns_everything_and_reproduces_every_metric(project):
 
 def test_a_changed_train_parameter_reuses_ingest_and_tokenize(project):
     proc, result = run_main(project, learning_rate=2e-3)
-    assert ran(result) == ["train", "evaluate", "report"]
+    assert ran(result) == ["train", "evaluate", "register", "report"]
     assert "main: train running" in proc.stdout
     project["lr2"] = result
 
@@ -124,7 +124,7 @@ def test_a_changed_report_source_reruns_only_the_report(project):
 
 def test_force_reruns_the_named_step_and_those_after_it(project):
     _, result = run_main(project, learning_rate=2e-3, force="evaluate")
-    assert ran(result) == ["evaluate", "report"]
+    assert ran(result) == ["evaluate", "register", "report"]
 
 
 def test_a_failed_run_is_never_reused(project):
@@ -165,7 +165,7 @@ def test_a_killed_train_resumes_from_its_last_complete_epoch(project):
     done_before = [m.value for m in client.get_metric_history(killed.info.run_id, "epoch_seconds")]
 
     rerun, result = run_main(project, **params)
-    assert ran(result) == ["train", "evaluate", "report"]
+    assert ran(result) == ["train", "evaluate", "register", "report"]
     assert "train: resuming from" in rerun.stderr + rerun.stdout
     resumed = result["steps"]["train"][0]
     history = client.get_metric_history(resumed, "val_f1")

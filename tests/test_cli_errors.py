@@ -101,3 +101,24 @@ def test_train_rejects_a_bad_input_uri(tmp_path, tiny_model):
                               "runs:/0123456789abcdef/tokenizer", "--model", str(tiny_model)],
                     tmp_path)
     assert_one_line_error(proc, "train", "cannot fetch tokenized", "tokenize run")
+
+
+def test_predict_names_the_bad_rows_and_writes_nothing(tmp_path):
+    (tmp_path / "in.csv").write_text("text,label\nfine story,1\n,2\nanother,3\n\" \",0\n")
+    proc = run_step("predict", ["--input", str(tmp_path / "in.csv"), "--output",
+                                str(tmp_path / "out.csv")], tmp_path)
+    assert_one_line_error(proc, "predict", "2 empty text(s), at row(s) 2, 4", "remove or fill")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_predict_without_a_champion_says_how_to_get_one(tmp_path):
+    (tmp_path / "in.csv").write_text("text\nfine story\n")
+    proc = run_step("predict", ["--input", str(tmp_path / "in.csv"), "--output",
+                                str(tmp_path / "out.csv")], tmp_path)
+    assert_one_line_error(proc, "predict", "models:/agnews-classifier@champion",
+                          "register one first")
+
+
+def test_register_rejects_an_unknown_run(tmp_path):
+    proc = run_step("register", ["--evaluate_run", "0123456789abcdef"], tmp_path)
+    assert_one_line_error(proc, "register", "is not a run in this tracking store")

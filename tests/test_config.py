@@ -8,8 +8,8 @@ import yaml
 
 from conftest import ROOT
 from steps.cli import build_parser, parse
-from steps.config import (DataConfig, EvalConfig, MainConfig, ReportConfig, TokenizeConfig,
-                          TrainConfig)
+from steps.config import (DataConfig, EvalConfig, MainConfig, PredictConfig, RegisterConfig,
+                          ReportConfig, TokenizeConfig, TrainConfig)
 from steps.errors import UserError
 
 
@@ -27,6 +27,12 @@ from steps.errors import UserError
     (TrainConfig, {"log_every_steps": -1}, "log_every_steps=-1"),
     (TrainConfig, {"precision": "fp16"}, "precision='fp16'"),
     (EvalConfig, {"precision": "half"}, "precision='half'"),
+    (TrainConfig, {"micro_batch_tokens": -1}, "micro_batch_tokens=-1"),
+    (RegisterConfig, {"min_test_f1": 1.5}, "min_test_f1=1.5"),
+    (RegisterConfig, {"min_test_accuracy": -0.1}, "min_test_accuracy=-0.1"),
+    (RegisterConfig, {"registered_model": " "}, "registered_model"),
+    (PredictConfig, {"output": "out.txt"}, "neither .csv nor .parquet"),
+    (PredictConfig, {"model_uri": ""}, "model_uri is empty"),
 ])
 def test_impossible_parameters_are_refused(config, kwargs, message):
     with pytest.raises(UserError, match=message):
@@ -54,12 +60,16 @@ def test_parse_builds_configs_and_inputs():
 
 
 ENTRY_POINTS = {
-    "main": ([DataConfig, TokenizeConfig, TrainConfig, EvalConfig, ReportConfig, MainConfig], []),
+    "main": ([DataConfig, TokenizeConfig, TrainConfig, EvalConfig, RegisterConfig, ReportConfig,
+              MainConfig], []),
     "ingest": ([DataConfig], []),
     "tokenize": ([TokenizeConfig], ["splits"]),
     "train": ([TrainConfig], ["tokenized", "tokenizer"]),
     "evaluate": ([EvalConfig], ["model_uri", "splits"]),
-    "report": ([ReportConfig], ["ingest_run", "tokenize_run", "train_run", "evaluate_run"]),
+    "register": ([RegisterConfig, EvalConfig], ["evaluate_run"]),
+    "report": ([ReportConfig], ["ingest_run", "tokenize_run", "train_run", "evaluate_run",
+                                "register_run"]),
+    "predict": ([PredictConfig, EvalConfig], ["input"]),
 }
 
 
@@ -88,4 +98,5 @@ def test_mlproject_parameters_match_the_step_config(entry_point):
 def test_mlproject_declares_conda_env_and_all_steps():
     spec = yaml.safe_load((ROOT / "MLproject").read_text())
     assert spec["conda_env"] == "conda.yaml"
-    assert set(spec["entry_points"]) == {"main", "ingest", "tokenize", "train", "evaluate", "report"}
+    assert set(spec["entry_points"]) == {"main", "ingest", "tokenize", "train", "evaluate",
+                                         "register", "report", "predict"}

@@ -15,9 +15,8 @@ import pytest
 from conftest import ROOT, subprocess_env
 from mlflow.tracking import MlflowClient
 
+from steps.main import STEPS
 from steps.tracking import read_table
-
-STEPS = ("ingest", "tokenize", "train", "evaluate", "report")
 EPOCH_METRICS = [f"{split}_{m}" for split in ("train", "val")
                  for m in ("loss", "accuracy", "f1", "precision", "recall")]
 
@@ -56,7 +55,8 @@ def pipeline(store, tiny_model, ag_news):
     children = {r.data.tags.get("step"): r for r in runs
                 if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     mlflow.set_tracking_uri(store["uri"])
-    return {"parent": parent, "children": children, "client": client, "stdout": proc.stdout}
+    return {"parent": parent, "children": children, "client": client, "stdout": proc.stdout,
+            "params": params}
 
 
 def artifact_paths(client, run_id, path=None):
@@ -66,7 +66,7 @@ def artifact_paths(client, run_id, path=None):
     return out
 
 
-def test_parent_and_five_finished_children_with_tags(pipeline):
+def test_parent_and_six_finished_children_with_tags(pipeline):
     parent, children = pipeline["parent"], pipeline["children"]
     assert parent.info.status == "FINISHED"
     assert set(children) == set(STEPS)
@@ -190,6 +190,35 @@ def test_report_numbers_equal_the_logged_metrics(pipeline):
         assert f"<h2>{section}</h2>" in html
 
 
+def test_register_applies_the_gate_and_main_still_succeeds(pipeline):
+    parent, ch = pipeline["parent"], pipeline["children"]
+    metrics = ch["evaluate"].data.metrics
+    passes = metrics["test_accuracy"] >= 0.80 and metrics["test_f1"] >= 0.80  # the defaults
+    register = ch["register"]
+    assert register.info.status == "FINISHED" and parent.info.status == "FINISHED"
+    assert register.data.tags["registered"] == str(passes).lower()
+    assert parent.data.tags["registered"] == str(passes).lower()
+    if not passes:  # a tiny random model on 40 rows: expected
+        assert "register: not registered in 'agnews-classifier'" in pipeline["stdout"]
+        md = open(mlflow.artifacts.download_artifacts(
+            run_id=ch["report"].info.run_id, artifact_path="report/report.md")).read()
+        assert "## Model registry" in md and "misses the gate" in md
+
+
+def test_a_passing_model_is_registered_as_champion_without_retraining(pipeline, store):
+    params = {**pipeline["params"], "min_test_accuracy": 0, "min_test_f1": 0}
+    proc = mlflow_run("main", params, store)
+    for step in ("ingest", "tokenize", "train", "evaluate"):
+        assert f"main: {step} reused" in proc.stdout, step
+    assert "main: register running" in proc.stdout
+    versions = store["client"].search_model_versions("name='agnews-classifier'")
+    assert [int(v.version) for v in versions] == [1]
+    assert versions[0].run_id == pipeline["children"]["train"].info.run_id
+    champion = store["client"].get_model_version_by_alias("agnews-classifier", "champion")
+    assert int(champion.version) == 1
+    assert "registered models:/agnews-classifier/1 (@champion)" in proc.stdout
+
+
 def test_a_step_runs_alone_from_upstream_uris(pipeline, store):
     ch = pipeline["children"]
     mlflow_run("evaluate", {"model_uri": f"runs:/{ch['train'].info.run_id}/model",
@@ -206,7 +235,7 @@ def test_a_report_alone_in_spanish_compares_with_the_previous_run(pipeline, stor
              if r.data.tags.get("step") == "evaluate" and "mlflow.parentRunId" not in r.data.tags]
     if not alone:
         pytest.skip("needs the evaluate run of test_a_step_runs_alone_from_upstream_uris")
-    params = {f"{s}_run": ch[s].info.run_id for s in ("ingest", "tokenize", "train")}
+    params = {f"{s}_run": ch[s].info.run_id for s in ("ingest", "tokenize", "train", "register")}
     mlflow_run("report", {**params, "evaluate_run": alone[0].info.run_id, "report_lang": "es"},
                store)
     report = [r for r in store["client"].search_runs([store["experiment_id"]])

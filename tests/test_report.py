@@ -111,6 +111,44 @@ SECTIONS = ["Summary", "Data", "Process", "Training curves", "Evaluation", "Erro
             "Conclusions", "Limitations", "Reproduce"]
 
 
+def with_registry(f, outcome, **metrics):
+    f.registry = {"outcome": outcome, "registered_model": "agnews-classifier",
+                  "registered_version": "2", "champion_version": "1",
+                  "decision": "test_f1 0.7000 < min_test_f1 0.80"}
+    f.metrics["register"] = {"candidate_test_f1": 0.8712, "candidate_test_accuracy": 0.87654,
+                             **metrics}
+    f.params.update({"min_test_accuracy": "0.8", "min_test_f1": "0.8"})
+    return f
+
+
+@pytest.mark.parametrize("outcome, metrics, expected", [
+    ("first", {}, "agnews-classifier version 2, the first version to pass the gate "
+                  "(test_accuracy ≥ 0.8, test_f1 ≥ 0.8): it is now `champion`"),
+    ("champion", {"champion_test_f1": 0.85, "champion_test_accuracy": 0.86},
+     "the previous champion (version 1) reaches test_f1 0.8500; this model's 0.8712 beats it"),
+    ("challenger", {"champion_test_f1": 0.9, "champion_test_accuracy": 0.91},
+     "with alias `challenger`. Re-scored on this run's test rows, the champion (version 1) "
+     "reaches test_f1 0.9000; this model's 0.8712 does not beat it"),
+    ("gate", {}, "Not registered in agnews-classifier: the model misses the gate "
+                 "(test_f1 0.7000 < min_test_f1 0.80)"),
+    ("already", {}, "already agnews-classifier version 2"),
+])
+def test_report_states_the_registry_decision_with_its_numbers(outcome, metrics, expected):
+    md = to_markdown(build_report(with_registry(facts(), outcome, **metrics)))
+    assert re.findall(r"^## (.+)$", md, re.M) == SECTIONS[:6] + ["Model registry"] + SECTIONS[6:]
+    assert expected in md
+    if metrics:  # both models' numbers on the same rows, side by side
+        assert f"| f1 | 0.8712 | {metrics['champion_test_f1']:.4f} |" in md
+    else:
+        assert "champion (re-scored)" not in md
+
+
+def test_spanish_report_states_the_registry_decision():
+    md = to_markdown(build_report(with_registry(facts("es"), "challenger",
+                                                champion_test_f1=0.9, champion_test_accuracy=0.9)))
+    assert "## Registro de modelos" in md and "el campeón conserva su alias" in md
+
+
 def test_report_has_every_section_and_states_the_logged_numbers():
     md = to_markdown(build_report(facts()))
     assert re.findall(r"^## (.+)$", md, re.M) == SECTIONS

@@ -1,0 +1,127 @@
+"""Step 5, register: add the trained model to the Model Registry if it passes the gate.
+
+Reads: `evaluate_run` (run id of an evaluate run): its `test_accuracy` and `test_f1`, its
+`predictions.parquet` (this run's test texts and labels), and the model it scored (its
+`input.model_uri` tag, so what is registered is exactly what was evaluated).
+
+1. Gate: below `min_test_accuracy` or `min_test_f1` the model is not registered; the run
+   still ends FINISHED, tagged `registered=false` with the reasons, and `main` goes on.
+2. Champion vs challenger: if `registered_model` has a version with alias `champion`, that
+   version is re-scored here on the same test texts (its old numbers came from other rows),
+   and the new version takes `champion` only if its `test_f1` is higher; otherwise it gets
+   `challenger`. The first version becomes champion.
+Writes: tags `registered` (true/false), `outcome` (first, champion, challenger, gate, or
+already: this model is registered already), `registered_model`, `registered_version`,
+`alias`, `decision` (one sentence), `champion_version`; metrics `candidate_test_f1`, `candidate_test_accuracy` and, when there
+was a champion, `champion_test_f1`, `champion_test_accuracy`.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from steps.cli import config_params, parse, quiet_libraries, run_step
+from steps.config import EvalConfig, RegisterConfig
+from steps.errors import UserError
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def gate_failures(metrics: dict[str, float], cfg: RegisterConfig) -> list[str]:
+    """Why the model may not be registered: one line per threshold it misses (empty = pass)."""
+    out = []
+    for name, floor in (("test_accuracy", cfg.min_test_accuracy), ("test_f1", cfg.min_test_f1)):
+        if name not in metrics:
+            out.append(f"{name} was not logged by the evaluate run")
+        elif metrics[name] < floor:
+            out.append(f"{name} {metrics[name]:.4f} < min_{name} {floor:.2f}")
+    return out
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str        # first | champion (beat the champion) | challenger
+    alias: str          # the alias the new version gets
+    reason: str         # one sentence, for the console and the run
+
+
+def decide(candidate_f1: float, champion_f1: float | None,
+           champion_version: str | None = None) -> Decision:
+    """The new version becomes champion if there is none or if it scores a higher F1 on the
+    same rows; a tie keeps the champion (a new version must earn the alias)."""
+    if champion_f1 is None:
+        return Decision("first", CHAMPION, "first version to pass the gate: it becomes champion")
+    if candidate_f1 > champion_f1:
+        return Decision(CHAMPION, CHAMPION, f"test_f1 {candidate_f1:.4f} beats champion version "
+                                  f"{champion_version} ({champion_f1:.4f}) on the same test rows")
+    return Decision(CHALLENGER, CHALLENGER, f"test_f1 {candidate_f1:.4f} does not beat champion version "
+                                f"{champion_version} ({champion_f1:.4f}) on the same test rows")
+
+
+def model_run_id(model_uri: str) -> str | None:
+    """The train run of a `runs:/<id>/model` URI (None for other URIs)."""
+    return model_uri.split("/")[1] if model_uri.startswith("runs:/") else None
+
+
+def main(argv=None) -> None:
+    quiet_libraries()
+    (cfg, ev), uris = parse("register", argv, [RegisterConfig, EvalConfig],
+                            {"evaluate_run": "run id of the evaluate run whose model to register"})
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from steps.registry import champion_version, register_version, rescore, same_source_version
+    from steps.tracking import step_run
+
+    client = MlflowClient()
+    try:
+        evaluated = client.get_run(uris.evaluate_run)
+    except Exception:
+        raise UserError(f"evaluate_run '{uris.evaluate_run}' is not a run in this tracking "
+                        "store: pass the run id of a finished evaluate run") from None
+    model_uri = evaluated.data.tags.get("input.model_uri")
+    if evaluated.data.tags.get("step") != "evaluate" or not model_uri:
+        raise UserError(f"run {uris.evaluate_run} is not an evaluate run (no input.model_uri "
+                        "tag): pass the run id of a finished evaluate run")
+    metrics = evaluated.data.metrics
+    with step_run("register", config_params(cfg, ev), {"evaluate_run": uris.evaluate_run,
+                                                       "model_uri": model_uri}):
+        mlflow.log_metrics({f"candidate_{k}": metrics[k] for k in ("test_f1", "test_accuracy")
+                            if k in metrics})
+        failures = gate_failures(metrics, cfg)
+        if failures:
+            mlflow.set_tags({"registered": "false", "outcome": "gate",
+                             "registered_model": cfg.registered_model,
+                             "decision": "; ".join(failures)})
+            print(f"register: not registered in '{cfg.registered_model}': "
+                  + "; ".join(failures) + " (the gate is -P min_test_accuracy / min_test_f1)")
+            return
+        existing = same_source_version(client, cfg.registered_model, model_run_id(model_uri))
+        if existing is not None:  # the cache was bypassed: the same model is already in
+            mlflow.set_tags({"registered": "true", "outcome": "already",
+                             "registered_model": cfg.registered_model,
+                             "registered_version": existing.version,
+                             "decision": f"already registered as version {existing.version}"})
+            print(f"register: {cfg.registered_model} version {existing.version} is this model "
+                  "already; nothing to do")
+            return
+        champion = champion_version(client, cfg.registered_model)
+        champion_scores = None
+        if champion is not None:
+            champion_scores = rescore(champion, evaluated.info.run_id, ev)
+            mlflow.log_metrics({f"champion_{k}": v for k, v in champion_scores.items()})
+        decision = decide(metrics["test_f1"], champion_scores and champion_scores["test_f1"],
+                          champion and champion.version)
+        version = register_version(client, cfg.registered_model, model_uri, decision.alias,
+                                   {k: f"{metrics[k]:.4f}" for k in ("test_f1", "test_accuracy")})
+        mlflow.set_tags({"registered": "true", "registered_model": cfg.registered_model,
+                         "registered_version": version, "alias": decision.alias,
+                         "outcome": decision.outcome,
+                         "decision": decision.reason,
+                         "champion_version": champion.version if champion else ""})
+    print(f"register: {cfg.registered_model} version {version} is now '{decision.alias}': "
+          f"{decision.reason}")
+
+
+if __name__ == "__main__":
+    run_step("register", main, sys.argv[1:])

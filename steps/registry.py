@@ -1,0 +1,64 @@
+"""Model Registry calls of the register step: look up, re-score, register, set aliases.
+
+Kept apart from `steps.register` (whose gate and champion/challenger decision are pure
+functions) so the decision can be tested with crafted numbers and these calls with a real
+registry.
+"""
+from __future__ import annotations
+
+import tempfile
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from steps.config import EvalConfig
+
+
+def champion_version(client: MlflowClient, name: str):
+    """The version holding alias `champion`, or None (no such model, or no champion yet)."""
+    try:
+        return client.get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        return None
+
+
+def same_source_version(client: MlflowClient, name: str, run_id: str | None):
+    """A version of `name` already registered from this train run, or None."""
+    if run_id is None:
+        return None
+    for version in client.search_model_versions(f"name='{name}'"):
+        if version.run_id == run_id:
+            return version
+    return None
+
+
+def rescore(champion, evaluate_run_id: str, ev: EvalConfig) -> dict[str, float]:
+    """The champion's test_f1 / test_accuracy on the texts the evaluate run scored."""
+    from steps.compute import pick_device, resolve_precision
+    from steps.metrics import classification_metrics
+    from steps.model_logging import load_logged_classifier, score_texts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        test = pd.read_parquet(mlflow.artifacts.download_artifacts(
+            run_id=evaluate_run_id, artifact_path="predictions.parquet", dst_path=tmp))
+    clf = load_logged_classifier(f"models:/{champion.name}/{champion.version}")
+    device = pick_device()
+    clf.model.to(device)
+    probs = score_texts(clf, test["text"].tolist(), ev.eval_batch_size,
+                        resolve_precision(ev.precision, device))
+    scores = classification_metrics(test["label"].to_numpy(), probs)
+    return {"test_f1": scores["f1"], "test_accuracy": scores["accuracy"]}
+
+
+def register_version(client: MlflowClient, name: str, model_uri: str, alias: str,
+                     tags: dict[str, str]) -> str:
+    """Register `model_uri` as a new version of `name` with `alias`; returns the version."""
+    # MLflow 3 keeps a logged model as a LoggedModel, outside the run's artifacts; naming it
+    # directly (models:/m-...) registers the same thing without a "no artifacts" warning.
+    model_id = mlflow.models.get_model_info(model_uri).model_id
+    source = f"models:/{model_id}" if model_id else model_uri
+    version = mlflow.register_model(source, name, tags=tags).version
+    client.set_registered_model_alias(name, alias, version)
+    return str(version)
