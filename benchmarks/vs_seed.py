@@ -9,8 +9,11 @@ accuracy and F1, peak RSS of any process, the ratios project/seed, and where the
 wall time went, step by step. Every figure is measured here; nothing is copied in.
 
     python benchmarks/vs_seed.py                       # target 1: the defaults
-    python benchmarks/vs_seed.py --train-size 4000     # target 2: more data, same time
+    python benchmarks/vs_seed.py --also "train_size=4500 epochs=2"   # + target 2, same run
     python benchmarks/vs_seed.py --train-size 0 --no-seed --repeats 1   # target 3: at scale
+
+`--also` adds a project configuration run in the same rounds (seed, project, each `--also`),
+so every configuration is compared with the same seed runs.
 
 Run by hand (it takes minutes), never in the test suite.
 """
@@ -29,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT.parent / "shared" / "bench" / "seed_recipe.py"
-STEPS = ("ingest", "tokenize", "train", "evaluate", "report")
+STEPS = ("ingest", "tokenize", "train", "evaluate", "register", "report")
 
 
 def timed(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, int, str]:
@@ -105,17 +108,31 @@ def main() -> None:
     parser.add_argument("--no-seed", action="store_true", help="run the project only")
     parser.add_argument("-P", dest="extra", action="append", default=[],
                         help="more main parameters, name=value")
+    parser.add_argument("--also", action="append", default=[],
+                        help='another project configuration, e.g. "train_size=4500 epochs=2"')
     args = parser.parse_args()
 
-    seed, project = [], []
+    configs = [(args.train_size, args.extra)]
+    for spec in args.also:
+        pairs = dict(item.split("=", 1) for item in spec.split())
+        configs.append((int(pairs.pop("train_size", args.train_size)),
+                        [f"{k}={v}" for k, v in pairs.items()]))
+    seed, projects = [], [[] for _ in configs]
     for i in range(args.repeats):
         if not args.no_seed:
             seed.append(run_seed(args.data, args.model))
             print(f"seed    #{i + 1}: {json.dumps(seed[-1])}", flush=True)
-        project.append(run_project(args.data, args.model, args.train_size, args.extra))
-        print(f"project #{i + 1}: {json.dumps(project[-1])}", flush=True)
+        for (train_size, extra), runs in zip(configs, projects):
+            runs.append(run_project(args.data, args.model, train_size, extra))
+            print(f"project train_size={train_size} {' '.join(extra)} #{i + 1}: "
+                  f"{json.dumps(runs[-1])}", flush=True)
+    for (train_size, extra), project in zip(configs, projects):
+        print_table(seed, project, f"train_size={train_size} {' '.join(extra)}".strip(),
+                    args.repeats)
 
-    print(f"\nmedians over {args.repeats} run(s); project train_size={args.train_size}, "
+
+def print_table(seed: list[dict], project: list[dict], config: str, repeats: int) -> None:
+    print(f"\nmedians over {repeats} run(s); project {config}, "
           f"precision {project[0]['precision']}; full 7,600-row test split\n")
     keys = [("wall_s", "wall time (s)", ".1f"), ("train_s", "training (s)", ".1f"),
             ("pred_rows_s", "prediction rows/s", ".1f"), ("accuracy", "test accuracy", ".4f"),
