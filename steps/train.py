@@ -23,7 +23,6 @@ longest text; `precision` picks bf16 autocast where the hardware computes it nat
 """
 from __future__ import annotations
 
-import os
 import random
 import sys
 import time
@@ -38,6 +37,7 @@ import torch
 from steps.cli import config_params, parse, quiet_libraries, run_step
 from steps.config import TrainConfig
 from steps.metrics import classification_metrics
+from steps.checkpoint import load_checkpoint, save_checkpoint
 from steps.compute import autocast, resolve_precision
 from steps.modeling import batches, length_grouped_order, predict_logits, softmax
 
@@ -88,14 +88,6 @@ def score(model, df: pd.DataFrame, batch_size: int, pad_id: int,
     return classification_metrics(df["label"].to_numpy(), probs)
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write atomically: a kill during the write leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, pad_id: int,
         on_epoch: EpochCallback | None = None, on_step: StepCallback | None = None,
         progress=None, checkpoint: Path | None = None) -> FitResult:
@@ -132,16 +124,7 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
     state = {"epoch": 0, "step": 0, "history": [], "steps": [], "window": [], "best_f1": -1.0,
              "best_epoch": 0, "best_state": None}
     if checkpoint is not None and checkpoint.is_file():
-        saved = torch.load(checkpoint, weights_only=False)
-        model.load_state_dict(saved.pop("model"))
-        optimizer.load_state_dict(saved.pop("optimizer"))
-        scheduler.load_state_dict(saved.pop("scheduler"))
-        rng.bit_generator.state = saved.pop("numpy_rng")
-        torch.set_rng_state(saved.pop("torch_rng"))
-        cuda_rng = saved.pop("cuda_rng", None)
-        if cuda_rng is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(cuda_rng)
-        state.update(saved)
+        state.update(load_checkpoint(checkpoint, model, optimizer, scheduler, rng))
         for row in state["steps"]:
             if on_step:
                 on_step(row["step"], {k: v for k, v in row.items() if k != "step"})
@@ -198,11 +181,7 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
                                        for k, v in model.state_dict().items()}
         state["epoch"] = epoch
         if checkpoint is not None:
-            save_checkpoint(checkpoint, {
-                **state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "numpy_rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),  # dropout masks on CPU
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None})
+            save_checkpoint(checkpoint, state, model, optimizer, scheduler, rng)
         if on_epoch:
             on_epoch(epoch, row)
     best_epoch = state["best_epoch"]
