@@ -87,12 +87,14 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int,
 
 
 def batches(seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
-            order: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
-    """Yield (row indices, input_ids, attention_mask) in `order` (default: as given)."""
+            order: np.ndarray | None = None, multiple: int = PAD_MULTIPLE
+            ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    """Yield (row indices, input_ids, attention_mask) in `order` (default: as given), each
+    batch padded to a width that is a multiple of `multiple`."""
     order = np.arange(len(seqs)) if order is None else order
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        ids, mask = pad_batch([seqs[i] for i in idx], pad_id)
+        ids, mask = pad_batch([seqs[i] for i in idx], pad_id, multiple)
         yield idx, ids, mask
 
 
@@ -134,7 +136,10 @@ def predict_logits(model, seqs: Sequence[Sequence[int]], batch_size: int, pad_id
     order = np.argsort(-lengths, kind="stable")
     out = np.zeros((len(seqs), model.config.num_labels), dtype=np.float32)
     with autocast(precision, device):
-        for idx, ids, mask in batches(seqs, batch_size, pad_id, order):
+        # multiple=1: sorted by length, a batch's texts are within a token or two of each
+        # other, so rounding widths up to 16 would only add work (7,600 test texts, bf16:
+        # 201 vs 216-220 rows/s); without gradients the kernel caches stay small anyway.
+        for idx, ids, mask in batches(seqs, batch_size, pad_id, order, multiple=1):
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             out[idx] = logits.float().cpu().numpy()
             if progress is not None:
