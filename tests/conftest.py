@@ -1,6 +1,7 @@
 """Shared fixtures: the real AG News folder, a tiny random BERT, an isolated tracking store."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -40,6 +41,25 @@ def tracking(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
     yield experiment_id
     mlflow.set_tracking_uri(None)
+
+
+@contextlib.contextmanager
+def module_store(tmp: Path):
+    """A sqlite tracking store in `tmp` for a module-scoped fixture (monkeypatch is
+    function-scoped): yields (uri, experiment id) and restores the environment after."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.create_experiment("module", artifact_location=str(tmp / "artifacts"))
+    mp.setenv("MLFLOW_EXPERIMENT_ID", experiment)
+    try:
+        yield uri, experiment
+    finally:
+        mp.undo()
+        mlflow.set_tracking_uri(None)
 
 
 def texts_frame(labels: list[int], prefix: str = "story") -> pd.DataFrame:

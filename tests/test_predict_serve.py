@@ -16,7 +16,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, subprocess_env
+from conftest import ROOT, module_store, subprocess_env
 from mlflow.tracking import MlflowClient
 
 from steps import predict
@@ -32,20 +32,13 @@ NAME = "agnews-classifier"
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory, tiny_model):
     tmp = tmp_path_factory.mktemp("champion")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    experiment = mlflow.create_experiment("serve", artifact_location=str(tmp / "artifacts"))
-    mp.setenv("MLFLOW_EXPERIMENT_ID", experiment)
-    with mlflow.start_run(experiment_id=experiment):
-        info = log_classifier(load_classifier(str(tiny_model)),
-                              load_tokenizer(str(tiny_model)), 32)
-    version = mlflow.register_model(info.model_uri, NAME).version
-    MlflowClient(uri).set_registered_model_alias(NAME, "champion", version)
-    yield {"uri": uri, "model_uri": info.model_uri, "tmp": tmp}
-    mp.undo()
-    mlflow.set_tracking_uri(None)
+    with module_store(tmp) as (uri, experiment):
+        with mlflow.start_run(experiment_id=experiment):
+            info = log_classifier(load_classifier(str(tiny_model)),
+                                  load_tokenizer(str(tiny_model)), 32)
+        version = mlflow.register_model(info.model_uri, NAME).version
+        MlflowClient(uri).set_registered_model_alias(NAME, "champion", version)
+        yield {"uri": uri, "model_uri": info.model_uri, "tmp": tmp}
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from conftest import module_store
 
 from steps import register
-from steps.config import EvalConfig, RegisterConfig
+from steps.config import RegisterConfig
 from steps.data_sources import load_local
 from steps.metrics import classification_metrics
 from steps.model_logging import load_logged_classifier, log_classifier, score_texts
@@ -48,25 +49,18 @@ def test_decision(candidate, champion, alias, outcome):
 def registry(tmp_path_factory, tiny_model, ag_news):
     """A tracking store with three logged tiny models and 24 real AG News test rows."""
     tmp = tmp_path_factory.mktemp("registry")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    experiment = mlflow.create_experiment("reg", artifact_location=str(tmp / "artifacts"))
-    mp.setenv("MLFLOW_EXPERIMENT_ID", experiment)
     test = load_local(ag_news).test.groupby("label").head(6).reset_index(drop=True)
     tokenizer = load_tokenizer(str(tiny_model))
-    models = []
-    for seed in (1, 2, 3):  # three different random heads: three different models
-        torch.manual_seed(seed)
-        with mlflow.start_run(experiment_id=experiment) as run:
-            mlflow.set_tag("step", "train")
-            log_classifier(load_classifier(str(tiny_model)), tokenizer, 32)
-        models.append(f"runs:/{run.info.run_id}/model")
-    yield {"client": MlflowClient(uri), "experiment": experiment, "models": models,
-           "test": test, "tmp": tmp}
-    mp.undo()
-    mlflow.set_tracking_uri(None)
+    with module_store(tmp) as (uri, experiment):
+        models = []
+        for seed in (1, 2, 3):  # three different random heads: three different models
+            torch.manual_seed(seed)
+            with mlflow.start_run(experiment_id=experiment) as run:
+                mlflow.set_tag("step", "train")
+                log_classifier(load_classifier(str(tiny_model)), tokenizer, 32)
+            models.append(f"runs:/{run.info.run_id}/model")
+        yield {"client": MlflowClient(uri), "experiment": experiment, "models": models,
+               "test": test, "tmp": tmp}
 
 
 def crafted_evaluation(reg, model_uri: str, test_f1: float) -> str:
@@ -138,7 +132,3 @@ def test_register_refuses_a_run_that_is_not_an_evaluation(registry):
         register.main(["--evaluate_run", run.info.run_id])
     with pytest.raises(UserError, match="is not a run in this tracking store"):
         register.main(["--evaluate_run", "0" * 32])
-
-
-def test_rescoring_uses_the_given_precision_config():
-    assert EvalConfig(precision="fp32").precision == "fp32"  # register forwards EvalConfig
