@@ -8,8 +8,9 @@ records each step's run id (`step.<name>.run_id`), copies the final test metrics
 the report. If a step fails, the parent ends FAILED naming the step. A model that misses the
 register step's gate is not a failure: register ends FINISHED with `registered=false`.
 
-The register step is cached like the others: an identical rerun finds the same model already
-registered and leaves the registry alone; `-P force=register` registers again.
+The register step is cached like the others: an identical rerun leaves the registry alone.
+`-P force=register` decides again (e.g. after the registered model was deleted); a model
+already registered is never added twice.
 """
 from __future__ import annotations
 
