@@ -66,21 +66,18 @@ def main(argv=None) -> None:
         "splits": "data/ artifact of an ingest run: runs:/<id>/data"})
     import mlflow
 
-    from steps.compute import pick_device, resolve_precision
     from steps.model_logging import load_logged_classifier, score_texts
     from steps import eval_plots
     from steps.tracking import fetch, log_dataframe, log_figure, step_run
 
     test = pd.read_parquet(fetch(uris.splits, "data", "ingest") / "test.parquet")
-    clf = load_logged_classifier(uris.model_uri)
-    device = pick_device()
-    clf.model.to(device)
-    precision = resolve_precision(cfg.precision, device)
+    clf = load_logged_classifier(uris.model_uri, cfg.precision)
     with step_run("evaluate", config_params(cfg),
                   {"model_uri": uris.model_uri, "splits": uris.splits}):
-        mlflow.set_tags({"precision_used": precision, "device": str(device)})
+        mlflow.set_tags({"precision_used": clf.precision,
+                         "device": str(next(clf.model.parameters()).device)})
         start = time.perf_counter()  # tokenizing counts: a served model tokenizes too
-        probs = score_texts(clf, test["text"].tolist(), cfg.eval_batch_size, precision)
+        probs = score_texts(clf, test["text"].tolist(), cfg.eval_batch_size)
         mlflow.log_metric("predict_rows_per_second", len(test) / (time.perf_counter() - start))
         preds = predictions_frame(test, probs)
         metrics = as_test_metrics(test["label"].to_numpy(), probs)

@@ -47,15 +47,19 @@ def log_classifier(model, tokenizer, max_length: int):
 class LoggedClassifier:
     """A logged classifier loaded for batched scoring with class probabilities."""
 
-    model: object
+    model: object      # on the device it scores on (a GPU if there is one)
     tokenizer: object
-    max_length: int  # the truncation it was logged with: what a served model would see
+    max_length: int    # the truncation it was logged with: what a served model would see
+    precision: str     # resolved: fp32 or bf16
 
 
-def load_logged_classifier(model_uri: str) -> LoggedClassifier:
-    """Load `runs:/...`, `models:/name@alias` or a model folder, with one-line errors."""
+def load_logged_classifier(model_uri: str, precision: str = "auto") -> LoggedClassifier:
+    """Load `runs:/...`, `models:/name@alias` or a model folder onto the scoring device,
+    with `precision` resolved for it; one-line errors."""
     from mlflow.exceptions import MlflowException
     from transformers.utils import logging as hf_logging
+
+    from steps.compute import pick_device, resolve_precision
 
     hf_logging.disable_progress_bar()
     try:
@@ -68,14 +72,16 @@ def load_logged_classifier(model_uri: str) -> LoggedClassifier:
                 else "pass runs:/<run id of a finished train run>/model")
         raise UserError(f"cannot load model '{model_uri}' ({first[:160]}): {hint}") from None
     max_length = info.flavors["python_function"].get("config", {}).get("max_length", 512)
-    return LoggedClassifier(parts["model"], parts["tokenizer"], int(max_length))
+    device = pick_device()
+    return LoggedClassifier(parts["model"].to(device), parts["tokenizer"], int(max_length),
+                            resolve_precision(precision, device))
 
 
-def score_texts(clf: LoggedClassifier, texts: list[str], batch_size: int, precision: str,
+def score_texts(clf: LoggedClassifier, texts: list[str], batch_size: int,
                 progress=None) -> np.ndarray:
     """Class probabilities (rows in input order, columns in label order) for raw texts."""
     from steps.modeling import predict_logits, softmax
 
     ids = clf.tokenizer(texts, truncation=True, max_length=clf.max_length)["input_ids"]
     return softmax(predict_logits(clf.model, ids, batch_size, clf.tokenizer.pad_token_id,
-                                  precision, progress))
+                                  clf.precision, progress))

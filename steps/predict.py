@@ -75,20 +75,16 @@ def main(argv=None) -> None:
     import mlflow
     from tqdm.auto import tqdm
 
-    from steps.compute import pick_device, resolve_precision
     from steps.metrics import classification_metrics
     from steps.model_logging import load_logged_classifier, score_texts
     from steps.tracking import step_run
 
-    clf = load_logged_classifier(cfg.model_uri)
-    device = pick_device()
-    clf.model.to(device)
-    precision = resolve_precision(ev.precision, device)
+    clf = load_logged_classifier(cfg.model_uri, ev.precision)
     with step_run("predict", config_params(cfg, ev), {"input": str(source.resolve()),
                                                       "model_uri": cfg.model_uri}):
         start = time.perf_counter()
         with tqdm(total=len(texts), unit="text", desc="predict", mininterval=1.0) as bar:
-            probs = score_texts(clf, texts["text"].tolist(), ev.eval_batch_size, precision, bar)
+            probs = score_texts(clf, texts["text"].tolist(), ev.eval_batch_size, bar)
         seconds = time.perf_counter() - start
         write_atomic(prediction_table(texts, probs), output)
         summary = {"predict_rows": len(texts), "predict_rows_per_second": len(texts) / seconds}

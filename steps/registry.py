@@ -36,18 +36,14 @@ def same_source_version(client: MlflowClient, name: str, run_id: str | None):
 
 def rescore(champion, evaluate_run_id: str, ev: EvalConfig) -> dict[str, float]:
     """The champion's test_f1 / test_accuracy on the texts the evaluate run scored."""
-    from steps.compute import pick_device, resolve_precision
     from steps.metrics import classification_metrics
     from steps.model_logging import load_logged_classifier, score_texts
 
     with tempfile.TemporaryDirectory() as tmp:
         test = pd.read_parquet(mlflow.artifacts.download_artifacts(
             run_id=evaluate_run_id, artifact_path="predictions.parquet", dst_path=tmp))
-    clf = load_logged_classifier(f"models:/{champion.name}/{champion.version}")
-    device = pick_device()
-    clf.model.to(device)
-    probs = score_texts(clf, test["text"].tolist(), ev.eval_batch_size,
-                        resolve_precision(ev.precision, device))
+    clf = load_logged_classifier(f"models:/{champion.name}/{champion.version}", ev.precision)
+    probs = score_texts(clf, test["text"].tolist(), ev.eval_batch_size)
     scores = classification_metrics(test["label"].to_numpy(), probs)
     return {"test_f1": scores["f1"], "test_accuracy": scores["accuracy"]}
 

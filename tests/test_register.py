@@ -6,7 +6,6 @@ to luck; the champion is re-scored for real, on the crafted run's test texts.
 from __future__ import annotations
 
 import mlflow
-import pandas as pd
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -101,8 +100,8 @@ def test_champion_and_challenger_through_the_registry(registry):
     # 3. A worse challenger: the champion is re-scored on the same rows and keeps its alias.
     worse = crafted_evaluation(registry, models[1], 0.0)
     result = run_register(worse, "--min_test_accuracy", "0", "--min_test_f1", "0")
-    champion = load_logged_classifier(f"models:/{NAME}/1")
-    probs = score_texts(champion, registry["test"]["text"].tolist(), 64, "fp32")
+    champion = load_logged_classifier(f"models:/{NAME}/1", "fp32")
+    probs = score_texts(champion, registry["test"]["text"].tolist(), 64)
     rescored = classification_metrics(registry["test"]["label"].to_numpy(), probs)["f1"]
     assert result["metrics"]["champion_test_f1"] == pytest.approx(rescored, abs=1e-6)
     assert result["metrics"]["candidate_test_f1"] == 0.0
