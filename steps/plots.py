@@ -11,7 +11,6 @@ matplotlib.use("Agg")  # no display on servers or in CI; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from steps.config import LABELS  # noqa: E402
@@ -73,9 +72,16 @@ def learning_rate_schedule(steps: pd.DataFrame) -> Figure:
 def class_balance(balance: pd.DataFrame) -> Figure:
     """Rows per class in each split (from ingest's class_balance table)."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    sns.barplot(data=balance, x="class", y="rows", hue="split", order=list(LABELS), ax=ax)
-    for container in ax.containers:
-        ax.bar_label(container, fontsize=8, padding=1)
+    splits = list(dict.fromkeys(balance["split"]))
+    width = 0.8 / len(splits)
+    for i, split in enumerate(splits):
+        rows = balance[balance["split"] == split].set_index("class")["rows"]
+        heights = [int(rows.get(name, 0)) for name in LABELS]
+        bars = ax.bar(np.arange(len(LABELS)) + (i - (len(splits) - 1) / 2) * width, heights,
+                      width, label=split)
+        ax.bar_label(bars, fontsize=8, padding=1)
+    ax.set_xticks(range(len(LABELS)), LABELS)
+    ax.legend(title="split")
     ax.set(xlabel="", ylabel="rows", title="Class balance per split")
     fig.tight_layout()
     return fig
