@@ -29,7 +29,7 @@ TEXT: dict[str, dict[str, str]] = {
         "process": "{model} with a new 4-way classification head, AdamW at peak learning rate "
                    "{lr} decaying linearly to 0, batch {batch}, {epochs} epoch(s); the kept "
                    "epoch is {best} ({rule}). Every parameter of this run:",
-        "rule_best": "best validation F1", "rule_last": "the last epoch, select_best=false",
+        "rule_best": "lowest validation loss", "rule_last": "the last epoch, select_best=false",
         "curves": "train_* metrics are measured after each epoch in eval mode on the training "
                   "rows, as val_* are on the validation rows.",
         "errors": "The {n} wrong predictions the model was most confident of ({wrong} of "
@@ -121,7 +121,7 @@ TEXT: dict[str, dict[str, str]] = {
                    "aprendizaje máxima {lr} que decae linealmente a 0, lote de {batch}, {epochs} "
                    "época(s); la época conservada es la {best} ({rule}). Todos los parámetros de "
                    "esta ejecución:",
-        "rule_best": "mejor F1 de validación", "rule_last": "la última, select_best=false",
+        "rule_best": "menor pérdida de validación", "rule_last": "la última, select_best=false",
         "curves": "Las métricas train_* se miden al final de cada época en modo evaluación sobre "
                   "las filas de entrenamiento, igual que val_* sobre las de validación.",
         "errors": "Las {n} predicciones erróneas de las que el modelo estaba más seguro ({wrong} "

@@ -42,7 +42,8 @@ def test_impossible_parameters_are_refused(config, kwargs, message):
 def test_defaults_are_the_tuned_recipe_on_the_seed_sizes():
     train = TrainConfig()
     assert (train.epochs, train.train_batch_size, train.eval_batch_size, train.learning_rate,
-            train.precision) == (3, 16, 64, 1e-4, "auto")
+            train.micro_batch_tokens, train.freeze_embeddings, train.precision) == \
+        (2, 16, 64, 1.5e-4, 512, True, "auto")
     assert EvalConfig().eval_batch_size == 64
     data = DataConfig()
     assert (data.data, data.train_size, data.val_size, data.test_size, data.seed) == \
