@@ -39,7 +39,8 @@ from steps.config import TrainConfig
 from steps.metrics import classification_metrics
 from steps.checkpoint import load_checkpoint, save_checkpoint
 from steps.compute import autocast, resolve_precision
-from steps.modeling import batches, length_grouped_order, predict_logits, softmax
+from steps.modeling import (batches, length_grouped_order, micro_batches, predict_logits,
+                            softmax)
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 StepCallback = Callable[[int, dict[str, float]], None]
@@ -69,20 +70,6 @@ def log_interval(cfg: TrainConfig, steps_per_epoch: int) -> int:
     if cfg.log_every_steps > 0:
         return cfg.log_every_steps
     return max(1, steps_per_epoch * cfg.epochs // POINTS_PER_RUN)
-
-
-def micro_batches(rows: int, width: int, max_tokens: int) -> list[slice]:
-    """Row slices of one padded batch, each at most `max_tokens` tokens (at least one row).
-
-    Activation memory grows with rows x width; splitting only the long batches caps the
-    peak while short batches (most of AG News) still run whole. Parts are of near-equal size
-    (16 rows at most 12 per part: 8 + 8, not 12 + 4), since a tiny last part costs a whole
-    forward pass's overhead. 0 = never split.
-    """
-    most = rows if max_tokens <= 0 else max(1, min(rows, max_tokens // width))
-    parts = -(-rows // most)
-    step = -(-rows // parts)
-    return [slice(start, start + step) for start in range(0, rows, step)]
 
 
 def score(model, df: pd.DataFrame, batch_size: int, pad_id: int,

@@ -9,9 +9,10 @@ from conftest import texts_frame
 
 from steps.config import TrainConfig
 from steps.errors import UserError
-from steps.modeling import batches, load_classifier, load_tokenizer, pad_batch, predict_logits
+from steps.modeling import (batches, load_classifier, load_tokenizer, micro_batches, pad_batch,
+                            predict_logits)
 from steps.tokenize import encode, length_summary, token_lengths
-from steps.train import fit, log_interval, micro_batches, score
+from steps.train import fit, log_interval, score
 
 
 @pytest.fixture(scope="module")
