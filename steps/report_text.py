@@ -31,7 +31,7 @@ TEXT: dict[str, dict[str, str]] = {
                    "epoch is {best} ({rule}). Every parameter of this run:",
         "rule_best": "lowest validation loss", "rule_last": "the last epoch, select_best=false",
         "curves": "train_* metrics are measured after each epoch in eval mode on the training "
-                  "rows, as val_* are on the validation rows.",
+                  "rows (a fixed sample of at most 500), as val_* are on the validation rows.",
         "errors": "The {n} wrong predictions the model was most confident of ({wrong} of "
                   "{total} test texts are wrong):",
         "no_errors": "The model made no mistake on the test rows.",
@@ -123,7 +123,8 @@ TEXT: dict[str, dict[str, str]] = {
                    "esta ejecución:",
         "rule_best": "menor pérdida de validación", "rule_last": "la última, select_best=false",
         "curves": "Las métricas train_* se miden al final de cada época en modo evaluación sobre "
-                  "las filas de entrenamiento, igual que val_* sobre las de validación.",
+                  "las filas de entrenamiento (una muestra fija de hasta 500), igual que val_* "
+                  "sobre las de validación.",
         "errors": "Las {n} predicciones erróneas de las que el modelo estaba más seguro ({wrong} "
                   "de {total} textos de test son erróneos):",
         "no_errors": "El modelo no cometió ningún error en las filas de test.",

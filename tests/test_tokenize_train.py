@@ -162,6 +162,23 @@ def test_live_step_points_learning_rate_and_progress(tiny_model, tokenizer):
     assert bar.samples == 80 and bar.postfix["epoch"] == "2/2"
 
 
+@pytest.mark.parametrize("freeze", [True, False])
+def test_freeze_embeddings_keeps_the_word_embeddings_and_trains_the_rest(tiny_model, tokenizer,
+                                                                          freeze):
+    train, val = learnable_frames(tokenizer)
+    cfg = TrainConfig(model=str(tiny_model), epochs=1, train_batch_size=8, learning_rate=1e-2,
+                      freeze_embeddings=freeze, precision="fp32")
+    model = load_classifier(str(tiny_model))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fit(model, train, val, cfg, tokenizer.pad_token_id)
+    after = model.state_dict()
+    words = "bert.embeddings.word_embeddings.weight"
+    assert torch.equal(before[words], after[words]) == freeze
+    assert not torch.equal(before["classifier.weight"], after["classifier.weight"])
+    assert not torch.equal(before["bert.embeddings.position_embeddings.weight"],
+                           after["bert.embeddings.position_embeddings.weight"])
+
+
 @pytest.mark.parametrize("select_best", [True, False])
 def test_select_best_keeps_the_best_validation_epoch(tiny_model, tokenizer, select_best):
     train, val = learnable_frames(tokenizer)
