@@ -256,3 +256,10 @@ def test_a_failing_step_fails_the_parent_and_names_the_step(store, tiny_model, t
                if r.data.tags.get("failed_step")]
     assert len(parents) == 1
     assert parents[0].info.status == "FAILED" and parents[0].data.tags["failed_step"] == "ingest"
+    # The failed child is found, tagged and named in the message.
+    child = [r for r in store["client"].search_runs([store["experiment_id"]])
+             if r.data.tags.get("mlflow.project.entryPoint") == "ingest"]
+    assert len(child) == 1 and child[0].info.status == "FAILED"
+    assert child[0].data.tags["step"] == "ingest"
+    assert child[0].data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+    assert f"step 'ingest' failed (run {child[0].info.run_id})" in proc.stderr
