@@ -118,8 +118,8 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
     every = log_interval(cfg, steps_per_epoch)
     seqs, labels = train_df["input_ids"].tolist(), torch.tensor(train_df["label"].to_numpy())
     lengths = np.fromiter((len(q) for q in seqs), dtype=np.int64, count=len(seqs))
-    state = {"epoch": 0, "step": 0, "history": [], "steps": [], "window": [], "best_loss": float("inf"),
-             "best_epoch": 0, "best_state": None}
+    state = {"epoch": 0, "step": 0, "history": [], "steps": [], "window": [],
+             "best_loss": float("inf"), "best_epoch": 0, "best_state": None}
     if checkpoint is not None and checkpoint.is_file():
         state.update(load_checkpoint(checkpoint, model, optimizer, scheduler, rng))
         for row in state["steps"]:
