@@ -258,8 +258,8 @@ def test_a_failing_step_fails_the_parent_and_names_the_step(store, tiny_model, t
     assert parents[0].info.status == "FAILED" and parents[0].data.tags["failed_step"] == "ingest"
     # The failed child is found, tagged and named in the message.
     child = [r for r in store["client"].search_runs([store["experiment_id"]])
-             if r.data.tags.get("mlflow.project.entryPoint") == "ingest"]
+             if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(child) == 1 and child[0].info.status == "FAILED"
     assert child[0].data.tags["step"] == "ingest"
-    assert child[0].data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+    assert child[0].data.tags["mlflow.project.entryPoint"] == "ingest"
     assert f"step 'ingest' failed (run {child[0].info.run_id})" in proc.stderr
