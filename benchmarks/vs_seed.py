@@ -9,7 +9,7 @@ accuracy and F1, peak RSS of any process, the ratios project/seed, and where the
 wall time went, step by step. Every figure is measured here; nothing is copied in.
 
     python benchmarks/vs_seed.py                       # target 1: the defaults
-    python benchmarks/vs_seed.py --also "train_size=4500 epochs=2"   # + target 2, same run
+    python benchmarks/vs_seed.py --also "train_size=5000 learning_rate=1e-4"   # + target 2
     python benchmarks/vs_seed.py --train-size 0 --no-seed --repeats 1   # target 3: at scale
 
 `--also` adds a project configuration run in the same rounds (seed, project, each `--also`),
@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("-P", dest="extra", action="append", default=[],
                         help="more main parameters, name=value")
     parser.add_argument("--also", action="append", default=[],
-                        help='another project configuration, e.g. "train_size=4500 epochs=2"')
+                        help='another project configuration, e.g. "train_size=5000 learning_rate=1e-4"')
     args = parser.parse_args()
 
     configs = [(args.train_size, args.extra)]
