@@ -10,7 +10,8 @@ wall time went, step by step. Every figure is measured here; nothing is copied i
 
     python benchmarks/vs_seed.py                       # target 1: the defaults
     python benchmarks/vs_seed.py --also "train_size=5000 learning_rate=1e-4"   # + target 2
-    python benchmarks/vs_seed.py --train-size 0 --no-seed --repeats 1 -P epochs=3 -P learning_rate=1e-4  # target 3
+    python benchmarks/vs_seed.py --train-size 0 --no-seed --repeats 1 \
+        -P epochs=3 -P learning_rate=1e-4                 # target 3: all the data
 
 `--also` adds a project configuration run in the same rounds (seed, project, each `--also`),
 so every configuration is compared with the same seed runs.
