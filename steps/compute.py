@@ -8,7 +8,6 @@ without native support bf16 is emulated and slower, so `auto` picks fp32 there.
 from __future__ import annotations
 
 import contextlib
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import torch
 # oneDNN's kernel cache (ONEDNN_PRIMITIVE_CACHE_CAPACITY) is left at its default of 1,024:
 # training builds kernels for ~9 batch shapes x every layer, forward and backward, and a cap of
 # 8 rebuilt them all the time: the default train step took 23 s an epoch instead of 25-26 s,
-# for 37 MB more peak memory (1,198 vs 1,161 MB). An explicit environment value still wins.
+# for 37 MB more peak memory (1,198 vs 1,161 MB). Set it in the environment to trade back.
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
