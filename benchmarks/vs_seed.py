@@ -110,7 +110,8 @@ def main() -> None:
     parser.add_argument("-P", dest="extra", action="append", default=[],
                         help="more main parameters, name=value")
     parser.add_argument("--also", action="append", default=[],
-                        help='another project configuration, e.g. "train_size=5000 learning_rate=1e-4"')
+                        help="another project configuration, e.g. "
+                             '"train_size=5000 learning_rate=1e-4"')
     args = parser.parse_args()
 
     configs = [(args.train_size, args.extra)]
