@@ -1,8 +1,10 @@
 """Training checkpoints: everything `train.fit` needs to resume exactly where it stopped.
 
-A checkpoint holds the weights, the optimiser and schedule state, the numpy and torch (and
-CUDA) random states, and fit's own bookkeeping (epochs done, history, best weights), so a
-resumed run draws the same shuffles and dropout masks an uninterrupted one would.
+A checkpoint holds the weights, the optimiser, schedule and loss-scaler state, the numpy and
+torch (and CUDA) random states, and fit's own bookkeeping (epochs done, history, best
+weights), so a resumed run draws the same shuffles and dropout masks an uninterrupted one
+would. It holds tensors and plain Python values only, so it loads with `weights_only=True`
+(no arbitrary unpickling), and onto the CPU first, so one written on a GPU resumes anywhere.
 """
 from __future__ import annotations
 
@@ -13,25 +15,31 @@ import numpy as np
 import torch
 
 
-def save_checkpoint(path: Path, state: dict, model, optimizer, scheduler,
+def save_checkpoint(path: Path, state: dict, model, optimizer, scheduler, scaler,
                     rng: np.random.Generator) -> None:
     """Write atomically: a kill during the write leaves the previous checkpoint intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "numpy_rng": rng.bit_generator.state,
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),  # dropout masks on CPU
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
                tmp)
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, model, optimizer, scheduler, rng: np.random.Generator) -> dict:
-    """Restore model, optimiser, schedule and random states in place; return fit's state."""
-    saved = torch.load(path, weights_only=False)
-    model.load_state_dict(saved.pop("model"))
-    optimizer.load_state_dict(saved.pop("optimizer"))
+def load_checkpoint(path: Path, model, optimizer, scheduler, scaler,
+                    rng: np.random.Generator) -> dict:
+    """Restore model, optimiser, schedule, scaler and random states in place; return fit's
+    state."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(saved.pop("model"))  # copies onto the model's device
+    optimizer.load_state_dict(saved.pop("optimizer"))  # moves state to the weights' device
     scheduler.load_state_dict(saved.pop("scheduler"))
+    scaler_state = saved.pop("scaler", {})
+    if scaler_state:
+        scaler.load_state_dict(scaler_state)
     rng.bit_generator.state = saved.pop("numpy_rng")
     torch.set_rng_state(saved.pop("torch_rng"))
     cuda_rng = saved.pop("cuda_rng", None)

@@ -14,6 +14,11 @@ from steps.errors import UserError
 DEFAULT_DATA = "fancyzhx/ag_news"
 DEFAULT_MODEL = "huawei-noah/TinyBERT_General_4L_312D"
 LABELS = ("World", "Sports", "Business", "Sci/Tech")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISION_HELP = ("auto (measured on a CPU: the faster of fp32 and bf16; on a GPU: bf16 where "
+                  "native, else fp16 with loss scaling), fp32, bf16, or fp16 (GPU only)")
+MODEL_REVISION_HELP = ("branch, tag or commit of a Hub model (ignored for a local folder); main "
+                       "resolves it once and passes the commit on")
 
 
 def _help(text: str, default):
@@ -25,6 +30,11 @@ def _require(ok: bool, message: str) -> None:
         raise UserError(message)
 
 
+def _check_precision(precision: str) -> None:
+    _require(precision in PRECISIONS,
+             f"precision='{precision}' is not one of {', '.join(PRECISIONS)}: pass e.g. auto")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """What ingest reads and how it samples the three splits."""
@@ -32,6 +42,9 @@ class DataConfig:
     data: str = _help(
         "Hugging Face dataset id, a folder in the AG News CSV layout (train.csv, test.csv), "
         "or a CSV/Parquet file or folder with `text` and `label` columns", DEFAULT_DATA)
+    data_revision: str = _help(
+        "branch, tag or commit of a Hub data set (ignored for local files); main resolves it "
+        "once and passes the commit on, so the runs record and cache on it", "main")
     train_size: int = _help("train rows, stratified by class; 0 or more than exist = all", 1000)
     val_size: int = _help("validation rows, taken from the train split, disjoint from train", 200)
     test_size: int = _help("test rows from the test split; 0 or more than exist = all", 500)
@@ -39,6 +52,8 @@ class DataConfig:
 
     def __post_init__(self):
         _require(bool(self.data.strip()), "data is empty: pass -P data=<hub id or local path>")
+        _require(bool(self.data_revision.strip()),
+                 "data_revision is empty: pass a branch, tag or commit, e.g. main")
         for name in ("train_size", "val_size", "test_size"):
             value = getattr(self, name)
             _require(value >= 0, f"{name}={value} is negative: pass a row count, or 0 for all rows")
@@ -49,10 +64,13 @@ class TokenizeConfig:
     """Which tokenizer to use and how long a text may be."""
 
     model: str = _help("Hugging Face model id or local model folder", DEFAULT_MODEL)
+    model_revision: str = _help(MODEL_REVISION_HELP, "main")
     max_length: int = _help("tokens per text; longer texts are truncated", 128)
 
     def __post_init__(self):
         _require(bool(self.model.strip()), "model is empty: pass -P model=<hub id or folder>")
+        _require(bool(self.model_revision.strip()),
+                 "model_revision is empty: pass a branch, tag or commit, e.g. main")
         _require(self.max_length >= 8,
                  f"max_length={self.max_length} is too short: pass -P max_length=8 or more "
                  "(AG News texts average about 53 tokens)")
@@ -63,6 +81,7 @@ class TrainConfig:
     """How the classifier is fine-tuned."""
 
     model: str = _help("Hugging Face model id or local model folder", DEFAULT_MODEL)
+    model_revision: str = _help(MODEL_REVISION_HELP, "main")
     # Tuned on this project's benchmark (benchmarks/vs_seed.py); the seed's recipe was
     # epochs=2, train_batch_size=4, eval_batch_size=8, learning_rate=5e-5, fp32.
     epochs: int = _help("passes over the training rows", 2)
@@ -81,16 +100,14 @@ class TrainConfig:
         "curves; 0 = about 40 points per run", 0)
     select_best: bool = _help(
         "keep the weights of the epoch with the lowest val_loss (true) or of the last epoch", True)
-    precision: str = _help(
-        "auto (bf16 where the CPU or GPU computes it natively, else fp32), fp32 or bf16", "auto")
+    precision: str = _help(PRECISION_HELP, "auto")
     checkpoint_dir: str = _help(
         "folder for a checkpoint after every epoch; a train restarted with the same folder "
         "resumes after the last complete epoch; empty = no checkpoints (main sets it from the "
         "train step's cache key)", "")
 
     def __post_init__(self):
-        _require(self.precision in ("auto", "fp32", "bf16"),
-                 f"precision='{self.precision}' is not auto, fp32 or bf16")
+        _check_precision(self.precision)
         _require(self.log_every_steps >= 0,
                  f"log_every_steps={self.log_every_steps} is negative: pass 0 for automatic")
         _require(self.epochs > 0, f"epochs={self.epochs} must be at least 1: pass -P epochs=2")
@@ -110,14 +127,12 @@ class EvalConfig:
     """How the test split is scored."""
 
     eval_batch_size: int = _help("rows per forward pass when scoring", 64)
-    precision: str = _help(
-        "auto (bf16 where the CPU or GPU computes it natively, else fp32), fp32 or bf16", "auto")
+    precision: str = _help(PRECISION_HELP, "auto")
 
     def __post_init__(self):
         _require(self.eval_batch_size > 0,
                  f"eval_batch_size={self.eval_batch_size} must be at least 1")
-        _require(self.precision in ("auto", "fp32", "bf16"),
-                 f"precision='{self.precision}' is not auto, fp32 or bf16")
+        _check_precision(self.precision)
 
 
 @dataclass(frozen=True)

@@ -8,24 +8,23 @@ The accepted sources, in the order `load_source` tries them:
   `test.parquet` with `text` and `label` columns;
 - an existing local CSV/Parquet file with `text` and `label`: test rows are then carved from
   the same file (see `ingest.sample_splits`);
-- otherwise a Hugging Face dataset id, loaded with `datasets.load_dataset`.
+- otherwise a Hugging Face dataset id, pinned to a commit (`steps.hub.resolve`: the Hub if
+  it answers, else the local cache) and loaded with `datasets.load_dataset`.
+
+CSV files are read as UTF-8 with or without a byte-order mark and with either line ending,
+as spreadsheet programs save them.
 """
 from __future__ import annotations
 
 import csv
-import os
-import re
-import socket
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pandas as pd
 
 from steps.config import LABELS
 from steps.errors import UserError
-
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+from steps.hub import Revision, is_hub_id, resolve
 
 
 @dataclass
@@ -34,21 +33,8 @@ class Source:
 
     train: pd.DataFrame
     test: pd.DataFrame | None
-    uri: str  # where the rows came from, for lineage (`mlflow.log_input` source)
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face Hub answers a TCP connect; a few seconds, never a retry loop.
-
-    `from_pretrained` and `load_dataset` retry for about a minute before failing offline;
-    probing first lets a step fail fast with a message that says to pass a local folder.
-    """
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+    uri: str  # where the rows came from: a resolved local path, or hf://datasets/<id>@<commit>
+    revision: Revision | None = None  # the pinned Hub commit; None for local files
 
 
 def validate(df: pd.DataFrame, name: str, one_based: bool = False,
@@ -89,7 +75,7 @@ def validate(df: pd.DataFrame, name: str, one_based: bool = False,
 
 def _csv_has_header(path: Path) -> bool:
     """A header row is one whose first field is not a class index (AG News has no header)."""
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         first = next(csv.reader(fh), None)
     if first is None:
         raise UserError(f"{path} is empty: pass a CSV with rows")
@@ -101,9 +87,10 @@ def read_csv(path: Path, need_label: bool = True) -> pd.DataFrame:
     description; no header)."""
     try:
         if _csv_has_header(path):
-            return validate(pd.read_csv(path, dtype=str, keep_default_na=False), path.name,
-                            need_label=need_label)
-        raw = pd.read_csv(path, header=None, dtype=str, keep_default_na=False)
+            return validate(pd.read_csv(path, dtype=str, keep_default_na=False,
+                                        encoding="utf-8-sig"), path.name, need_label=need_label)
+        raw = pd.read_csv(path, header=None, dtype=str, keep_default_na=False,
+                          encoding="utf-8-sig")
     except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as err:
         raise UserError(f"{path} is not a readable CSV ({str(err).splitlines()[0]}): pass the "
                         "AG News layout (class, title, description) or `text`,`label` columns"
@@ -139,31 +126,37 @@ def load_local(path: Path) -> Source:
                     "test.parquet): pass a folder in the AG News layout or a single data file")
 
 
-def load_hub(dataset_id: str) -> Source:
-    if not hub_reachable():
-        raise UserError(f"'{dataset_id}' is not a local path and the Hugging Face Hub cannot be "
-                        "reached: pass a local folder, e.g. -P data=../shared/data/ag_news")
+def check_label_names(features, name: str) -> None:
+    """A `ClassLabel` must name the four AG News classes in their order (labels are indices)."""
+    names = getattr(features.get("label"), "names", None)
+    if names is not None and [n.lower() for n in names] != [n.lower() for n in LABELS]:
+        raise UserError(f"{name} labels are {names}, not {list(LABELS)} in that order: pass a "
+                        "data set with the AG News classes")
+
+
+def load_hub(dataset_id: str, revision: str = "main") -> Source:
+    pinned = resolve(dataset_id, "dataset", revision)
     import datasets
 
     try:
-        ds = datasets.load_dataset(dataset_id)
+        ds = datasets.load_dataset(dataset_id, revision=pinned.sha)
     except Exception as err:  # the Hub raises many types for a missing or private dataset
-        raise UserError(f"cannot load dataset '{dataset_id}' from the Hub "
+        raise UserError(f"cannot load dataset '{dataset_id}' at revision {pinned.sha[:12]} "
                         f"({str(err).splitlines()[0][:160]}): check the id or pass a local folder"
                         ) from None
     if "train" not in ds or "test" not in ds:
         raise UserError(f"dataset '{dataset_id}' has splits {list(ds)}, not train and test")
+    check_label_names(ds["train"].features, f"dataset '{dataset_id}'")
     return Source(validate(ds["train"].to_pandas(), f"{dataset_id}[train]"),
                   validate(ds["test"].to_pandas(), f"{dataset_id}[test]"),
-                  f"hf://datasets/{dataset_id}")
+                  f"hf://datasets/{dataset_id}@{pinned.sha}", pinned)
 
 
-def load_source(data: str) -> Source:
+def load_source(data: str, revision: str = "main") -> Source:
     path = Path(data).expanduser()
     if path.exists():
         return load_local(path)
-    looks_local = data.startswith((".", "/", "~")) or path.suffix in {".csv", ".parquet"}
-    if looks_local or not HUB_ID.match(data):
+    if not is_hub_id(data):
         raise UserError(f"data path '{data}' does not exist: pass an existing folder or file "
                         "(paths are relative to the project folder) or a Hub dataset id")
-    return load_hub(data)
+    return load_hub(data, revision)

@@ -1,8 +1,11 @@
 """Step 1, ingest: load, validate and sample the data.
 
-Reads: the `data` parameter (Hub id, folder or file; see `steps.data_sources`).
+Reads: the `data` parameter (Hub id at `data_revision`, folder or file; see
+`steps.data_sources`).
 Writes: `data/train.parquet`, `data/val.parquet`, `data/test.parquet` (columns `text`,
-`label`), each also logged as an MLflow dataset input with its digest; the tables
+`label`), each also logged as an MLflow dataset input with its digest and a source MLflow
+resolves (the local path, or the Hub data set, split and commit); tags `data.source`
+(folder, file, hub or cache) and, for the Hub, `data.revision` (the commit); the tables
 `class_balance.json` and `text_length.json`; plots `plots/class_balance.png` and
 `plots/text_length_words.png`; metrics `<split>_rows`, `<split>_words_mean`,
 `source_train_rows` (rows the source's train split holds),
@@ -136,6 +139,26 @@ def text_overlap(a: pd.DataFrame, b: pd.DataFrame) -> int:
     return int(a["text"].isin(set(b["text"])).sum())
 
 
+def source_tags(source: Source) -> dict[str, str]:
+    if source.revision is None:
+        return {"data.source": "file" if source.test is None else "folder"}
+    return {"data.source": "hub" if source.revision.online else "cache",
+            "data.revision": source.revision.sha}
+
+
+def dataset_source(source: Source, split: str):
+    """What `mlflow.log_input` records as the rows' origin: the local path, or the Hub data
+    set at its commit (MLflow resolves no `hf://` string, but loads this source back with
+    `datasets.load_dataset`). Validation rows come from the train split."""
+    if source.revision is None:
+        return source.uri
+    from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
+
+    return HuggingFaceDatasetSource(path=source.revision.repo_id,
+                                    split="test" if split == "test" else "train",
+                                    revision=source.revision.sha)
+
+
 def main(argv=None) -> None:
     quiet_libraries()
     (cfg,), _ = parse("ingest", argv, [DataConfig])
@@ -145,19 +168,22 @@ def main(argv=None) -> None:
     from steps.cache import fingerprint
     from steps.tracking import log_dataframe, log_figure, step_run
 
-    source = load_source(cfg.data)
+    source = load_source(cfg.data, cfg.data_revision)
     splits = sample_splits(source, cfg)
     with step_run("ingest", config_params(cfg)):
+        mlflow.set_tags(source_tags(source))
         for name, df in splits.items():
             log_dataframe(df, f"data/{name}.parquet")
-            dataset = mlflow.data.from_pandas(df, source=source.uri, targets="label", name=name)
+            dataset = mlflow.data.from_pandas(df, source=dataset_source(source, name),
+                                              targets="label", name=name)
             mlflow.log_input(dataset, context=name)
             mlflow.log_metric(f"{name}_rows", len(df))
         lengths = text_length(splits)
         for row in lengths[lengths["unit"] == "words"].itertuples():
             mlflow.log_metric(f"{row.split}_words_mean", row.mean)
         mlflow.log_metric("source_train_rows", len(source.train))
-        mlflow.set_tag("data_fingerprint", fingerprint(cfg.data))
+        mlflow.set_tag("data_fingerprint", fingerprint(cfg.data) + (
+            f"@{source.revision.sha}" if source.revision else ""))
         mlflow.log_metric("train_test_text_overlap", text_overlap(splits["train"], splits["test"]))
         balance = class_balance(splits)
         mlflow.log_table(balance, "class_balance.json")

@@ -8,6 +8,11 @@ records each step's run id (`step.<name>.run_id`), copies the final test metrics
 the report. If a step fails, the parent ends FAILED naming the step. A model that misses the
 register step's gate is not a failure: register ends FINISHED with `registered=false`.
 
+Hub ids are pinned first (`pin_revisions`): the data set's and the model's revision become
+the commits the Hub (or, offline, the local cache) gives, every step gets those commits, and
+they are part of the cache keys, so a new Hub revision reruns what depends on it. If neither
+the Hub nor the cache has an id, main stops before any step with one line naming the fix.
+
 The register step is cached like the others: an identical rerun leaves the registry alone.
 `-P force=register` decides again (e.g. after the registered model was deleted); a model
 already registered is never added twice.
@@ -15,6 +20,7 @@ already registered is never added twice.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -117,6 +123,39 @@ def run_child(step: str, parameters: dict[str, str], experiment_id: str, key: st
     return run_id
 
 
+def pin_revisions(data: DataConfig, tok: TokenizeConfig, train: TrainConfig):
+    """The configs with each Hub id's revision replaced by its commit, and the pins made
+    (`{"data"|"model": steps.hub.Revision}`); local paths pass through, but a revision given
+    for one is a mistake worth a clear line."""
+    from steps.hub import is_hub_id, resolve
+
+    pins = {}
+    for flag, location, revision, kind in (("data", data.data, data.data_revision, "dataset"),
+                                           ("model", tok.model, tok.model_revision, "model")):
+        if is_hub_id(location):
+            pins[flag] = resolve(location, kind, revision)
+        elif revision != "main" and Path(location).expanduser().exists():
+            raise UserError(f"{flag}_revision={revision} applies to a Hub id, but {flag} "
+                            f"'{location}' is a local path: drop -P {flag}_revision")
+    if "data" in pins:
+        data = dataclasses.replace(data, data_revision=pins["data"].sha)
+    if "model" in pins:
+        tok = dataclasses.replace(tok, model_revision=pins["model"].sha)
+        train = dataclasses.replace(train, model_revision=pins["model"].sha)
+    return data, tok, train, pins
+
+
+def go_offline_if_unreachable(pins: dict) -> None:
+    """When every Hub id came from the cache because the Hub did not answer, the steps get
+    HF_HUB_OFFLINE=1, the libraries' own switch, instead of each waiting for the Hub again."""
+    from steps.hub import offline_mode
+
+    if pins and not offline_mode() and not any(pin.online for pin in pins.values()):
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        print(f"main: {next(iter(pins.values())).note}; using the local Hugging Face cache",
+              flush=True)
+
+
 def main(argv=None) -> None:
     quiet_libraries()
     # Building every config first validates every parameter before any step starts.
@@ -124,6 +163,11 @@ def main(argv=None) -> None:
         "main", argv, [DataConfig, TokenizeConfig, TrainConfig, EvalConfig, RegisterConfig,
                        ReportConfig, MainConfig], exclude={"checkpoint_dir"})
     forced = forced_steps(cfg.force, STEPS)
+    data, tok, train, pins = pin_revisions(data, tok, train)
+    for flag, pin in pins.items():
+        print(f"main: {flag} {pin.repo_id} at {pin.sha[:12]} ("
+              + ("from the Hub" if pin.online else "from the local cache") + ")", flush=True)
+    go_offline_if_unreachable(pins)
     configs = {"ingest": (data,), "tokenize": (tok,), "train": (train,), "evaluate": (ev,),
                "register": (reg, ev), "report": (rep,)}
     keys = step_keys(configs)
@@ -135,6 +179,9 @@ def main(argv=None) -> None:
     client = MlflowClient()
     with mlflow.start_run() as parent:
         experiment_id = parent.info.experiment_id
+        for flag, pin in pins.items():
+            mlflow.set_tags({f"{flag}.revision": pin.sha,
+                             f"{flag}.source": "hub" if pin.online else "cache"})
         done: dict[str, str] = {}
         for step in STEPS:
             cached = None if step in forced else find_cached(client, experiment_id, step,

@@ -7,11 +7,15 @@ way (truncated as logged, batched by length, probabilities from our own forward 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
 
 from steps.errors import UserError
+
+if TYPE_CHECKING:
+    from steps.compute import Precision
 
 MODEL_NAME = "model"
 INPUT_EXAMPLE = ["Stocks rally as oil prices fall for a third day",
@@ -50,7 +54,7 @@ class LoggedClassifier:
     model: object      # on the device it scores on (a GPU if there is one)
     tokenizer: object
     max_length: int    # the truncation it was logged with: what a served model would see
-    precision: str     # resolved: fp32 or bf16
+    precision: Precision  # resolved for this model and device; scoring uses its `score`
 
 
 def load_logged_classifier(model_uri: str, precision: str = "auto") -> LoggedClassifier:
@@ -59,7 +63,7 @@ def load_logged_classifier(model_uri: str, precision: str = "auto") -> LoggedCla
     from mlflow.exceptions import MlflowException
     from transformers.utils import logging as hf_logging
 
-    from steps.compute import pick_device, resolve_precision
+    from steps.compute import choose_precision, pick_device
 
     hf_logging.disable_progress_bar()
     try:
@@ -72,9 +76,9 @@ def load_logged_classifier(model_uri: str, precision: str = "auto") -> LoggedCla
                 else "pass runs:/<run id of a finished train run>/model")
         raise UserError(f"cannot load model '{model_uri}' ({first[:160]}): {hint}") from None
     max_length = info.flavors["python_function"].get("config", {}).get("max_length", 512)
-    device = pick_device()
-    return LoggedClassifier(parts["model"].to(device), parts["tokenizer"], int(max_length),
-                            resolve_precision(precision, device))
+    model = parts["model"].to(pick_device())
+    return LoggedClassifier(model, parts["tokenizer"], int(max_length),
+                            choose_precision(precision, model))
 
 
 def score_texts(clf: LoggedClassifier, texts: list[str], batch_size: int,
@@ -84,4 +88,4 @@ def score_texts(clf: LoggedClassifier, texts: list[str], batch_size: int,
 
     ids = clf.tokenizer(texts, truncation=True, max_length=clf.max_length)["input_ids"]
     return softmax(predict_logits(clf.model, ids, batch_size, clf.tokenizer.pad_token_id,
-                                  clf.precision, progress))
+                                  clf.precision.score, progress))

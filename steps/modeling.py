@@ -1,71 +1,16 @@
-"""Loading the pretrained model and tokenizer, batching token ids, and scoring.
+"""Batching token ids, and scoring.
 
-Shared by tokenize (tokenizer), train (model, batches, scoring) and evaluate (scoring).
-Token ids travel between steps unpadded; `batches` pads each batch only to its own longest
-text (dynamic padding), so a batch of 40-token news snippets does not pay for 128.
+Shared by train (batches, scoring) and evaluate (scoring); loading the pretrained model and
+tokenizer is `steps.pretrained`. Token ids travel between steps unpadded; `batches` pads each
+batch only to its own longest text (dynamic padding), so a batch of 40-token news snippets
+does not pay for 128.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-
-from steps.config import LABELS
-from steps.data_sources import HUB_ID, hub_reachable
-from steps.errors import UserError
-
-
-def _from_pretrained(loader, model: str, what: str, **kwargs):
-    """Call `loader.from_pretrained` on a local folder or Hub id with one-line errors.
-
-    Offline, a Hub id is tried from the local Hugging Face cache only, instead of letting
-    huggingface_hub retry the network for about a minute.
-    """
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # "Loading weights" bars would bury the step's output
-    path = Path(model).expanduser()
-    if path.exists():
-        try:
-            return loader.from_pretrained(str(path), **kwargs)
-        except (OSError, ValueError) as err:
-            raise UserError(f"folder '{model}' holds no usable {what} "
-                            f"({str(err).splitlines()[0][:140]}): pass a folder written by "
-                            "save_pretrained (config.json, weights, tokenizer files)") from None
-    if model.startswith((".", "/", "~")) or not HUB_ID.match(model):
-        raise UserError(f"model folder '{model}' does not exist: pass an existing folder "
-                        "(paths are relative to the project folder) or a Hub model id")
-    online = hub_reachable()
-    try:
-        return loader.from_pretrained(model, local_files_only=not online, **kwargs)
-    except (OSError, ValueError) as err:
-        if not online:
-            raise UserError(f"model '{model}' is not a local folder and the Hugging Face Hub "
-                            "cannot be reached: pass a local folder, e.g. -P model=<folder "
-                            "written by save_pretrained>") from None
-        raise UserError(f"cannot load {what} '{model}' from the Hub "
-                        f"({str(err).splitlines()[0][:140]}): check the model id") from None
-
-
-def load_tokenizer(model: str):
-    from transformers import AutoTokenizer
-
-    return _from_pretrained(AutoTokenizer, model, "tokenizer")
-
-
-def load_classifier(model: str):
-    """A sequence classifier with a fresh 4-way head named after the AG News classes."""
-    from transformers import AutoModelForSequenceClassification
-
-    return _from_pretrained(
-        # ignore_mismatched_sizes: a checkpoint fine-tuned for another label count gets a
-        # fresh 4-way head instead of a load error.
-        AutoModelForSequenceClassification, model, "model", num_labels=len(LABELS),
-        ignore_mismatched_sizes=True,
-        id2label=dict(enumerate(LABELS)), label2id={name: i for i, name in enumerate(LABELS)})
-
 
 # Batch widths are rounded up to a multiple of this. Every distinct input shape makes the CPU
 # backend (oneDNN) build and cache its own kernels, and those caches plus the allocator's

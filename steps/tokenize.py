@@ -2,7 +2,8 @@
 
 Reads: `splits`, the `data/` artifact of an ingest run (`runs:/<ingest run>/data`).
 Writes: `tokenized/<split>.parquet` (columns `input_ids`, unpadded and truncated to
-`max_length`, and `label`), `tokenized/meta.json` (model, max_length, pad id), and
+`max_length`, and `label`), `tokenized/meta.json` (model, its Hub commit, max_length, pad id),
+and
 `tokenizer/` (save_pretrained), so train reloads everything without re-tokenizing.
 Plot: `plots/text_length_tokens.png` (token lengths per split, max_length marked).
 Metrics: `<split>_truncated_share`, `truncated_share`, `<split>_tokens_mean`,
@@ -54,18 +55,20 @@ def main(argv=None) -> None:
                          {"splits": "data/ artifact of an ingest run: runs:/<id>/data"})
     import mlflow
 
-    from steps.modeling import load_tokenizer
+    from steps.pretrained import load_tokenizer, locate
     from steps.plots import length_distribution
     from steps.tracking import fetch, log_figure, step_run
 
     folder = fetch(uris.splits, "data", "ingest")
     splits = {s: pd.read_parquet(folder / f"{s}.parquet") for s in SPLITS}
-    tokenizer = load_tokenizer(cfg.model)
+    source = locate(cfg.model, cfg.model_revision)
+    tokenizer = load_tokenizer(source)
     if tokenizer.pad_token_id is None:
         raise UserError(f"the tokenizer of '{cfg.model}' has no padding token, which batching "
                         "needs: pass a BERT-family model (TinyBERT, MiniLM, DistilBERT, ...)")
     with step_run("tokenize", config_params(cfg), {"splits": uris.splits}), \
             tempfile.TemporaryDirectory() as tmp:
+        mlflow.set_tags(source.tags())
         out = Path(tmp) / "tokenized"
         out.mkdir()
         lengths = {}
@@ -83,7 +86,8 @@ def main(argv=None) -> None:
             np.concatenate(list(lengths.values())), cfg.max_length)["truncated_share"])
         log_figure(length_distribution(lengths, "tokens", cfg.max_length),
                    "plots/text_length_tokens.png")
-        meta = {"model": cfg.model, "max_length": cfg.max_length,
+        meta = {"model": cfg.model, "model_revision": source.tags().get("model.revision"),
+                "max_length": cfg.max_length,
                 "pad_token_id": tokenizer.pad_token_id, "rows": {s: len(d) for s, d in splits.items()}}
         (out / "meta.json").write_text(json.dumps(meta, indent=2))
         mlflow.log_artifacts(str(out), "tokenized")

@@ -20,7 +20,8 @@ def step_run(step: str, params: dict[str, str], upstream: dict[str, str] | None 
     """The step's MLflow run, tagged `step=<name>`, with its parameters logged.
 
     When the step's body ends without error, the run gets `peak_rss_mb`, the step process's
-    peak memory, so a memory regression shows up per step in the runs table.
+    peak memory (and `peak_gpu_mb` where it used a GPU), so a memory regression shows up per
+    step in the runs table.
 
     Under `mlflow run` the run already exists (MLFLOW_RUN_ID) and holds the parameters the
     user passed, as typed; we add only the ones it lacks, because MLflow refuses to change a
@@ -40,6 +41,9 @@ def step_run(step: str, params: dict[str, str], upstream: dict[str, str] | None 
         log_lineage()
         yield run
         mlflow.log_metric("peak_rss_mb", peak_rss_mb())
+        gpu = peak_gpu_mb()
+        if gpu is not None:
+            mlflow.log_metric("peak_gpu_mb", gpu)
 
 
 def peak_rss_mb() -> float:
@@ -49,6 +53,16 @@ def peak_rss_mb() -> float:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+
+
+def peak_gpu_mb() -> float | None:
+    """Peak GPU memory torch allocated in this process, in MB; None if it used no GPU."""
+    import sys
+
+    torch = sys.modules.get("torch")  # a step that never imported torch used no GPU
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
 
 def log_lineage() -> None:

@@ -19,7 +19,9 @@ restores so the run's curves have no gap or duplicate.
 `train_*` metrics are measured after each epoch, in eval mode, on the training rows (a fixed
 sample of at most 500), so they compare like for like with `val_*`: the gap between the
 two is the overfitting signal. Batches group texts of similar length and pad only to their
-longest text; `precision` picks bf16 autocast where the hardware computes it natively.
+longest text; `precision=auto` runs in the precision that is fastest on the hardware at hand
+(`steps.compute`), recorded with the reason as tags `precision_train`, `precision_score`,
+`precision_reason`. A Hub model is pinned to a commit first (tag `model.revision`).
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from steps.cli import config_params, parse, quiet_libraries, run_step
 from steps.config import TrainConfig
 from steps.metrics import classification_metrics
 from steps.checkpoint import load_checkpoint, save_checkpoint
-from steps.compute import autocast, resolve_precision
+from steps.compute import Precision, autocast, choose_precision, grad_scaler
 from steps.modeling import (batches, length_grouped_order, micro_batches, predict_logits,
                             softmax)
 
@@ -56,7 +58,7 @@ class FitResult:
     history: list[dict[str, float]]   # one row per epoch
     steps: list[dict[str, float]]     # one row per logged optimiser step
     best_epoch: int                   # the epoch whose weights the model holds now
-    precision: str = "fp32"           # the resolved precision training ran in
+    precision: Precision              # what training and scoring ran in, and why
 
 
 def seed_everything(seed: int) -> None:
@@ -101,7 +103,6 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
     seed_everything(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = next(model.parameters()).device
-    precision = resolve_precision(cfg.precision, device)
     # A fixed sample (its own seeded generator, so training's shuffles stay as they were).
     train_eval = train_df if len(train_df) <= TRAIN_EVAL_ROWS else train_df.sample(
         n=TRAIN_EVAL_ROWS, random_state=cfg.seed)
@@ -109,6 +110,8 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
     # frozen, it needs no gradient and no AdamW moments: ~200 MB less peak memory here, and on
     # the benchmark's 1,000 rows test accuracy was no lower.
     model.get_input_embeddings().weight.requires_grad_(not cfg.freeze_embeddings)
+    precision = choose_precision(cfg.precision, model)
+    scaler = grad_scaler(precision.train, device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     # fused: one kernel per parameter instead of a chain of element-wise ops, which on this
     # CPU made an epoch ~15% faster and creates no full-size temporaries.
@@ -121,7 +124,7 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
     state = {"epoch": 0, "step": 0, "history": [], "steps": [], "window": [],
              "best_loss": float("inf"), "best_epoch": 0, "best_state": None}
     if checkpoint is not None and checkpoint.is_file():
-        state.update(load_checkpoint(checkpoint, model, optimizer, scheduler, rng))
+        state.update(load_checkpoint(checkpoint, model, optimizer, scheduler, scaler, rng))
         for row in state["steps"]:
             if on_step:
                 on_step(row["step"], {k: v for k, v in row.items() if k != "step"})
@@ -139,14 +142,15 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
             for part in micro_batches(len(idx), ids.shape[1], cfg.micro_batch_tokens):
                 # Each part's mean loss, weighted by its share of rows: the summed
                 # gradients equal those of the whole batch's mean loss.
-                with autocast(precision, device):
+                with autocast(precision.train, device):
                     part_loss = model(input_ids=ids[part].to(device),
                                       attention_mask=mask[part].to(device),
                                       labels=labels[idx[part]].to(device)).loss
                 part_loss = part_loss * (len(idx[part]) / len(idx))
-                part_loss.backward()
+                scaler.scale(part_loss).backward()
                 loss += part_loss.item()
-            optimizer.step()
+            scaler.step(optimizer)  # skips the step if fp16 gradients overflowed
+            scaler.update()
             lr = scheduler.get_last_lr()[0]  # the rate this step used
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -169,7 +173,7 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
                "train_samples_per_second": len(train_df) / seconds}
         for split, df in (("train", train_eval), ("val", val_df)):
             row.update({f"{split}_{k}": v for k, v in
-                        score(model, df, cfg.eval_batch_size, pad_id, precision).items()})
+                        score(model, df, cfg.eval_batch_size, pad_id, precision.score).items()})
         state["history"].append(row)
         # Validation loss, not F1, picks the epoch (as the Hugging Face Trainer's default):
         # on 200 rows F1 moves in steps of 0.005 and once kept a half-trained epoch 1 whose
@@ -182,7 +186,7 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
                                        for k, p in model.named_parameters() if p.requires_grad}
         state["epoch"] = epoch
         if checkpoint is not None:
-            save_checkpoint(checkpoint, state, model, optimizer, scheduler, rng)
+            save_checkpoint(checkpoint, state, model, optimizer, scheduler, scaler, rng)
         if on_epoch:
             on_epoch(epoch, row)
     best_epoch = state["best_epoch"]
@@ -202,16 +206,18 @@ def main(argv=None) -> None:
     from tqdm.auto import tqdm
 
     from steps.compute import pick_device
-    from steps.modeling import load_classifier
+    from steps.pretrained import load_classifier, locate
     from steps.tokenize import read_tokenized
     from steps.tracking import fetch, log_figure, step_run
 
     splits, meta = read_tokenized(fetch(uris.tokenized, "tokenized", "tokenize"))
     tokenizer_dir = fetch(uris.tokenizer, "tokenizer", "tokenize")
+    source = locate(cfg.model, cfg.model_revision)
     torch.manual_seed(cfg.seed)  # the new classification head is drawn at load time
-    model = load_classifier(cfg.model).to(pick_device())
+    model = load_classifier(source).to(pick_device())
     upstream = {"tokenized": uris.tokenized, "tokenizer": uris.tokenizer}
     with step_run("train", config_params(cfg), upstream):
+        mlflow.set_tags(source.tags())
         bar = tqdm(total=cfg.epochs * len(splits["train"]), unit="sample", desc="train",
                    dynamic_ncols=True, mininterval=1.0)
 
@@ -232,7 +238,7 @@ def main(argv=None) -> None:
                      log_epoch, log_step, bar, checkpoint)
         bar.close()
         mlflow.log_metric("best_epoch", result.best_epoch)
-        mlflow.set_tags({"precision_used": result.precision,
+        mlflow.set_tags({**result.precision.tags(), "precision_used": result.precision.train,
                          "device": str(next(model.parameters()).device)})
         mlflow.set_tag("best_epoch", str(result.best_epoch))
         print(f"train: kept the weights of epoch {result.best_epoch}"

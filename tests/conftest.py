@@ -11,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 AG_NEWS = ROOT.parent / "shared" / "data" / "ag_news"
-sys.path.insert(0, str(Path(__file__).parent))  # for tiny_model
+sys.path.insert(0, str(Path(__file__).parent))  # for tiny_model, hub_standin
+HUB_NETWORK_VARS = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "TRANSFORMERS_OFFLINE"}
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +21,16 @@ def ag_news() -> Path:
     if not (AG_NEWS / "train.csv").is_file():
         pytest.fail(f"AG News data missing at {AG_NEWS}: the tests need ../shared beside the repo")
     return AG_NEWS
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_cache_home(tmp_path_factory):
+    """The precision probe remembers its answer under XDG_CACHE_HOME: a fresh one per test
+    session, shared by the steps the tests start, so no run of the suite reads another's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    yield
+    mp.undo()
 
 
 @pytest.fixture(scope="session")
@@ -69,8 +80,10 @@ def texts_frame(labels: list[int], prefix: str = "story") -> pd.DataFrame:
 
 
 def subprocess_env() -> dict[str, str]:
-    """The environment for a step run as its own process: this venv first on PATH."""
-    env = dict(os.environ)
+    """The environment for a step run as its own process: this venv first on PATH; Hub
+    settings of the machine running the tests left out (tests that need them set their own)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("HF_") and k.upper() not in HUB_NETWORK_VARS}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(ROOT)
     return env

@@ -59,6 +59,20 @@ def test_a_register_threshold_reruns_register_and_report_only():
     assert [a[s] == b[s] for s in STEPS] == [True, True, True, True, False, False]
 
 
+def test_a_new_hub_commit_reruns_exactly_what_reads_it():
+    """main passes each Hub id's commit on as its revision parameter, so the keys follow it."""
+    def keyed(data_sha="a" * 40, model_sha="b" * 40):
+        pinned = configs(model_revision=model_sha)
+        pinned["ingest"] = (DataConfig(data="fancyzhx/ag_news", data_revision=data_sha),)
+        pinned["tokenize"] = (TokenizeConfig(model_revision=model_sha),)
+        return step_keys(pinned)
+
+    base = keyed()
+    assert [base[s] == keyed(data_sha="c" * 40)[s] for s in STEPS] == [False] * 6
+    assert [base[s] == keyed(model_sha="d" * 40)[s] for s in STEPS] == [
+        True, False, False, False, False, False]
+
+
 def test_the_checkpoint_folder_is_not_part_of_the_key():
     assert step_keys(configs()) == step_keys(configs(checkpoint_dir="/elsewhere"))
 

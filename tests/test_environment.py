@@ -44,7 +44,7 @@ def test_installed_versions_match_the_pins():
 
 def test_steps_import_only_pinned_third_party_packages():
     pins = requirement_pins()
-    module_to_dist = {"sklearn": "scikit-learn", "yaml": None}
+    module_to_dist = {"sklearn": "scikit-learn", "huggingface_hub": "huggingface-hub", "yaml": None}
     imported = set()
     for path in (ROOT / "steps").glob("*.py"):
         for match in re.finditer(r"^\s*(?:from|import) ([a-zA-Z_]\w*)", path.read_text(), re.M):

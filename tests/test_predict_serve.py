@@ -24,7 +24,7 @@ from steps.config import LABELS
 from steps.errors import UserError
 from steps.evaluate import PROB_COLUMNS
 from steps.model_logging import INPUT_EXAMPLE, log_classifier
-from steps.modeling import load_classifier, load_tokenizer
+from steps.pretrained import load_classifier, load_tokenizer
 
 NAME = "agnews-classifier"
 

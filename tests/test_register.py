@@ -16,7 +16,7 @@ from steps.config import RegisterConfig
 from steps.data_sources import load_local
 from steps.metrics import classification_metrics
 from steps.model_logging import load_logged_classifier, log_classifier, score_texts
-from steps.modeling import load_classifier, load_tokenizer
+from steps.pretrained import load_classifier, load_tokenizer
 from steps.register import decide, gate_failures
 
 NAME = "agnews-classifier"
