@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for steps.precision_probe.cpu_model
 SEED = ROOT.parent / "shared" / "bench" / "seed_recipe.py"
 STEPS = ("ingest", "tokenize", "train", "evaluate", "register", "report")
 
@@ -64,17 +65,20 @@ def run_seed(data: str, model: str) -> dict:
             "accuracy": result["accuracy"], "f1": result["f1"], "peak_rss_mb": rss}
 
 
-def run_project(data: str, model: str, train_size: int, extra: list[str]) -> dict:
+def run_project(data: str, model: str, train_size: int, extra: list[str],
+                test_size: int = 0) -> dict:
     from mlflow.tracking import MlflowClient
 
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"sqlite:///{tmp}/mlflow.db"
         client = MlflowClient(uri)
         experiment = client.create_experiment("bench", artifact_location=f"{tmp}/artifacts")
-        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+        # A fresh XDG_CACHE_HOME: the precision probe runs in every round, as on a first run.
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "XDG_CACHE_HOME": f"{tmp}/xdg"}
         cmd = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "main", "--env-manager",
                "local", "--experiment-id", experiment, "-P", f"data={data}", "-P",
-               f"model={model}", "-P", "test_size=0", "-P", f"train_size={train_size}"]
+               f"model={model}", "-P", f"test_size={test_size}", "-P",
+               f"train_size={train_size}"]
         for item in extra:
             cmd += ["-P", item]
         wall, rss, _ = timed(cmd, env=env, cwd=ROOT)
@@ -87,7 +91,12 @@ def run_project(data: str, model: str, train_size: int, extra: list[str]) -> dic
                 "pred_rows_s": evaluate.data.metrics["predict_rows_per_second"],
                 "accuracy": evaluate.data.metrics["test_accuracy"],
                 "f1": evaluate.data.metrics["test_f1"], "peak_rss_mb": rss,
-                "precision": train.data.tags.get("precision_used", "?"),
+                "precision": train.data.tags.get("precision_train", "?"),
+                "precision_score": evaluate.data.tags.get("precision_score", "?"),
+                "precision_reason": train.data.tags.get("precision_reason", "?"),
+                "device": train.data.tags.get("device", "?"),
+                "steps_gpu_mb": {s: runs[s].data.metrics["peak_gpu_mb"] for s in STEPS
+                                 if s in runs and "peak_gpu_mb" in runs[s].data.metrics},
                 "steps_s": {s: (runs[s].info.end_time - runs[s].info.start_time) / 1000
                             for s in STEPS if s in runs},
                 "steps_rss_mb": {s: runs[s].data.metrics.get("peak_rss_mb", 0)
@@ -134,8 +143,12 @@ def main() -> None:
 
 
 def print_table(seed: list[dict], project: list[dict], config: str, repeats: int) -> None:
-    print(f"\nmedians over {repeats} run(s); project {config}, "
-          f"precision {project[0]['precision']}; full 7,600-row test split\n")
+    from steps.precision_probe import cpu_model
+
+    print(f"\nCPU: {cpu_model()} ({os.cpu_count()} cores); medians over {repeats} run(s); "
+          f"project {config}, precision train {project[0]['precision']}, score "
+          f"{project[0]['precision_score']} ({project[0]['precision_reason']}); "
+          "full 7,600-row test split\n")
     keys = [("wall_s", "wall time (s)", ".1f"), ("train_s", "training (s)", ".1f"),
             ("pred_rows_s", "prediction rows/s", ".1f"), ("accuracy", "test accuracy", ".4f"),
             ("f1", "test F1 (weighted)", ".4f"), ("peak_rss_mb", "peak RSS (MB)", ".0f")]
