@@ -57,7 +57,8 @@ def _ask_hub(repo_id: str, kind: str, requested: str) -> str:
     """The commit the Hub gives for `requested`; raises on network errors, UserError on a
     wrong id or revision."""
     from huggingface_hub import HfApi, constants
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (GatedRepoError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
 
     try:
         info = HfApi().repo_info(repo_id, repo_type=kind, revision=requested,

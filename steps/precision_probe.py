@@ -49,7 +49,8 @@ def machine_key(config) -> str:
     shape = "-".join(str(getattr(config, k, "?")) for k in (
         "model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
         "intermediate_size"))
-    return f"{cpu_model()} | {torch.get_num_threads()} threads | torch {torch.__version__} | {shape}"
+    threads = torch.get_num_threads()
+    return f"{cpu_model()} | {threads} threads | torch {torch.__version__} | {shape}"
 
 
 def _inputs(shape: tuple[int, int], vocab: int, generator: torch.Generator):
@@ -95,7 +96,6 @@ def time_precisions(model, candidates=CANDIDATES, rounds: int = ROUNDS) -> dict[
                     start = time.perf_counter()
                     run(p)
                     best[p][task] = min(best[p][task], time.perf_counter() - start)
-    del probe
     return best
 
 

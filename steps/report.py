@@ -26,6 +26,7 @@ from steps.report_document import to_html, to_markdown
 from steps.report_text import t
 
 STEP_INPUTS = UPSTREAM["report"]  # the runs it reads: one definition, shared with the cache
+COMPUTE_TAGS = ("device", "precision_train", "precision_score", "precision_reason")
 REGISTRY_TAGS = ("registered", "outcome", "registered_model", "registered_version", "alias",
                  "decision", "champion_version")
 
@@ -93,6 +94,7 @@ def gather(run_ids: dict[str, str], lang: str) -> ReportFacts:
         previous=previous_evaluation(client, runs["evaluate"]),
         registry={k: v for k, v in runs["register"].data.tags.items()
                   if k in REGISTRY_TAGS},
+        compute={k: v for k, v in runs["train"].data.tags.items() if k in COMPUTE_TAGS},
         images=images, lang=lang)
 
 

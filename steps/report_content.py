@@ -19,8 +19,10 @@ from steps.report_document import Block, Bullets, Code, Heading, Image, Para, Ta
 from steps.report_text import t
 
 CURVE_COLUMNS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "train_f1", "val_f1")
-MAIN_PARAMS = ("data", "model", "train_size", "val_size", "test_size", "max_length", "epochs",
-               "train_batch_size", "eval_batch_size", "micro_batch_tokens", "learning_rate",
+# The revisions are the commits main pinned (the step runs record them), so the command
+# reruns on exactly the data and model this run read, even after the Hub has moved on.
+MAIN_PARAMS = ("data", "data_revision", "model", "model_revision", "train_size", "val_size",
+               "test_size", "max_length", "epochs", "train_batch_size", "eval_batch_size", "micro_batch_tokens", "learning_rate",
                "freeze_embeddings", "seed", "log_every_steps", "select_best", "precision",
                "registered_model", "min_test_accuracy", "min_test_f1", "report_lang")
 HEADLINE = ("accuracy", "f1", "precision", "recall", "roc_auc", "ece", "loss")
@@ -39,6 +41,7 @@ class ReportFacts:
     mean_confidence: float                 # mean top-class probability on the test rows
     previous: dict | None = None           # {"run_id", "metrics"} of the previous evaluate run
     registry: dict[str, str] = field(default_factory=dict)  # the register run's decision tags
+    compute: dict[str, str] = field(default_factory=dict)   # train's device and precisions
     images: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG
     lang: str = "en"
 
@@ -134,6 +137,10 @@ def build_report(f: ReportFacts) -> list[Block]:
                       else "rule_last"))),
         Table([t(lang, "parameter"), t(lang, "value")],
               [[k, p[k]] for k in MAIN_PARAMS if k in p]),
+        *([Para(t(lang, "compute", device=f.compute["device"],
+                  train=f.compute["precision_train"], score=f.compute["precision_score"],
+                  reason=f.compute["precision_reason"]))] if "precision_reason" in f.compute
+          else []),
         Heading(t(lang, "h_curves")),
         Para(t(lang, "curves")),
         Table([t(lang, "epoch")] + list(CURVE_COLUMNS),

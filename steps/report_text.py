@@ -30,6 +30,7 @@ TEXT: dict[str, dict[str, str]] = {
                    "{lr} decaying linearly to 0, batch {batch}, {epochs} epoch(s); the kept "
                    "epoch is {best} ({rule}). Every parameter of this run:",
         "rule_best": "lowest validation loss", "rule_last": "the last epoch, select_best=false",
+        "compute": "Trained on {device} in {train}, scored in {score} ({reason}).",
         "curves": "train_* metrics are measured after each epoch in eval mode on the training "
                   "rows (a fixed sample of at most 500), as val_* are on the validation rows.",
         "errors": "The {n} wrong predictions the model was most confident of ({wrong} of "
@@ -122,6 +123,7 @@ TEXT: dict[str, dict[str, str]] = {
                    "época(s); la época conservada es la {best} ({rule}). Todos los parámetros de "
                    "esta ejecución:",
         "rule_best": "menor pérdida de validación", "rule_last": "la última, select_best=false",
+        "compute": "Entrenado en {device} en {train}, evaluado en {score} ({reason}).",
         "curves": "Las métricas train_* se miden al final de cada época en modo evaluación sobre "
                   "las filas de entrenamiento (una muestra fija de hasta 500), igual que val_* "
                   "sobre las de validación.",

@@ -3,8 +3,8 @@
 Reads: `splits`, the `data/` artifact of an ingest run (`runs:/<ingest run>/data`).
 Writes: `tokenized/<split>.parquet` (columns `input_ids`, unpadded and truncated to
 `max_length`, and `label`), `tokenized/meta.json` (model, its Hub commit, max_length, pad id),
-and
-`tokenizer/` (save_pretrained), so train reloads everything without re-tokenizing.
+and `tokenizer/` (save_pretrained), so train reloads everything without re-tokenizing. Tags
+`model.source` and `model.revision` say where the tokenizer came from.
 Plot: `plots/text_length_tokens.png` (token lengths per split, max_length marked).
 Metrics: `<split>_truncated_share`, `truncated_share`, `<split>_tokens_mean`,
 `<split>_tokens_p95` (lengths before truncation).

@@ -60,7 +60,8 @@ def test_auto_on_a_cpu_is_measured_once_then_remembered(model, tmp_path, monkeyp
     monkeypatch.setattr(precision_probe, "time_precisions", fake_timing)
     first = choose_precision("auto", model)
     assert (first.train, first.score) == ("bf16", "fp32")
-    assert first.reason.startswith("probed on ") and "train fp32 300 ms vs bf16 200 ms" in first.reason
+    assert first.reason.startswith("probed on ")
+    assert "train fp32 300 ms vs bf16 200 ms" in first.reason
     second = choose_precision("auto", model)
     assert (second.train, second.score) == ("bf16", "fp32") and len(calls) == 1
     assert second.reason.startswith("remembered from a probe")

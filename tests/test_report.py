@@ -166,6 +166,15 @@ def test_report_has_every_section_and_states_the_logged_numbers():
     assert "first evaluated run" in md
 
 
+def test_report_says_where_and_in_what_precision_the_model_ran():
+    f = facts()
+    assert ", scored in " not in to_markdown(build_report(f))  # older runs lack the tags
+    f.compute = {"device": "cpu", "precision_train": "bf16", "precision_score": "fp32",
+                 "precision_reason": "probed on AMD EPYC: train fp32 425 ms vs bf16 184 ms"}
+    assert ("Trained on cpu in bf16, scored in fp32 (probed on AMD EPYC: train fp32 425 ms vs "
+            "bf16 184 ms).") in to_markdown(build_report(f))
+
+
 def test_report_compares_with_the_previous_run():
     md = to_markdown(build_report(facts(previous={"run_id": "old", "metrics": {
         "test_accuracy": 0.85, "test_f1": 0.84, "test_loss": 0.5, "test_ece": 0.05}})))
@@ -186,6 +195,15 @@ def test_both_languages_define_the_same_sentences_and_placeholders():
     fields = {lang: {k: {f for _, f, _, _ in string.Formatter().parse(v) if f}
                      for k, v in table.items()} for lang, table in TEXT.items()}
     assert fields["en"] == fields["es"]
+
+
+def test_reproduce_command_pins_the_hub_commits_the_run_read():
+    cmd = reproduce_command({"data": "fancyzhx/ag_news", "data_revision": "a" * 40,
+                             "model": "huawei-noah/TinyBERT_General_4L_312D",
+                             "model_revision": "b" * 40})
+    assert cmd.endswith(f"-P data=fancyzhx/ag_news -P data_revision={'a' * 40} "
+                        f"-P model=huawei-noah/TinyBERT_General_4L_312D "
+                        f"-P model_revision={'b' * 40}")
 
 
 def test_reproduce_command_carries_every_main_parameter_given():
