@@ -79,9 +79,15 @@ def _ask_hub(repo_id: str, kind: str, requested: str) -> str:
         # config.json by the branch name records it, so an offline run (ours or any other
         # tool's) can still find the model by that name.
         from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
 
-        hf_hub_download(repo_id, "config.json", revision=requested,
-                        etag_timeout=constants.HF_HUB_ETAG_TIMEOUT)
+        try:
+            hf_hub_download(repo_id, "config.json", revision=requested,
+                            etag_timeout=constants.HF_HUB_ETAG_TIMEOUT)
+        except EntryNotFoundError:
+            raise UserError(f"model '{repo_id}' has no config.json, so it is not a "
+                            "transformers model: pass a model id such as "
+                            "huawei-noah/TinyBERT_General_4L_312D") from None
     return info.sha
 
 
@@ -112,8 +118,12 @@ def cached_dataset_sha(repo_id: str, requested: str) -> str | None:
 
     try:
         _, _, sha = _find_hash_in_cache(repo_id, None, None, {}, None)
-    except ValueError:  # "Couldn't find cache for ..."
-        return None
+    except ValueError as err:
+        if str(err).startswith("Couldn't find cache"):
+            return None
+        raise UserError(f"data set '{repo_id}' in the local cache: "
+                        f"{str(err).splitlines()[0]}: pass a data set with one configuration "
+                        "or a local folder as -P data=<folder>") from None
     if COMMIT.match(requested) and sha != requested:
         raise UserError(f"the local cache holds revision {sha} of data set '{repo_id}', not "
                         f"{requested}, and the Hub cannot be used: connect once to fetch it, or "

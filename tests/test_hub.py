@@ -48,7 +48,8 @@ def hub(ag_news):
     test = read_csv(ag_news / "test.csv").sample(n=600, random_state=0)
     vocab = (Path(standin_model_dir()) / "vocab.txt").read_bytes()
     repos = {("model", MODEL_ID): Repo(tinybert_files(vocab), MODEL_SHA),
-             ("dataset", DATASET_ID): Repo(ag_news_files(train, test), DATA_SHA)}
+             ("dataset", DATASET_ID): Repo(ag_news_files(train, test), DATA_SHA),
+             ("model", "someone/notes"): Repo({"README.md": b"# not a model"}, MODEL_SHA)}
     with HubStandin(repos) as standin:
         yield standin
 
@@ -129,6 +130,7 @@ def test_resolve_goes_through_the_proxy(hub, tmp_path):
 @pytest.mark.parametrize("repo_id, kind, revision, message", [
     ("no-such/model", "model", "main", "'no-such/model' is not a model on the Hugging Face Hub"),
     (MODEL_ID, "model", "v9", "revision 'v9' does not exist for model"),
+    ("someone/notes", "model", "main", "has no config.json, so it is not a transformers model"),
 ])
 def test_wrong_ids_and_revisions_get_one_line(hub, tmp_path, repo_id, kind, revision, message):
     assert message in resolve(hub_env(tmp_path, hub.url), repo_id, kind, revision)
@@ -252,6 +254,22 @@ def test_default_main_offline_from_a_warm_cache_runs_every_step(warm_home, tmp_p
     assert children["ingest"].data.params["data_revision"] == DATA_SHA
     assert children["train"].data.tags["model.source"] == "cache"
     assert children["train"].data.metrics["val_accuracy"] >= 0
+
+
+def test_default_main_with_a_hub_that_hangs_runs_from_a_warm_cache(warm_home, tmp_path,
+                                                                  silent_endpoint):
+    """No HF_HUB_OFFLINE: main finds the Hub silent, pins from the cache, and the steps go
+    offline instead of each waiting for the Hub again."""
+    env = hub_env(warm_home, silent_endpoint, HF_HUB_ETAG_TIMEOUT="3")
+    with module_store(tmp_path) as (uri, experiment):
+        own = {"uri": uri, "experiment_id": experiment, "client": MlflowClient(uri)}
+        start = time.monotonic()
+        proc = run_main(env, own)
+        parent, children = finished_family(own, proc)
+    assert "did not answer" in proc.stdout and "using the local Hugging Face cache" in proc.stdout
+    assert parent.data.tags["data.source"] == parent.data.tags["model.source"] == "cache"
+    assert children["ingest"].data.params["data_revision"] == DATA_SHA
+    assert time.monotonic() - start < 150
 
 
 @pytest.mark.parametrize("setting", ["offline", "unreachable"])
