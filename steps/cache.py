@@ -4,8 +4,9 @@ A step's key hashes its name, its own parameters, the keys of the steps it reads
 change upstream invalidates everything downstream), the source files it runs (its module and
 every `steps` module it imports, transitively: editing the report code does not retrain the
 model), and fingerprints of its external inputs (the data for ingest, a local model folder
-for tokenize and train). MLflow's multistep example keys on the git commit instead, which
-reruns everything after any edit and nothing after an upstream change; this does neither.
+for tokenize and train; a Hub id's pinned commit arrives as a parameter). MLflow's multistep
+example keys on the git commit instead, which reruns everything after any edit and nothing
+after an upstream change; this does neither.
 """
 from __future__ import annotations
 
@@ -63,8 +64,9 @@ def hash_files(paths: list[Path], root: Path | None = None) -> str:
 def fingerprint(location: str) -> str:
     """Content hash of a local file or folder; for anything else (a Hub id) the id itself.
 
-    A Hub id's revision is resolved by ingest, which records it; here the id stands for
-    "whatever the Hub serves", and `-P force=ingest` refreshes it.
+    A Hub id's content is named by its commit, which `main` pins before computing keys and
+    passes on as the step's `data_revision` / `model_revision` parameter, so the key follows
+    it through the parameters.
     """
     path = Path(location).expanduser()
     if path.is_file():
