@@ -22,8 +22,8 @@ CURVE_COLUMNS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "tr
 # The revisions are the commits main pinned (the step runs record them), so the command
 # reruns on exactly the data and model this run read, even after the Hub has moved on.
 MAIN_PARAMS = ("data", "data_revision", "model", "model_revision", "train_size", "val_size",
-               "test_size", "max_length", "epochs", "train_batch_size", "eval_batch_size", "micro_batch_tokens", "learning_rate",
-               "freeze_embeddings", "seed", "log_every_steps", "select_best", "precision",
+               "test_size", "max_length", "epochs", "train_batch_size", "eval_batch_size",
+               "micro_batch_tokens", "learning_rate", "freeze_embeddings", "seed", "log_every_steps", "select_best", "precision",
                "registered_model", "min_test_accuracy", "min_test_f1", "report_lang")
 HEADLINE = ("accuracy", "f1", "precision", "recall", "roc_auc", "ece", "loss")
 

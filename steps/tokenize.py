@@ -87,8 +87,8 @@ def main(argv=None) -> None:
         log_figure(length_distribution(lengths, "tokens", cfg.max_length),
                    "plots/text_length_tokens.png")
         meta = {"model": cfg.model, "model_revision": source.tags().get("model.revision"),
-                "max_length": cfg.max_length,
-                "pad_token_id": tokenizer.pad_token_id, "rows": {s: len(d) for s, d in splits.items()}}
+                "max_length": cfg.max_length, "pad_token_id": tokenizer.pad_token_id,
+                "rows": {s: len(d) for s, d in splits.items()}}
         (out / "meta.json").write_text(json.dumps(meta, indent=2))
         mlflow.log_artifacts(str(out), "tokenized")
         tokenizer.save_pretrained(Path(tmp) / "tokenizer")
