@@ -94,9 +94,12 @@ def _ask_hub(repo_id: str, kind: str, requested: str) -> str:
 def _unreachable(err: Exception) -> bool:
     """Errors that mean "no answer from the Hub" (not "the Hub said no")."""
     import httpx
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+    from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError,
+                                        OfflineModeIsEnabled)
 
-    if isinstance(err, (httpx.TransportError, OfflineModeIsEnabled, ConnectionError)):
+    # LocalEntryNotFoundError: a download that lost the network and found no cached copy.
+    if isinstance(err, (httpx.TransportError, OfflineModeIsEnabled, ConnectionError,
+                        LocalEntryNotFoundError)):
         return True
     response = getattr(err, "response", None)
     return isinstance(err, HfHubHTTPError) and response is not None and response.status_code >= 500
