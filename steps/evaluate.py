@@ -74,7 +74,7 @@ def main(argv=None) -> None:
     clf = load_logged_classifier(uris.model_uri, cfg.precision)
     with step_run("evaluate", config_params(cfg),
                   {"model_uri": uris.model_uri, "splits": uris.splits}):
-        mlflow.set_tags({**clf.precision.tags(), "precision_used": clf.precision.score,
+        mlflow.set_tags({**clf.precision.tags(),
                          "device": str(next(clf.model.parameters()).device)})
         start = time.perf_counter()  # tokenizing counts: a served model tokenizes too
         probs = score_texts(clf, test["text"].tolist(), cfg.eval_batch_size)

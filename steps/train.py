@@ -238,7 +238,7 @@ def main(argv=None) -> None:
                      log_epoch, log_step, bar, checkpoint)
         bar.close()
         mlflow.log_metric("best_epoch", result.best_epoch)
-        mlflow.set_tags({**result.precision.tags(), "precision_used": result.precision.train,
+        mlflow.set_tags({**result.precision.tags(),
                          "device": str(next(model.parameters()).device)})
         mlflow.set_tag("best_epoch", str(result.best_epoch))
         print(f"train: kept the weights of epoch {result.best_epoch}"
