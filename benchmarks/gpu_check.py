@@ -24,12 +24,12 @@ from vs_seed import ROOT, STEPS, run_project  # noqa: E402  (benchmarks/ is not 
 
 RESUME = """
 import sys, torch
-from steps.config import DataConfig, TrainConfig
-from steps.data_sources import load_source
-from steps.ingest import sample_splits
-from steps.pretrained import load_classifier, load_tokenizer
-from steps.tokenize import encode
-from steps.train import fit
+from agnews.config import DataConfig, TrainConfig
+from agnews.data.sources import load_source
+from agnews.data.sampling import sample_splits
+from agnews.model.pretrained import load_classifier, load_tokenizer
+from agnews.data.tokenized import encode
+from agnews.training.loop import fit
 
 data, model, checkpoint, stop = sys.argv[1:5]
 splits = sample_splits(load_source(data), DataConfig(data=data, train_size=200, val_size=50))

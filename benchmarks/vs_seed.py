@@ -32,9 +32,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # for steps.precision_probe.cpu_model
+sys.path.insert(0, str(ROOT))  # for agnews.model.precision.cpu_model
 SEED = ROOT.parent / "shared" / "bench" / "seed_recipe.py"
-STEPS = ("ingest", "tokenize", "train", "evaluate", "register", "report")
+from agnews.tracking.step_cache import STEPS  # noqa: E402
 
 
 def timed(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, int, str]:
@@ -143,7 +143,7 @@ def main() -> None:
 
 
 def print_table(seed: list[dict], project: list[dict], config: str, repeats: int) -> None:
-    from steps.precision_probe import cpu_model
+    from agnews.model.precision import cpu_model
 
     print(f"\nCPU: {cpu_model()} ({os.cpu_count()} cores); medians over {repeats} run(s); "
           f"project {config}, precision train {project[0]['precision']}, score "

@@ -16,47 +16,12 @@ from __future__ import annotations
 import sys
 import time
 
-import numpy as np
 import pandas as pd
 
-from steps.cli import config_params, parse, quiet_libraries, run_step
-from steps.config import LABELS, EvalConfig
-from steps.metrics import (classification_metrics, expected_calibration_error, per_class_metrics,
-                           roc_auc_macro)
-
-PROB_COLUMNS = [f"prob_{name}" for name in LABELS]
-MISTAKES = 25
-
-
-def predictions_frame(df: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
-    """One row per test text: truth, prediction, both as names, and every class probability."""
-    pred = probs.argmax(axis=1)
-    out = pd.DataFrame({"text": df["text"].to_numpy(), "label": df["label"].to_numpy(),
-                        "predicted": pred,
-                        "label_name": [LABELS[i] for i in df["label"]],
-                        "predicted_name": [LABELS[i] for i in pred],
-                        "confidence": probs.max(axis=1)})
-    out[PROB_COLUMNS] = probs
-    return out
-
-
-def as_test_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-    """The weighted test metrics, plus log loss, macro one-vs-rest ROC AUC and ECE."""
-    metrics = {f"test_{k}": v for k, v in classification_metrics(labels, probs).items()}
-    metrics["test_log_loss"] = metrics["test_loss"]  # the same cross-entropy, by its sklearn name
-    metrics["test_ece"] = expected_calibration_error(labels, probs)
-    auc = roc_auc_macro(labels, probs)
-    if auc is not None:  # undefined when a class is missing from the test rows
-        metrics["test_roc_auc"] = auc
-    return metrics
-
-
-def confident_mistakes(preds: pd.DataFrame, n: int = MISTAKES) -> pd.DataFrame:
-    """The `n` wrong predictions the model was surest of, most confident first."""
-    wrong = preds[preds["predicted"] != preds["label"]]
-    top = wrong.sort_values("confidence", ascending=False, kind="stable").head(n)
-    return top[["text", "label_name", "predicted_name", "confidence"]].rename(
-        columns={"label_name": "true", "predicted_name": "predicted"}).reset_index(drop=True)
+from agnews.cli import config_params, parse, quiet_libraries, run_step
+from agnews.config import LABELS, EvalConfig
+from agnews.evaluation.metrics import per_class_metrics
+from agnews.evaluation.predictions import as_test_metrics, confident_mistakes, predictions_frame
 
 
 def main(argv=None) -> None:
@@ -66,9 +31,9 @@ def main(argv=None) -> None:
         "splits": "data/ artifact of an ingest run: runs:/<id>/data"})
     import mlflow
 
-    from steps.model_logging import load_logged_classifier, score_texts
-    from steps import eval_plots
-    from steps.tracking import fetch, log_dataframe, log_figure, step_run
+    from agnews.evaluation import plots
+    from agnews.model.logged_model import load_logged_classifier, score_texts
+    from agnews.tracking.runs import fetch, log_dataframe, log_figure, step_run
 
     test = pd.read_parquet(fetch(uris.splits, "data", "ingest") / "test.parquet")
     clf = load_logged_classifier(uris.model_uri, cfg.precision)
@@ -93,12 +58,12 @@ def main(argv=None) -> None:
         per_class = per_class_metrics(labels, pred)
         mlflow.log_table(pd.DataFrame(per_class), "per_class_metrics.json")
         mlflow.log_table(confident_mistakes(preds), "most_confident_mistakes.json")
-        for name, fig in (("confusion_matrix", eval_plots.confusion_matrices(labels, pred)),
-                          ("final_metrics", eval_plots.final_metrics(metrics)),
-                          ("per_class_metrics", eval_plots.per_class_bars(per_class)),
-                          ("roc_pr_curves", eval_plots.roc_pr_curves(labels, probs)),
-                          ("reliability_diagram", eval_plots.reliability_diagram(labels, probs)),
-                          ("confidence_histogram", eval_plots.confidence_histogram(labels, probs))):
+        for name, fig in (("confusion_matrix", plots.confusion_matrices(labels, pred)),
+                          ("final_metrics", plots.final_metrics(metrics)),
+                          ("per_class_metrics", plots.per_class_bars(per_class)),
+                          ("roc_pr_curves", plots.roc_pr_curves(labels, probs)),
+                          ("reliability_diagram", plots.reliability_diagram(labels, probs)),
+                          ("confidence_histogram", plots.confidence_histogram(labels, probs))):
             log_figure(fig, f"plots/{name}.png")
     print("evaluate: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 

@@ -18,25 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from steps.cli import config_params, parse, quiet_libraries, run_step
-from steps.config import LABELS, EvalConfig, PredictConfig
-from steps.errors import UserError
-from steps.evaluate import PROB_COLUMNS
-
-
-def prediction_table(texts: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
-    """One row per text: its predicted class name, confidence and every class probability."""
-    pred = probs.argmax(axis=1)
-    out = pd.DataFrame({"text": texts["text"].to_numpy(),
-                        "predicted": [LABELS[i] for i in pred],
-                        "confidence": probs.max(axis=1)})
-    out[PROB_COLUMNS] = probs
-    if "label" in texts.columns:
-        out.insert(1, "label", [LABELS[i] for i in texts["label"]])
-    return out
+from agnews.cli import config_params, parse, quiet_libraries, run_step
+from agnews.config import EvalConfig, PredictConfig
+from agnews.errors import UserError
+from agnews.evaluation.predictions import prediction_table
 
 
 def write_atomic(table: pd.DataFrame, path: Path) -> None:
@@ -69,15 +56,15 @@ def main(argv=None) -> None:
                             {"input": "CSV or Parquet file of texts (`text`, optional `label`)"})
     source, output = Path(uris.input).expanduser(), Path(cfg.output).expanduser()
     check_paths(source, output)
-    from steps.data_sources import read_table
+    from agnews.data.sources import read_table
 
     texts = read_table(source, need_label=False)  # every row checked before the model loads
     import mlflow
     from tqdm.auto import tqdm
 
-    from steps.metrics import classification_metrics
-    from steps.model_logging import load_logged_classifier, score_texts
-    from steps.tracking import step_run
+    from agnews.evaluation.metrics import classification_metrics
+    from agnews.model.logged_model import load_logged_classifier, score_texts
+    from agnews.tracking.runs import step_run
 
     clf = load_logged_classifier(cfg.model_uri, ev.precision)
     with step_run("predict", config_params(cfg, ev), {"input": str(source.resolve()),

@@ -12,55 +12,17 @@ Reads: `evaluate_run` (run id of an evaluate run): its `test_accuracy` and `test
    `challenger`. The first version becomes champion.
 Writes: tags `registered` (true/false), `outcome` (first, champion, challenger, gate, or
 already: this model is registered already), `registered_model`, `registered_version`,
-`alias`, `decision` (one sentence), `champion_version`; metrics `candidate_test_f1`, `candidate_test_accuracy` and, when there
-was a champion, `champion_test_f1`, `champion_test_accuracy`.
+`alias`, `decision` (one sentence), `champion_version`; metrics `candidate_test_f1`,
+`candidate_test_accuracy` and, when there was a champion, `champion_test_f1`,
+`champion_test_accuracy`.
 """
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 
-from steps.cli import config_params, parse, quiet_libraries, run_step
-from steps.config import EvalConfig, RegisterConfig
-from steps.errors import UserError
-
-CHAMPION, CHALLENGER = "champion", "challenger"
-
-
-def gate_failures(metrics: dict[str, float], cfg: RegisterConfig) -> list[str]:
-    """Why the model may not be registered: one line per threshold it misses (empty = pass)."""
-    out = []
-    for name, floor in (("test_accuracy", cfg.min_test_accuracy), ("test_f1", cfg.min_test_f1)):
-        if name not in metrics:
-            out.append(f"{name} was not logged by the evaluate run")
-        elif metrics[name] < floor:
-            out.append(f"{name} {metrics[name]:.4f} < min_{name} {floor:.2f}")
-    return out
-
-
-@dataclass(frozen=True)
-class Decision:
-    outcome: str        # first | champion (beat the champion) | challenger
-    alias: str          # the alias the new version gets
-    reason: str         # one sentence, for the console and the run
-
-
-def decide(candidate_f1: float, champion_f1: float | None,
-           champion_version: str | None = None) -> Decision:
-    """The new version becomes champion if there is none or if it scores a higher F1 on the
-    same rows; a tie keeps the champion (a new version must earn the alias)."""
-    if champion_f1 is None:
-        return Decision("first", CHAMPION, "first version to pass the gate: it becomes champion")
-    if candidate_f1 > champion_f1:
-        return Decision(CHAMPION, CHAMPION, f"test_f1 {candidate_f1:.4f} beats champion version "
-                                  f"{champion_version} ({champion_f1:.4f}) on the same test rows")
-    return Decision(CHALLENGER, CHALLENGER, f"test_f1 {candidate_f1:.4f} does not beat champion version "
-                                f"{champion_version} ({champion_f1:.4f}) on the same test rows")
-
-
-def model_run_id(model_uri: str) -> str | None:
-    """The train run of a `runs:/<id>/model` URI (None for other URIs)."""
-    return model_uri.split("/")[1] if model_uri.startswith("runs:/") else None
+from agnews.cli import config_params, parse, quiet_libraries, run_step
+from agnews.config import EvalConfig, RegisterConfig
+from agnews.errors import UserError
 
 
 def main(argv=None) -> None:
@@ -70,8 +32,16 @@ def main(argv=None) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from steps.registry import champion_version, register_version, rescore, same_source_version
-    from steps.tracking import step_run
+    from agnews.tracking.registry import (
+        champion_version,
+        decide,
+        gate_failures,
+        model_run_id,
+        register_version,
+        rescore,
+        same_source_version,
+    )
+    from agnews.tracking.runs import step_run
 
     client = MlflowClient()
     try:

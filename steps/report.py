@@ -1,10 +1,11 @@
 """Step 6, report: gather the other steps' runs and write the report.
 
 Reads: the runs given by `ingest_run`, `tokenize_run`, `train_run`, `evaluate_run`,
-`register_run` (run ids): their parameters and metrics, register's decision tags, train's per-epoch metric history, evaluate's
-`per_class_metrics.json`, `most_confident_mistakes.json` and `predictions.parquet`, ingest's
-`class_balance.json`, every step's `plots/`, and the previous FINISHED evaluate run of the
-experiment (for metric deltas).
+`register_run` (run ids): their parameters and metrics, register's decision tags, train's
+per-epoch metric history, evaluate's `per_class_metrics.json`, `most_confident_mistakes.json`
+and `predictions.parquet`, ingest's `class_balance.json`, every step's `plots/`, and the
+previous FINISHED evaluate run of the experiment (for metric deltas); see
+`agnews.report.facts`.
 Writes: `report/report.md` (+ `report/img/*.png`) and `report/report.html` (self-contained),
 in the language `report_lang` (en, es).
 """
@@ -14,100 +15,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pandas as pd
-
-from steps.cache import UPSTREAM
-from steps.cli import config_params, parse, quiet_libraries, run_step
-from steps.config import ReportConfig
-from steps.errors import UserError
-from steps.metrics import confusion_counts
-from steps.report_content import ReportFacts, build_report
-from steps.report_document import to_html, to_markdown
-from steps.report_text import t
-
-STEP_INPUTS = UPSTREAM["report"]  # the runs it reads: one definition, shared with the cache
-COMPUTE_TAGS = ("device", "precision_train", "precision_score", "precision_reason")
-REGISTRY_TAGS = ("registered", "outcome", "registered_model", "registered_version", "alias",
-                 "decision", "champion_version")
-
-
-def epoch_history(histories: dict[str, list[tuple[int, float]]]) -> pd.DataFrame:
-    """Per-epoch metric histories ({key: [(step, value)]}) as one row per epoch."""
-    frame = pd.DataFrame({k: dict(v) for k, v in histories.items()}).sort_index()
-    frame.index.name = "epoch"
-    return frame.reset_index()
-
-
-def previous_evaluation(client, current) -> dict | None:
-    """The latest FINISHED evaluate run of the experiment that started before `current`."""
-    runs = client.search_runs(
-        [current.info.experiment_id],
-        filter_string="tags.step = 'evaluate' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"], max_results=50)
-    earlier = [r for r in runs if r.info.start_time < current.info.start_time
-               and r.info.run_id != current.info.run_id]
-    return ({"run_id": earlier[0].info.run_id, "metrics": earlier[0].data.metrics}
-            if earlier else None)
-
-
-def gather(run_ids: dict[str, str], lang: str) -> ReportFacts:
-    """Everything the report needs, read from the tracking store."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    from steps.tracking import read_table
-
-    client = MlflowClient()
-    runs = {}
-    for step, run_id in run_ids.items():
-        try:
-            runs[step] = client.get_run(run_id)
-        except Exception:
-            raise UserError(f"{step}_run '{run_id}' is not a run in this tracking store: pass "
-                            f"the run id of a finished {step} run") from None
-    params: dict[str, str] = {}
-    for run in runs.values():
-        params.update(run.data.params)
-    train = runs["train"].info.run_id
-    history = epoch_history({key: [(m.step, m.value) for m in client.get_metric_history(train, key)]
-                             for key in runs["train"].data.metrics
-                             if key.startswith(("train_", "val_")) and key != "train_loss_step"})
-    evaluate = runs["evaluate"].info.run_id
-    with tempfile.TemporaryDirectory() as tmp:
-        preds = pd.read_parquet(mlflow.artifacts.download_artifacts(
-            run_id=evaluate, artifact_path="predictions.parquet", dst_path=tmp))
-        images = {}
-        for step, run in runs.items():
-            if not any(a.path == "plots" for a in client.list_artifacts(run.info.run_id)):
-                continue
-            plots = Path(mlflow.artifacts.download_artifacts(
-                run_id=run.info.run_id, artifact_path="plots", dst_path=f"{tmp}/{step}"))
-            images.update({p.name: p.read_bytes() for p in sorted(plots.glob("*.png"))})
-    return ReportFacts(
-        params=params, metrics={s: r.data.metrics for s, r in runs.items()},
-        run_ids=dict(run_ids), history=history,
-        per_class=read_table(evaluate, "per_class_metrics.json"),
-        confusion=confusion_counts(preds["label"].to_numpy(), preds["predicted"].to_numpy()),
-        class_balance=read_table(runs["ingest"].info.run_id, "class_balance.json"),
-        mistakes=read_table(evaluate, "most_confident_mistakes.json"),
-        mean_confidence=float(preds["confidence"].mean()),
-        previous=previous_evaluation(client, runs["evaluate"]),
-        registry={k: v for k, v in runs["register"].data.tags.items()
-                  if k in REGISTRY_TAGS},
-        compute={k: v for k, v in runs["train"].data.tags.items() if k in COMPUTE_TAGS},
-        images=images, lang=lang)
-
-
-def write_report(blocks, folder: Path, title: str) -> None:
-    """report.md with its images in img/, and the self-contained report.html."""
-    from steps.report_document import Image
-
-    (folder / "img").mkdir(parents=True, exist_ok=True)
-    for block in blocks:
-        if isinstance(block, Image):
-            (folder / "img" / block.name).write_bytes(block.data)
-    (folder / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
-    (folder / "report.html").write_text(to_html(blocks, title), encoding="utf-8")
+from agnews.cli import config_params, parse, quiet_libraries, run_step
+from agnews.config import ReportConfig
+from agnews.report.content import build_report
+from agnews.report.document import write_report
+from agnews.report.facts import STEP_INPUTS, gather
+from agnews.report.wording import t
 
 
 def main(argv=None) -> None:
@@ -116,7 +29,7 @@ def main(argv=None) -> None:
                          {f"{s}_run": f"run id of the {s} run to report on" for s in STEP_INPUTS})
     import mlflow
 
-    from steps.tracking import step_run
+    from agnews.tracking.runs import step_run
 
     run_ids = {s: getattr(uris, f"{s}_run") for s in STEP_INPUTS}
     facts = gather(run_ids, cfg.report_lang)

@@ -19,34 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from steps.cli import config_params, parse, quiet_libraries, run_step
-from steps.config import TokenizeConfig
-from steps.errors import UserError
-from steps.ingest import SPLITS
-
-
-def token_lengths(tokenizer, texts: list[str]) -> np.ndarray:
-    """Tokens per text with special tokens and no truncation: what the text really needs."""
-    encoded = tokenizer(texts, truncation=False, add_special_tokens=True)["input_ids"]
-    return np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(texts))
-
-
-def encode(tokenizer, df: pd.DataFrame, max_length: int) -> pd.DataFrame:
-    """`input_ids` truncated to `max_length` (no padding: train pads per batch) and `label`."""
-    ids = tokenizer(df["text"].tolist(), truncation=True, max_length=max_length)["input_ids"]
-    return pd.DataFrame({"input_ids": ids, "label": df["label"].to_numpy()})
-
-
-def length_summary(lengths: np.ndarray, max_length: int) -> dict[str, float]:
-    return {"truncated_share": float((lengths > max_length).mean()),
-            "tokens_mean": float(lengths.mean()),
-            "tokens_p95": float(np.percentile(lengths, 95))}
-
-
-def read_tokenized(folder: Path) -> tuple[dict[str, pd.DataFrame], dict]:
-    """The tokenized splits and their meta, as written by `main` below."""
-    meta = json.loads((folder / "meta.json").read_text())
-    return {s: pd.read_parquet(folder / f"{s}.parquet") for s in SPLITS}, meta
+from agnews.cli import config_params, parse, quiet_libraries, run_step
+from agnews.config import SPLITS, TokenizeConfig
+from agnews.data.tokenized import encode, length_summary, token_lengths
+from agnews.errors import UserError
 
 
 def main(argv=None) -> None:
@@ -55,9 +31,9 @@ def main(argv=None) -> None:
                          {"splits": "data/ artifact of an ingest run: runs:/<id>/data"})
     import mlflow
 
-    from steps.pretrained import load_tokenizer, locate
-    from steps.plots import length_distribution
-    from steps.tracking import fetch, log_figure, step_run
+    from agnews.data.plots import length_distribution
+    from agnews.model.pretrained import load_tokenizer, locate
+    from agnews.tracking.runs import fetch, log_figure, step_run
 
     folder = fetch(uris.splits, "data", "ingest")
     splits = {s: pd.read_parquet(folder / f"{s}.parquet") for s in SPLITS}

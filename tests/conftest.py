@@ -1,4 +1,6 @@
-"""Shared fixtures: the real AG News folder, a tiny random BERT, an isolated tracking store."""
+"""Shared fixtures: the real AG News folder, a tiny random BERT, an isolated tracking store,
+the stand-in Hub. Tests under tests/e2e start `mlflow run` or step processes and are marked
+`e2e`: `pytest -m "not e2e"` is the quick loop."""
 from __future__ import annotations
 
 import contextlib
@@ -73,6 +75,26 @@ def module_store(tmp: Path):
         mlflow.set_tracking_uri(None)
 
 
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory, tiny_model):
+    """A tiny model logged and registered as agnews-classifier@champion in a store of the
+    module's own, which is the tracking store while the module runs."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from agnews.model.logged_model import log_classifier
+    from agnews.model.pretrained import load_classifier, load_tokenizer
+
+    tmp = tmp_path_factory.mktemp("champion")
+    with module_store(tmp) as (uri, experiment):
+        with mlflow.start_run(experiment_id=experiment):
+            info = log_classifier(load_classifier(str(tiny_model)),
+                                  load_tokenizer(str(tiny_model)), 32)
+        version = mlflow.register_model(info.model_uri, "agnews-classifier").version
+        MlflowClient(uri).set_registered_model_alias("agnews-classifier", "champion", version)
+        yield {"uri": uri, "model_uri": info.model_uri, "tmp": tmp}
+
+
 def texts_frame(labels: list[int], prefix: str = "story") -> pd.DataFrame:
     """A small `text`/`label` frame with distinct texts."""
     return pd.DataFrame({"text": [f"{prefix} {i} about topic {label}" for i, label in enumerate(labels)],
@@ -87,3 +109,12 @@ def subprocess_env() -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(ROOT)
     return env
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "e2e" in Path(str(item.fspath)).relative_to(ROOT / "tests").parts[:1]:
+            item.add_marker(pytest.mark.e2e)
+
+
+from hub_fixtures import hub, silent_endpoint, warm_home  # noqa: E402,F401  (session fixtures)

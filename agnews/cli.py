@@ -1,0 +1,89 @@
+"""Argument parsing built from the config dataclasses, and the error boundary of every step.
+
+Each step's `main` declares which config dataclasses it uses and which input URIs it reads;
+the parser's flags are the dataclass field names, so `MLproject`, the CLI and the config can
+never drift apart (a test checks MLproject against these parsers).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from typing import Callable, Sequence
+
+from agnews.errors import UserError
+
+
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in {"true", "false", "1", "0", "yes", "no"}:
+        raise argparse.ArgumentTypeError(f"'{text}' is not true or false")
+    return value in {"true", "1", "yes"}
+
+
+_CASTS = {"int": int, "float": float, "str": str, "bool": _boolean}
+
+
+def build_parser(prog: str, configs: Sequence[type], inputs: dict[str, str],
+                 exclude: frozenset[str] = frozenset()) -> argparse.ArgumentParser:
+    """A parser with one `--name` per config field (deduplicated, less `exclude`) and one per
+    input URI."""
+    parser = argparse.ArgumentParser(prog=prog)
+    seen: set[str] = set(exclude)
+    for config in configs:
+        for f in dataclasses.fields(config):
+            if f.name in seen:
+                continue
+            seen.add(f.name)
+            parser.add_argument(f"--{f.name}", type=_CASTS[f.type], default=f.default,
+                                help=f.metadata.get("help", ""))
+    for name, help_text in inputs.items():
+        parser.add_argument(f"--{name}", required=True, help=help_text)
+    return parser
+
+
+def parse(prog: str, argv: Sequence[str] | None, configs: Sequence[type],
+          inputs: dict[str, str] | None = None, exclude: set[str] | frozenset = frozenset()):
+    """Parse argv into one instance per config class, plus a namespace of the input URIs.
+
+    Config construction runs each dataclass's validation, so an impossible parameter raises
+    `UserError` here, before the step touches any data or MLflow. Fields in `exclude` are not
+    command-line options; they keep their defaults for the caller to set.
+    """
+    inputs = inputs or {}
+    args = vars(build_parser(prog, configs, inputs, frozenset(exclude)).parse_args(argv))
+    built = [config(**{f.name: args[f.name] for f in dataclasses.fields(config)
+                       if f.name in args}) for config in configs]
+    uris = argparse.Namespace(**{name: args[name] for name in inputs})
+    return built, uris
+
+
+def config_params(*configs) -> dict[str, str]:
+    """The parameters of the given configs as MLflow logs them (strings)."""
+    params: dict[str, str] = {}
+    for config in configs:
+        params.update({k: str(v) for k, v in dataclasses.asdict(config).items()})
+    return params
+
+
+def quiet_libraries() -> None:
+    """Silence the chatter that buries a step's own output (download bars, HF advisories)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Read by transformers when (and if) a step imports it: ingest, report and main never
+    # do, and importing it here just to configure it would cost each of them a second.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
+def run_step(name: str, main: Callable[[Sequence[str] | None], None],
+             argv: Sequence[str] | None = None) -> None:
+    """Run a step's `main`; a `UserError` becomes one line on stderr and exit code 2."""
+    try:
+        main(argv)
+    except UserError as err:
+        print(f"{name}: error: {err}", file=sys.stderr)
+        sys.exit(2)

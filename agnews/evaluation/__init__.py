@@ -1,0 +1,2 @@
+"""Evaluation: classification metrics from class probabilities, prediction tables, and the
+plots of the test split."""

@@ -1,0 +1,151 @@
+"""How `main` chains the steps: each step's parameters from the runs before it, starting a
+step as a nested MLflow run, the Hub commits every step is pinned to, and the closing summary.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from agnews.cli import config_params
+from agnews.config import DataConfig, TokenizeConfig, TrainConfig
+from agnews.errors import UserError
+from agnews.tracking.step_cache import UPSTREAM
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+def step_parameters(configs: dict, upstream: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The `-P` parameters of each step, given the run ids of the steps already done.
+
+    `configs` maps each step to the tuple of config objects whose fields it takes."""
+    def uri(step: str, path: str) -> str:
+        return f"runs:/{upstream.get(step)}/{path}"
+
+    return {
+        "ingest": config_params(*configs["ingest"]),
+        "tokenize": {**config_params(*configs["tokenize"]), "splits": uri("ingest", "data")},
+        "train": {**config_params(*configs["train"]), "tokenized": uri("tokenize", "tokenized"),
+                  "tokenizer": uri("tokenize", "tokenizer")},
+        "evaluate": {**config_params(*configs["evaluate"]), "model_uri": uri("train", "model"),
+                     "splits": uri("ingest", "data")},
+        "register": {**config_params(*configs["register"]),
+                     "evaluate_run": upstream.get("evaluate", "")},
+        "report": {**config_params(*configs["report"]),
+                   **{f"{s}_run": upstream.get(s, "") for s in UPSTREAM["report"]}},
+    }
+
+
+def find_cached(client, experiment_id: str, step: str, key: str) -> str | None:
+    """The newest FINISHED run of `step` with this cache key; FAILED or killed runs never count."""
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"tags.cache_key = '{key}' and tags.step = '{step}' "
+                                       "and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+def latest_child(client, experiment_id: str, step: str) -> str | None:
+    """The newest run of entry point `step` under the active (main) run, if any."""
+    import mlflow
+
+    parent = mlflow.active_run().info.run_id
+    runs = client.search_runs(
+        [experiment_id], order_by=["attributes.start_time DESC"], max_results=1,
+        filter_string=f"tags.mlflow.parentRunId = '{parent}' and "
+                      f"tags.`mlflow.project.entryPoint` = '{step}'")
+    return runs[0].info.run_id if runs else None
+
+
+def run_child(step: str, parameters: dict[str, str], experiment_id: str, key: str) -> str:
+    """Run one step as a child run in this environment; returns its run id.
+
+    The child runs with env_manager="local": `main` already runs inside the project's
+    environment (conda, virtualenv or local), so each step reuses it instead of building
+    a new one per step. Synchronous: MLflow then starts the step's command itself, where an
+    asynchronous run would first start an `mlflow run` process per step (~2-3 s of start-up
+    each); on Ctrl-C MLflow stops the step and marks its run failed.
+    """
+    import mlflow
+    from mlflow.exceptions import ExecutionException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    try:
+        run_id, ok = mlflow.projects.run(
+            str(PROJECT_DIR), entry_point=step, parameters=parameters, env_manager="local",
+            experiment_id=experiment_id, run_name=step, synchronous=True).run_id, True
+    except ExecutionException:
+        run_id, ok = latest_child(client, experiment_id, step), False
+    if run_id is not None:
+        client.set_tag(run_id, "step", step)
+        client.set_tag(run_id, "cache_key", key)
+    if not ok:
+        where = f" (run {run_id})" if run_id else ""
+        raise UserError(f"step '{step}' failed{where}; its error is printed above, and the "
+                        "run's logs are in MLflow")
+    return run_id
+
+
+def pin_revisions(data: DataConfig, tok: TokenizeConfig, train: TrainConfig):
+    """The configs with each Hub id's revision replaced by its commit, and the pins made
+    (`{"data"|"model": agnews.hub.Revision}`); local paths pass through, but a revision given
+    for one is a mistake worth a clear line."""
+    from agnews.hub import is_hub_id, resolve
+
+    pins = {}
+    for flag, location, revision, kind in (("data", data.data, data.data_revision, "dataset"),
+                                           ("model", tok.model, tok.model_revision, "model")):
+        if is_hub_id(location):
+            pins[flag] = resolve(location, kind, revision)
+        elif revision != "main" and Path(location).expanduser().exists():
+            raise UserError(f"{flag}_revision={revision} applies to a Hub id, but {flag} "
+                            f"'{location}' is a local path: drop -P {flag}_revision")
+    if "data" in pins:
+        data = dataclasses.replace(data, data_revision=pins["data"].sha)
+    if "model" in pins:
+        tok = dataclasses.replace(tok, model_revision=pins["model"].sha)
+        train = dataclasses.replace(train, model_revision=pins["model"].sha)
+    return data, tok, train, pins
+
+
+def go_offline_if_unreachable(pins: dict) -> None:
+    """When every Hub id came from the cache because the Hub did not answer, the steps get
+    HF_HUB_OFFLINE=1, the libraries' own switch, instead of each waiting for the Hub again."""
+    from agnews.hub import offline_mode
+
+    if pins and not offline_mode() and not any(pin.online for pin in pins.values()):
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        print(f"main: {next(iter(pins.values())).note}; using the local Hugging Face cache",
+              flush=True)
+
+
+def short_value(value: str) -> str:
+    """A parameter value as a run name shows it: a local path by its last part."""
+    path = Path(value).expanduser()
+    if ("/" in value or "\\" in value) and path.exists():
+        return path.resolve().name
+    return value
+
+
+def run_title(params: dict[str, str], defaults: dict[str, str], limit: int = 120) -> str:
+    """`main` and what differs from the defaults, e.g. `main learning_rate=0.0003 epochs=3`,
+    so runs tell themselves apart in the runs table (MLflow would draw an animal name).
+    Training settings come first, where data sizes and the data and model come last."""
+    where = ("train_size", "val_size", "test_size", "data", "data_revision", "model",
+             "model_revision")
+    order = [k for k in params if k not in where] + [k for k in where if k in params]
+    changed = [f"{k}={short_value(params[k])}" for k in order if defaults.get(k) != params[k]]
+    title = " ".join(["main", *changed])
+    return title if len(title) <= limit else title[:limit - 1] + "…"
+
+
+def registry_summary(tags: dict[str, str]) -> dict[str, str]:
+    """What the register run did, for the parent's tags and the closing line."""
+    if tags.get("registered") != "true":
+        return {"registered": "false", "model_uri": "",
+                "line": f"not registered ({tags.get('decision', 'gate not passed')})"}
+    uri = f"models:/{tags['registered_model']}/{tags['registered_version']}"
+    alias = tags.get("alias")
+    return {"registered": "true", "model_uri": uri,
+            "line": f"registered {uri}" + (f" (@{alias})" if alias else "")}

@@ -1,0 +1,97 @@
+"""The register step's rules and Model Registry calls: the gate, the champion/challenger
+decision (pure functions, tested with crafted numbers), and looking up, re-scoring,
+registering and aliasing versions (tested against a real registry).
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from agnews.config import EvalConfig, RegisterConfig
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def gate_failures(metrics: dict[str, float], cfg: RegisterConfig) -> list[str]:
+    """Why the model may not be registered: one line per threshold it misses (empty = pass)."""
+    out = []
+    for name, floor in (("test_accuracy", cfg.min_test_accuracy), ("test_f1", cfg.min_test_f1)):
+        if name not in metrics:
+            out.append(f"{name} was not logged by the evaluate run")
+        elif metrics[name] < floor:
+            out.append(f"{name} {metrics[name]:.4f} < min_{name} {floor:.2f}")
+    return out
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str        # first | champion (beat the champion) | challenger
+    alias: str          # the alias the new version gets
+    reason: str         # one sentence, for the console and the run
+
+
+def decide(candidate_f1: float, champion_f1: float | None,
+           champion_version: str | None = None) -> Decision:
+    """The new version becomes champion if there is none or if it scores a higher F1 on the
+    same rows; a tie keeps the champion (a new version must earn the alias)."""
+    if champion_f1 is None:
+        return Decision("first", CHAMPION, "first version to pass the gate: it becomes champion")
+    if candidate_f1 > champion_f1:
+        return Decision(CHAMPION, CHAMPION, f"test_f1 {candidate_f1:.4f} beats champion version "
+                                  f"{champion_version} ({champion_f1:.4f}) on the same test rows")
+    return Decision(CHALLENGER, CHALLENGER, f"test_f1 {candidate_f1:.4f} does not beat champion version "
+                                f"{champion_version} ({champion_f1:.4f}) on the same test rows")
+
+
+def model_run_id(model_uri: str) -> str | None:
+    """The train run of a `runs:/<id>/model` URI (None for other URIs)."""
+    return model_uri.split("/")[1] if model_uri.startswith("runs:/") else None
+
+
+def champion_version(client: MlflowClient, name: str):
+    """The version holding alias `champion`, or None (no such model, or no champion yet)."""
+    try:
+        return client.get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        return None
+
+
+def same_source_version(client: MlflowClient, name: str, run_id: str | None):
+    """A version of `name` already registered from this train run, or None."""
+    if run_id is None:
+        return None
+    for version in client.search_model_versions(f"name='{name}'"):
+        if version.run_id == run_id:
+            return version
+    return None
+
+
+def rescore(champion, evaluate_run_id: str, ev: EvalConfig) -> dict[str, float]:
+    """The champion's test_f1 / test_accuracy on the texts the evaluate run scored."""
+    from agnews.evaluation.metrics import classification_metrics
+    from agnews.model.logged_model import load_logged_classifier, score_texts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        test = pd.read_parquet(mlflow.artifacts.download_artifacts(
+            run_id=evaluate_run_id, artifact_path="predictions.parquet", dst_path=tmp))
+    clf = load_logged_classifier(f"models:/{champion.name}/{champion.version}", ev.precision)
+    probs = score_texts(clf, test["text"].tolist(), ev.eval_batch_size)
+    scores = classification_metrics(test["label"].to_numpy(), probs)
+    return {"test_f1": scores["f1"], "test_accuracy": scores["accuracy"]}
+
+
+def register_version(client: MlflowClient, name: str, model_uri: str, alias: str,
+                     tags: dict[str, str]) -> str:
+    """Register `model_uri` as a new version of `name` with `alias`; returns the version."""
+    # MLflow 3 keeps a logged model as a LoggedModel, outside the run's artifacts; naming it
+    # directly (models:/m-...) registers the same thing without a "no artifacts" warning.
+    model_id = mlflow.models.get_model_info(model_uri).model_id
+    source = f"models:/{model_id}" if model_id else model_uri
+    version = mlflow.register_model(source, name, tags=tags).version
+    client.set_registered_model_alias(name, alias, version)
+    return str(version)

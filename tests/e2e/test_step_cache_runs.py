@@ -1,0 +1,225 @@
+"""The step cache and crash resume through real `mlflow run` processes.
+
+Runs a copy of the project in a temp folder (so a test can edit the code) against a fresh
+tracking store, on a tiny random BERT and real AG News rows. The `first` fixture makes the
+first run, as a user's first `mlflow run` would; each test then runs main as a later run of
+that user would, with parameters or code edits of its own, so every test passes alone and in
+any order.
+"""
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT, subprocess_env
+from mlflow.tracking import MlflowClient
+
+from agnews.tracking.step_cache import STEPS
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, tiny_model, ag_news):
+    tmp = tmp_path_factory.mktemp("cache")
+    copy = tmp / "project"
+    copy.mkdir()
+    for name in ("MLproject", "conda.yaml", "requirements.txt"):
+        shutil.copy(ROOT / name, copy / name)
+    for folder in ("steps", "agnews"):
+        shutil.copytree(ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("cache", artifact_location=str(tmp / "artifacts"))
+    base = {"data": ag_news, "model": tiny_model, "train_size": 40, "val_size": 12,
+            "test_size": 24, "epochs": 2, "train_batch_size": 8, "learning_rate": 3e-3}
+    return {"dir": copy, "uri": uri, "client": client, "experiment_id": experiment_id,
+            "base": base}
+
+
+def command(project, **params) -> list[str]:
+    args = [sys.executable, "-m", "mlflow", "run", str(project["dir"]), "-e", "main",
+            "--env-manager", "local", "--experiment-id", project["experiment_id"]]
+    for key, value in {**project["base"], **params}.items():
+        args += ["-P", f"{key}={value}"]
+    return args
+
+
+def env(project) -> dict[str, str]:
+    environment = subprocess_env()
+    environment["MLFLOW_TRACKING_URI"] = project["uri"]
+    environment["PYTHONPATH"] = str(project["dir"])
+    return environment
+
+
+def run_main(project, **params) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run main; return the process and {step: (run id, cached)} from the new parent run."""
+    before = {r.info.run_id for r in project["client"].search_runs([project["experiment_id"]])}
+    proc = subprocess.run(command(project, **params), cwd=project["dir"], env=env(project),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
+    new = [r for r in project["client"].search_runs([project["experiment_id"]])
+           if r.info.run_id not in before]
+    parent = next(r for r in new if "step.ingest.run_id" in r.data.tags)
+    steps = {s: (parent.data.tags[f"step.{s}.run_id"],
+                 parent.data.tags.get(f"step.{s}.cached") == "true") for s in STEPS}
+    return proc, {"steps": steps, "new": new, "parent": parent}
+
+
+def ran(result) -> list[str]:
+    return [s for s, (_, cached) in result["steps"].items() if not cached]
+
+
+@pytest.fixture(scope="module")
+def first(project):
+    """The first run of main with the base parameters: every step runs."""
+    _, result = run_main(project)
+    return result
+
+
+@contextlib.contextmanager
+def edited(path, text: str):
+    """`path` with `text` appended, restored afterwards (the copy's code, not the repo's)."""
+    original = path.read_text()
+    path.write_text(original + text)
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
+def cache_keys(project, result) -> dict[str, str]:
+    return {s: project["client"].get_run(rid).data.tags["cache_key"]
+            for s, (rid, _) in result["steps"].items()}
+
+
+def test_first_run_runs_every_step(first):
+    assert ran(first) == list(STEPS)
+    parent = first["parent"]
+    assert parent.info.run_name.startswith("main ")  # then the parameters that differ
+    assert "train_size=40" in parent.info.run_name and "epochs" not in parent.info.run_name
+    names = {project_step: run.info.run_name for run in first["new"]
+             for project_step in [run.data.tags.get("step")] if project_step}
+    assert names == {s: s for s in STEPS}
+
+
+def test_identical_rerun_reuses_every_step_and_starts_no_child(project, first):
+    start = time.monotonic()
+    proc, result = run_main(project)
+    elapsed = time.monotonic() - start
+    assert ran(result) == []
+    assert len(result["new"]) == 1  # the parent only
+    # the same cached work (a forced rerun of another test may have made newer runs of it)
+    assert cache_keys(project, result) == cache_keys(project, first)
+    for step, (run_id, _) in result["steps"].items():
+        assert f"main: {step} reused {run_id} (cached)" in proc.stdout
+    assert result["parent"].data.metrics["test_accuracy"] == \
+        first["parent"].data.metrics["test_accuracy"]
+    assert elapsed < 60, elapsed  # generous here; the README's figure is measured by hand
+
+
+TIMINGS = ("epoch_seconds", "train_samples_per_second", "predict_rows_per_second",
+           "peak_rss_mb")  # measured, not computed: they differ run to run
+
+
+def test_force_all_reruns_everything_and_reproduces_every_metric(project, first):
+    _, result = run_main(project, force="all")
+    assert ran(result) == list(STEPS)
+    client = project["client"]
+    for step in ("ingest", "tokenize", "train", "evaluate"):
+        before = client.get_run(first["steps"][step][0]).data.metrics
+        again = client.get_run(result["steps"][step][0]).data.metrics
+        assert set(before) == set(again), step
+        for name in set(before) - set(TIMINGS):
+            assert again[name] == pytest.approx(before[name], abs=1e-6), (step, name)
+    first_train, train = first["steps"]["train"][0], result["steps"]["train"][0]
+    for name in ("train_loss_step", "val_loss", "val_f1"):
+        assert [m.value for m in client.get_metric_history(train, name)] == pytest.approx(
+            [m.value for m in client.get_metric_history(first_train, name)], abs=1e-6)
+
+
+def test_a_changed_train_parameter_reuses_ingest_and_tokenize(project, first):
+    proc, result = run_main(project, learning_rate=2e-3)
+    assert ran(result) == ["train", "evaluate", "register", "report"]
+    assert "main: train running" in proc.stdout
+    assert "learning_rate=0.002" in result["parent"].info.run_name
+
+
+def test_code_only_the_report_runs_reruns_only_the_report(project, first):
+    """agnews/report/wording.py is imported by the report step alone."""
+    with edited(project["dir"] / "agnews" / "report" / "wording.py", "\nUNUSED = 1\n"):
+        _, result = run_main(project)
+    assert ran(result) == ["report"]
+
+
+def test_comments_and_docstrings_in_shared_code_rerun_nothing(project, first):
+    """agnews/config.py is imported by every step: a comment or docstring there changes no
+    step's code."""
+    config = project["dir"] / "agnews" / "config.py"
+    text = config.read_text()
+    reworded = text.replace('"""Typed configuration', '"""Reworded: typed configuration', 1)
+    assert reworded != text
+    config.write_text(reworded)
+    try:
+        with edited(config, "\n# a comment about the configuration\n"):
+            _, result = run_main(project)
+    finally:
+        config.write_text(text)
+    assert ran(result) == []
+
+
+def test_force_reruns_the_named_step_and_those_after_it(project, first):
+    _, result = run_main(project, force="evaluate")
+    assert ran(result) == ["evaluate", "register", "report"]
+
+
+def test_a_failed_run_is_never_reused(project, first):
+    client = project["client"]
+    _, latest = run_main(project, report_lang="es")  # a parameter of the report alone
+    report = latest["steps"]["report"][0]
+    key = client.get_run(report).data.tags["cache_key"]
+    for run in client.search_runs([project["experiment_id"]], f"tags.cache_key = '{key}'"):
+        client.set_terminated(run.info.run_id, "FAILED")  # as if it had crashed
+    _, result = run_main(project, report_lang="es")
+    assert ran(result) == ["report"]
+    assert result["steps"]["report"][0] != report
+
+
+def test_a_killed_train_resumes_from_its_last_complete_epoch(project):
+    params = {"train_size": 400, "epochs": 3, "learning_rate": 1e-3}  # a few seconds per epoch
+    proc = subprocess.Popen(command(project, **params), cwd=project["dir"], env=env(project),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client, train = project["client"], None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        running = client.search_runs([project["experiment_id"]],
+                                     "tags.step = 'train' and attributes.status = 'RUNNING'")
+        if running and client.get_metric_history(running[0].info.run_id, "val_f1"):
+            train = running[0]
+            break
+        time.sleep(0.2)
+    assert train is not None, "train never finished its first epoch"
+    # kill -9 the train process only: its command line names its own checkpoint folder
+    subprocess.run(["pkill", "-9", "-f", f"{project['dir']}/.checkpoints"], check=False)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    checkpoints = list((project["dir"] / ".checkpoints").glob("*/checkpoint.pt"))
+    assert len(checkpoints) == 1
+    killed = client.get_run(train.info.run_id)
+    assert killed.info.status != "FINISHED"
+    done_before = [m.value for m in client.get_metric_history(killed.info.run_id, "epoch_seconds")]
+
+    rerun, result = run_main(project, **params)
+    assert ran(result) == ["train", "evaluate", "register", "report"]
+    assert "train: resuming from" in rerun.stderr + rerun.stdout
+    resumed = result["steps"]["train"][0]
+    history = client.get_metric_history(resumed, "val_f1")
+    assert [m.step for m in history] == [1, 2, 3]  # no gap, no duplicate
+    seconds = [m.value for m in client.get_metric_history(resumed, "epoch_seconds")]
+    # the epochs done before the kill are replayed (same recorded duration), not retrained
+    assert seconds[:len(done_before)] == done_before and len(done_before) < 3
+    steps = [m.step for m in client.get_metric_history(resumed, "train_loss_step")]
+    assert steps == sorted(set(steps)) and len(steps) >= 3
+    assert not checkpoints[0].exists()  # removed once the run finished

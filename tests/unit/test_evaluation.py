@@ -1,0 +1,150 @@
+"""evaluate's pure parts, the calibration maths, and every plot function, on tiny data."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from agnews.data import plots as data_plots
+from agnews.evaluation import plots as eval_plots
+from agnews.evaluation.metrics import (
+    calibration_bins,
+    classification_metrics,
+    expected_calibration_error,
+    per_class_metrics,
+    roc_auc_macro,
+)
+from agnews.evaluation.predictions import (
+    PROB_COLUMNS,
+    as_test_metrics,
+    confident_mistakes,
+    predictions_frame,
+)
+from agnews.training import plots as training_plots
+
+PROBS = np.array([[0.7, 0.1, 0.1, 0.1], [0.1, 0.6, 0.2, 0.1], [0.2, 0.2, 0.5, 0.1],
+                  [0.1, 0.1, 0.6, 0.2]])
+LABELS = np.array([0, 1, 2, 3])
+
+
+def test_metrics_from_probabilities():
+    m = classification_metrics(LABELS, PROBS)
+    assert m["accuracy"] == 0.75
+    expected_loss = -np.mean(np.log([0.7, 0.6, 0.5, 0.2]))
+    assert m["loss"] == pytest.approx(expected_loss)
+    # weighted F1: three classes perfect or half, Sci/Tech never predicted
+    assert m["f1"] == pytest.approx((1 + 1 + 2 / 3 + 0) / 4)
+    test = as_test_metrics(LABELS, PROBS)
+    assert test["test_accuracy"] == 0.75 and test["test_log_loss"] == test["test_loss"]
+    assert test["test_ece"] == pytest.approx(0.25)
+    assert 0.5 < test["test_roc_auc"] <= 1
+
+
+def test_ece_by_hand():
+    # bins (0.6,0.7]: one right at 0.7; (0.5,0.6]: right and wrong at 0.6; (0.4,0.5]: right at 0.5
+    assert expected_calibration_error(LABELS, PROBS) == pytest.approx((0.3 + 2 * 0.1 + 0.5) / 4)
+    bins = calibration_bins(LABELS, PROBS)
+    assert bins["count"].sum() == 4 and bins.loc[5, "accuracy"] == 0.5
+
+
+def test_a_perfectly_calibrated_model_has_zero_ece():
+    # 10 rows at confidence 0.8, 8 of them right
+    probs = np.tile([0.8, 0.2 / 3, 0.2 / 3, 0.2 / 3], (10, 1))
+    labels = np.array([0] * 8 + [1, 2])
+    assert expected_calibration_error(labels, probs) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_roc_auc_is_undefined_without_every_class():
+    assert roc_auc_macro(np.array([0, 1, 0, 1]), PROBS) is None
+    assert "test_roc_auc" not in as_test_metrics(np.array([0, 1, 0, 1]), PROBS)
+
+
+def test_per_class_metrics_name_every_class():
+    rows = per_class_metrics(LABELS, PROBS.argmax(axis=1))
+    assert [r["class"] for r in rows] == ["World", "Sports", "Business", "Sci/Tech"]
+    assert rows[3] == {"class": "Sci/Tech", "precision": 0.0, "recall": 0.0, "f1": 0.0,
+                       "support": 1}
+    assert rows[2]["precision"] == 0.5 and rows[2]["recall"] == 1.0
+
+
+def test_predictions_frame_carries_text_truth_prediction_and_probabilities():
+    df = pd.DataFrame({"text": list("abcd"), "label": LABELS})
+    out = predictions_frame(df, PROBS)
+    assert out["predicted"].tolist() == [0, 1, 2, 2]
+    assert out["predicted_name"].tolist() == ["World", "Sports", "Business", "Business"]
+    assert out["label_name"].iloc[3] == "Sci/Tech"
+    np.testing.assert_allclose(out[PROB_COLUMNS].to_numpy(), PROBS)
+    assert out["confidence"].tolist() == pytest.approx([0.7, 0.6, 0.5, 0.6])
+
+
+def test_confident_mistakes_are_the_wrong_ones_surest_first():
+    probs = np.array([[0.9, 0.1, 0, 0], [0.2, 0.8, 0, 0], [0.6, 0.4, 0, 0], [0.3, 0.7, 0, 0]])
+    preds = predictions_frame(pd.DataFrame({"text": list("abcd"), "label": [1, 1, 1, 0]}), probs)
+    out = confident_mistakes(preds, n=2)
+    assert out["text"].tolist() == ["a", "d"]
+    assert list(out.columns) == ["text", "true", "predicted", "confidence"]
+    assert out.iloc[0][["true", "predicted"]].tolist() == ["Sports", "World"]
+
+
+HISTORY = pd.DataFrame({
+    "epoch": [1, 2], "train_running_loss": [1.2, 0.6], "train_loss": [0.9, 0.5],
+    "val_loss": [0.95, 0.6],
+    **{f"{s}_{m}": [0.7, 0.85] for s in ("train", "val")
+       for m in ("accuracy", "f1", "precision", "recall")}})
+STEPS = pd.DataFrame({"step": [5, 10, 15, 20], "epoch": [0.5, 1, 1.5, 2],
+                      "train_loss_step": [1.3, 1.0, 0.8, 0.6],
+                      "learning_rate": [4e-5, 3e-5, 2e-5, 1e-5]})
+BALANCE = pd.DataFrame({"split": ["train"] * 4 + ["test"] * 4,
+                        "class": ["World", "Sports", "Business", "Sci/Tech"] * 2,
+                        "rows": [10, 11, 9, 10, 5, 5, 5, 5]})
+
+
+@pytest.mark.parametrize("figure", [
+    lambda: training_plots.loss_curves(HISTORY, STEPS),
+    lambda: training_plots.loss_curves(HISTORY),
+    lambda: training_plots.metric_evolution(HISTORY, best_epoch=2),
+    lambda: training_plots.learning_rate_schedule(STEPS),
+    lambda: data_plots.class_balance(BALANCE),
+    lambda: data_plots.length_distribution({"train": np.array([3, 50, 130]),
+                                       "test": np.array([20, 40])}, "tokens", 128),
+    lambda: eval_plots.confusion_matrices(LABELS, PROBS.argmax(axis=1)),
+    lambda: eval_plots.final_metrics({"test_accuracy": 0.9, "test_f1": 0.89,
+                                      "test_precision": 0.9, "test_recall": 0.9, "test_loss": 0.3}),
+    lambda: eval_plots.per_class_bars(per_class_metrics(LABELS, PROBS.argmax(axis=1))),
+    lambda: eval_plots.roc_pr_curves(LABELS, PROBS),
+    lambda: eval_plots.reliability_diagram(LABELS, PROBS),
+    lambda: eval_plots.confidence_histogram(LABELS, PROBS),
+])
+def test_plot_functions_return_a_drawn_figure(figure):
+    fig = figure()
+    assert isinstance(fig, Figure)
+    assert fig.axes and all(ax.has_data() or ax.images or ax.collections for ax in fig.axes)
+    fig.canvas.draw()  # renders without error
+    plt.close(fig)
+
+
+def test_confusion_plot_counts_match_the_data():
+    fig = eval_plots.confusion_matrices(LABELS, PROBS.argmax(axis=1))
+    counts = [t.get_text() for t in fig.axes[0].texts]
+    assert counts.count("1") == 4 and counts.count("0") == 12
+
+
+def test_final_metrics_labels_each_bar_with_its_value():
+    fig = eval_plots.final_metrics({"test_accuracy": 0.9123, "test_f1": 0.8,
+                                    "test_precision": 0.7, "test_recall": 0.6})
+    assert {t.get_text() for t in fig.axes[0].texts} == {"0.9123", "0.8000", "0.7000", "0.6000"}
+
+
+def test_curves_and_titles_carry_the_numbers():
+    roc = eval_plots.roc_pr_curves(LABELS, PROBS)
+    assert [line.get_label() for line in roc.axes[0].lines][:4] == [
+        "World (AUC 1.000)", "Sports (AUC 1.000)", "Business (AUC 0.667)", "Sci/Tech (AUC 1.000)"]
+    reliability = eval_plots.reliability_diagram(LABELS, PROBS)
+    assert "ECE 0.2500" in reliability.axes[0].get_title()
+    lengths = data_plots.length_distribution({"train": np.array([3, 50, 130])}, "tokens", 128)
+    assert any("33.3% truncated" in t.get_text() for t in lengths.axes[0].get_legend().texts)
+    confidence = eval_plots.confidence_histogram(LABELS, PROBS)
+    assert [t.get_text() for t in confidence.axes[0].get_legend().texts] == ["correct (3)",
+                                                                             "wrong (1)"]

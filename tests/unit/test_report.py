@@ -1,0 +1,232 @@
+"""report: conclusions computed from crafted numbers, both languages, both renderings."""
+from __future__ import annotations
+
+import re
+import string
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agnews.report.conclusions import (
+    accuracy_interval,
+    calibration_verdict,
+    comparison_verdict,
+    convergence_verdict,
+    fit_verdict,
+    most_confused,
+)
+from agnews.report.content import ReportFacts, build_report, reproduce_command
+from agnews.report.document import Bullets, Code, Heading, Image, Para, Table, to_html, to_markdown
+from agnews.report.wording import TEXT
+
+PNG = bytes.fromhex("89504e470d0a1a0a")  # a PNG signature is enough for the renderers
+
+
+def history(train_acc, val_acc, train_loss, val_loss):
+    n = len(train_acc)
+    return pd.DataFrame({"epoch": range(1, n + 1), "train_accuracy": train_acc,
+                         "val_accuracy": val_acc, "train_loss": train_loss, "val_loss": val_loss,
+                         "train_f1": train_acc, "val_f1": val_acc})
+
+
+OVERFITTING = history([0.85, 0.93, 0.99], [0.84, 0.85, 0.84], [0.5, 0.2, 0.03], [0.52, 0.5, 0.7])
+GOOD = history([0.84, 0.90], [0.83, 0.88], [0.5, 0.3], [0.52, 0.35])
+UNDERFIT = history([0.40, 0.55], [0.41, 0.53], [1.3, 1.1], [1.3, 1.12])
+
+
+def test_an_overfitting_history_is_called_overfitting():
+    text = fit_verdict(OVERFITTING, best_epoch=3)
+    assert "overfits" in text and "widening" in text and "+0.1500" in text
+
+
+def test_a_gap_while_validation_loss_still_falls_is_not_yet_harmful():
+    still_learning = history([0.85, 0.95], [0.84, 0.87], [0.5, 0.2], [0.52, 0.44])
+    text = fit_verdict(still_learning, best_epoch=2)
+    assert "+0.0800" in text and "have not hurt it yet" in text and "overfits" not in text
+
+
+def test_the_verdict_is_read_at_the_kept_epoch():
+    text = fit_verdict(OVERFITTING, best_epoch=1)
+    assert "kept epoch 1" in text and "+0.0100" in text and "no sign" in text
+
+
+def test_a_good_fit_and_an_underfit_are_told_apart():
+    assert "no sign of over- or underfitting" in fit_verdict(GOOD, best_epoch=2)
+    assert "underfits" in fit_verdict(UNDERFIT, best_epoch=2)
+
+
+def test_convergence_reads_the_validation_loss_trend():
+    assert "had not converged" in convergence_verdict(GOOD)
+    assert "has converged" in convergence_verdict(OVERFITTING)
+    assert "one epoch" in convergence_verdict(GOOD.iloc[:1])
+    # a fall under 1% counts as converged
+    assert "has converged" in convergence_verdict(history([.8, .8], [.8, .8], [1, 1], [.5, .498]))
+
+
+def test_most_confused_pairs_are_the_largest_off_diagonal_cells():
+    confusion = np.array([[50, 1, 2, 0], [0, 60, 0, 0], [1, 0, 40, 9], [0, 0, 4, 45]])
+    assert most_confused(confusion) == [("Business", "Sci/Tech", 9), ("Sci/Tech", "Business", 4)]
+    assert most_confused(np.eye(4, dtype=int) * 5) == []
+
+
+def test_calibration_verdict_names_the_direction():
+    assert "can be read as probabilities" in calibration_verdict(0.01, 0.9, 0.9)
+    assert "overconfident" in calibration_verdict(0.08, 0.95, 0.87)
+    assert "underconfident" in calibration_verdict(0.08, 0.75, 0.87)
+
+
+def test_comparison_gives_deltas_against_the_previous_run():
+    text = comparison_verdict({"test_accuracy": 0.9, "test_f1": 0.88},
+                              {"run_id": "abc", "metrics": {"test_accuracy": 0.85, "test_f1": 0.9}})
+    assert "(abc)" in text and "test_accuracy 0.8500 → 0.9000 (+0.0500)" in text
+    assert "test_f1 0.9000 → 0.8800 (-0.0200)" in text
+    assert "first evaluated run" in comparison_verdict({"test_accuracy": 0.9}, None)
+
+
+def test_accuracy_interval():
+    assert accuracy_interval(0.9, 500) == pytest.approx(0.0263, abs=1e-4)
+
+
+def facts(lang="en", previous=None) -> ReportFacts:
+    return ReportFacts(
+        params={"data": "ag", "model": "m", "epochs": "2", "seed": "42", "max_length": "128",
+                "learning_rate": "5e-05", "train_batch_size": "4", "select_best": "True",
+                "report_lang": lang},
+        metrics={"ingest": {"train_rows": 1000, "test_rows": 500, "source_train_rows": 22438},
+                 "tokenize": {"truncated_share": 0.012},
+                 "train": {"best_epoch": 2},
+                 "evaluate": {"test_accuracy": 0.87654, "test_f1": 0.8712, "test_precision": 0.88,
+                              "test_recall": 0.87654, "test_loss": 0.41, "test_ece": 0.061,
+                              "test_roc_auc": 0.9712}},
+        run_ids={"ingest": "i1", "tokenize": "t1", "train": "r1", "evaluate": "e1"},
+        history=GOOD,
+        per_class=pd.DataFrame({"class": ["World", "Sports", "Business", "Sci/Tech"],
+                                "precision": [.9, .95, .8, .82], "recall": [.9, .96, .79, .83],
+                                "f1": [.9, .955, .795, .825], "support": [125] * 4}),
+        confusion=np.array([[110, 5, 5, 5], [2, 120, 2, 1], [5, 1, 99, 20], [4, 2, 15, 104]]),
+        class_balance=pd.DataFrame({"split": ["train"] * 4, "class": ["World", "Sports",
+                                    "Business", "Sci/Tech"], "rows": [250] * 4}),
+        mistakes=pd.DataFrame({"text": ["Oil prices | rise " + "x" * 200], "true": ["Business"],
+                               "predicted": ["World"], "confidence": [0.991]}),
+        mean_confidence=0.93, previous=previous, lang=lang,
+        images={"loss_curves.png": PNG, "confusion_matrix.png": PNG})
+
+
+SECTIONS = ["Summary", "Data", "Process", "Training curves", "Evaluation", "Errors",
+            "Conclusions", "Limitations", "Reproduce"]
+
+
+def with_registry(f, outcome, **metrics):
+    f.registry = {"outcome": outcome, "registered_model": "agnews-classifier",
+                  "registered_version": "2", "champion_version": "1",
+                  "decision": "test_f1 0.7000 < min_test_f1 0.80"}
+    f.metrics["register"] = {"candidate_test_f1": 0.8712, "candidate_test_accuracy": 0.87654,
+                             **metrics}
+    f.params.update({"min_test_accuracy": "0.8", "min_test_f1": "0.8"})
+    return f
+
+
+@pytest.mark.parametrize("outcome, metrics, expected", [
+    ("first", {}, "agnews-classifier version 2, the first version to pass the gate "
+                  "(test_accuracy ≥ 0.8, test_f1 ≥ 0.8): it is now `champion`"),
+    ("champion", {"champion_test_f1": 0.85, "champion_test_accuracy": 0.86},
+     "the previous champion (version 1) reaches test_f1 0.8500; this model's 0.8712 beats it"),
+    ("challenger", {"champion_test_f1": 0.9, "champion_test_accuracy": 0.91},
+     "with alias `challenger`. Re-scored on this run's test rows, the champion (version 1) "
+     "reaches test_f1 0.9000; this model's 0.8712 does not beat it"),
+    ("gate", {}, "Not registered in agnews-classifier: the model misses the gate "
+                 "(test_f1 0.7000 < min_test_f1 0.80)"),
+    ("already", {}, "already agnews-classifier version 2"),
+])
+def test_report_states_the_registry_decision_with_its_numbers(outcome, metrics, expected):
+    md = to_markdown(build_report(with_registry(facts(), outcome, **metrics)))
+    assert re.findall(r"^## (.+)$", md, re.M) == SECTIONS[:6] + ["Model registry"] + SECTIONS[6:]
+    assert expected in md
+    if metrics:  # both models' numbers on the same rows, side by side
+        assert f"| f1 | 0.8712 | {metrics['champion_test_f1']:.4f} |" in md
+    else:
+        assert "champion (re-scored)" not in md
+
+
+def test_spanish_report_states_the_registry_decision():
+    md = to_markdown(build_report(with_registry(facts("es"), "challenger",
+                                                champion_test_f1=0.9, champion_test_accuracy=0.9)))
+    assert "## Registro de modelos" in md and "el campeón conserva su alias" in md
+
+
+def test_report_has_every_section_and_states_the_logged_numbers():
+    md = to_markdown(build_report(facts()))
+    assert re.findall(r"^## (.+)$", md, re.M) == SECTIONS
+    assert "| accuracy | 0.8765 |" in md and "| roc_auc | 0.9712 |" in md
+    assert "| ece | 0.0610 |" in md
+    assert "The weakest class is Business with F1 0.7950" in md
+    assert "Business read as Sci/Tech 20 times" in md
+    assert "Validation loss was still falling" in md
+    assert "overconfident (mean confidence 0.9300 vs accuracy 0.8765)" in md
+    assert "1000 of the 22438 rows" in md and "±0.0288" in md
+    assert "| 2 * | 0.3000 |" in md  # the kept epoch is starred
+    assert "Oil prices \\| rise" in md and "…" in md  # mistakes escaped and clipped
+    assert "![Loss: per optimiser step" in md
+    assert "metric_evolution.png" not in md  # only images that exist are shown
+    assert "first evaluated run" in md
+
+
+def test_report_says_where_and_in_what_precision_the_model_ran():
+    f = facts()
+    assert ", scored in " not in to_markdown(build_report(f))  # older runs lack the tags
+    f.compute = {"device": "cpu", "precision_train": "bf16", "precision_score": "fp32",
+                 "precision_reason": "probed on AMD EPYC: train fp32 425 ms vs bf16 184 ms"}
+    assert ("Trained on cpu in bf16, scored in fp32 (probed on AMD EPYC: train fp32 425 ms vs "
+            "bf16 184 ms).") in to_markdown(build_report(f))
+
+
+def test_report_compares_with_the_previous_run():
+    md = to_markdown(build_report(facts(previous={"run_id": "old", "metrics": {
+        "test_accuracy": 0.85, "test_f1": 0.84, "test_loss": 0.5, "test_ece": 0.05}})))
+    assert "test_accuracy 0.8500 → 0.8765 (+0.0265)" in md
+
+
+def test_spanish_report_is_translated():
+    md = to_markdown(build_report(facts("es")))
+    assert re.findall(r"^## (.+)$", md, re.M) == [
+        "Resumen", "Datos", "Proceso", "Curvas de entrenamiento", "Evaluación", "Errores",
+        "Conclusiones", "Limitaciones", "Reproducir"]
+    assert "La clase más débil es Business con F1 0.7950" in md
+    for english in ("The weakest", "Validation loss", "overconfident", "Trained on", "kept epoch"):
+        assert english not in md
+
+
+def test_both_languages_define_the_same_sentences_and_placeholders():
+    fields = {lang: {k: {f for _, f, _, _ in string.Formatter().parse(v) if f}
+                     for k, v in table.items()} for lang, table in TEXT.items()}
+    assert fields["en"] == fields["es"]
+
+
+def test_reproduce_command_pins_the_hub_commits_the_run_read():
+    cmd = reproduce_command({"data": "fancyzhx/ag_news", "data_revision": "a" * 40,
+                             "model": "huawei-noah/TinyBERT_General_4L_312D",
+                             "model_revision": "b" * 40})
+    assert cmd.endswith(f"-P data=fancyzhx/ag_news -P data_revision={'a' * 40} "
+                        f"-P model=huawei-noah/TinyBERT_General_4L_312D "
+                        f"-P model_revision={'b' * 40}")
+
+
+def test_reproduce_command_carries_every_main_parameter_given():
+    cmd = reproduce_command({"data": "ag", "epochs": "3", "splits": "runs:/x/data",
+                             "report_lang": "es"})
+    assert cmd == "mlflow run . -e main --env-manager local -P data=ag -P epochs=3 -P report_lang=es"
+
+
+def test_html_is_self_contained_and_escaped():
+    blocks = [Heading("T", 1), Para("a < b & c"), Bullets(["x"]), Table(["h"], [["<td>"]]),
+              Code("mlflow run ."), Image("p.png", "cap", PNG)]
+    page = to_html(blocks, "title")
+    assert "a &lt; b &amp; c" in page and "&lt;td&gt;" in page
+    assert 'src="data:image/png;base64,iVBORw0KGgo="' in page
+    assert not re.search(r"(src|href)=\"https?:", page) and "<script" not in page
+
+
+def test_markdown_escapes_table_pipes():
+    md = to_markdown([Table(["a"], [["x|y"]])])
+    assert "| x\\|y |" in md

@@ -1,0 +1,285 @@
+"""tokenize and train on a tiny random BERT: truncation, padding, learning, determinism."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import texts_frame
+
+from agnews.config import TrainConfig
+from agnews.data.tokenized import encode, length_summary, token_lengths
+from agnews.errors import UserError
+from agnews.model.batching import batches, micro_batches, pad_batch, predict_logits
+from agnews.model.pretrained import load_classifier, load_tokenizer
+from agnews.training.loop import fit, log_interval, score
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model):
+    return load_tokenizer(str(tiny_model))
+
+
+def test_encode_truncates_to_max_length_and_keeps_labels(tokenizer):
+    df = pd.DataFrame({"text": ["short text", "word " * 50], "label": [1, 3]})
+    out = encode(tokenizer, df, max_length=16)
+    assert [len(ids) for ids in out["input_ids"]] == [4, 16]  # [CLS] short text [SEP]
+    assert out["input_ids"][1][-1] == tokenizer.sep_token_id
+    assert out["label"].tolist() == [1, 3]
+    lengths = token_lengths(tokenizer, df["text"].tolist())
+    assert lengths.tolist() == [4, 52]
+    summary = length_summary(lengths, 16)
+    assert summary["truncated_share"] == 0.5 and summary["tokens_mean"] == 28
+
+
+def test_pad_batch_pads_to_the_longest_and_masks_padding():
+    ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0, multiple=1)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_pad_batch_rounds_the_width_up_to_the_multiple():
+    ids, mask = pad_batch([[5] * 17, [8]], pad_id=0)  # default multiple 16
+    assert ids.shape == (2, 32) and mask.shape == (2, 32)
+    assert mask.sum(axis=1).tolist() == [17, 1]
+    assert pad_batch([[5] * 16], pad_id=0)[0].shape == (1, 16)  # an exact multiple stays
+
+
+@pytest.mark.parametrize("rows, width, max_tokens, expected", [
+    (16, 128, 1024, [(0, 8), (8, 16)]),   # 2,048 tokens: two halves
+    (16, 48, 1024, [(0, 16)]),            # 768 tokens: whole
+    (16, 64, 768, [(0, 8), (8, 16)]),     # at most 12 rows a part: balanced 8 + 8
+    (10, 128, 512, [(0, 4), (4, 8), (8, 10)]),  # 4 rows a part at most: 3 parts
+    (5, 128, 256, [(0, 2), (2, 4), (4, 5)]),
+    (3, 512, 100, [(0, 1), (1, 2), (2, 3)]),  # never fewer than one row
+    (16, 128, 0, [(0, 16)]),              # 0 = never split
+])
+def test_micro_batches_cap_tokens_per_forward_pass(rows, width, max_tokens, expected):
+    parts = micro_batches(rows, width, max_tokens)
+    assert [(p.start, min(p.stop, rows)) for p in parts] == expected
+
+
+def test_split_batches_give_the_same_update_as_whole_ones(tiny_model, tokenizer):
+    """Micro-batching is gradient accumulation: the weights after training must not change."""
+    train, val = learnable_frames(tokenizer)
+    weights = []
+    for max_tokens in (0, 16):  # 16 tokens: every batch is split into single rows
+        torch.manual_seed(0)
+        model = load_classifier(str(tiny_model))
+        model.config.hidden_dropout_prob = model.config.attention_probs_dropout_prob = 0.0
+        for module in model.modules():  # dropout would draw different masks per split
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        fit(model, train, val, TrainConfig(epochs=1, train_batch_size=8, precision="fp32",
+                                           micro_batch_tokens=max_tokens), tokenizer.pad_token_id)
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    torch.testing.assert_close(weights[0], weights[1], atol=1e-5, rtol=1e-4)
+
+
+def test_batches_follow_the_given_order():
+    seen = [idx.tolist() for idx, _, _ in batches([[1]] * 5, 2, 0, np.array([4, 3, 2, 1, 0]))]
+    assert seen == [[4, 3], [2, 1], [0]]
+
+
+def test_predictions_do_not_depend_on_batch_composition(tiny_model, tokenizer):
+    model = load_classifier(str(tiny_model))
+    seqs = encode(tokenizer, texts_frame([0, 1, 2, 3, 0, 1]), 32)["input_ids"].tolist()
+    one = predict_logits(model, seqs, 1, tokenizer.pad_token_id)
+    many = predict_logits(model, seqs, 4, tokenizer.pad_token_id)
+    np.testing.assert_allclose(one, many, atol=1e-5)
+
+
+def learnable_frames(tokenizer):
+    """Each class gets its own vocabulary, so even a tiny random model can learn it."""
+    words = {0: "election minister war", 1: "match goal season", 2: "shares profit market",
+             3: "software chip internet"}
+    rows = [(f"{words[c]} story {i}", c) for i in range(12) for c in range(4)]
+    df = pd.DataFrame(rows, columns=["text", "label"])
+    return encode(tokenizer, df[:40], 32), encode(tokenizer, df[40:], 32)
+
+
+def test_fit_lowers_the_loss_and_logs_every_metric_per_epoch(tiny_model, tokenizer):
+    train, val = learnable_frames(tokenizer)
+    seen = []
+    cfg = TrainConfig(model=str(tiny_model), epochs=6, train_batch_size=8, learning_rate=1e-2)
+    history = fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id,
+                  on_epoch=lambda epoch, row: seen.append(epoch)).history
+    assert seen == [1, 2, 3, 4, 5, 6]
+    for split in ("train", "val"):
+        for metric in ("loss", "accuracy", "f1", "precision", "recall"):
+            assert all(f"{split}_{metric}" in row for row in history)
+    assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.05
+    assert history[-1]["val_loss"] < history[0]["val_loss"]
+
+
+def test_same_seed_gives_identical_training(tiny_model, tokenizer):
+    train, val = learnable_frames(tokenizer)
+    cfg = TrainConfig(model=str(tiny_model), epochs=1, train_batch_size=8, learning_rate=3e-3)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(cfg.seed)
+        runs.append(fit(load_classifier(str(tiny_model)), train, val, cfg,
+                        tokenizer.pad_token_id).history)
+    for key in ("train_loss", "val_loss", "val_accuracy"):
+        assert runs[0][0][key] == pytest.approx(runs[1][0][key], abs=1e-6)
+
+
+@pytest.mark.parametrize("every, epochs, steps_per_epoch, expected", [
+    (7, 2, 250, 7), (0, 2, 250, 12), (0, 1, 10, 1), (0, 3, 63, 4)])
+def test_log_interval(every, epochs, steps_per_epoch, expected):
+    cfg = TrainConfig(log_every_steps=every, epochs=epochs)
+    assert log_interval(cfg, steps_per_epoch) == expected
+
+
+def test_default_run_yields_20_to_50_live_points():
+    steps = TrainConfig().epochs * -(-1000 // TrainConfig().train_batch_size)
+    assert 20 <= steps // log_interval(TrainConfig(), steps // TrainConfig().epochs) <= 50
+
+
+class Bar:
+    def __init__(self):
+        self.samples, self.postfix = 0, {}
+
+    def update(self, n):
+        self.samples += n
+
+    def set_postfix(self, refresh=False, **kw):
+        self.postfix = kw
+
+
+def test_live_step_points_learning_rate_and_progress(tiny_model, tokenizer):
+    train, val = learnable_frames(tokenizer)  # 40 rows: 5 steps of 8 per epoch
+    points, bar = [], Bar()
+    cfg = TrainConfig(model=str(tiny_model), epochs=2, train_batch_size=8, learning_rate=1e-3,
+                      log_every_steps=2)
+    result = fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id,
+                 on_step=lambda step, point: points.append((step, point)), progress=bar)
+    assert [s for s, _ in points] == [2, 4, 6, 8, 10]
+    assert [p["epoch"] for _, p in points] == [0.4, 0.8, 1.2, 1.6, 2.0]
+    rates = [p["learning_rate"] for _, p in points]
+    assert rates[0] == pytest.approx(1e-3 * (1 - 1 / 10)) and rates == sorted(rates, reverse=True)
+    assert result.steps[0]["step"] == 2 and "train_loss_step" in result.steps[0]
+    assert bar.samples == 80 and bar.postfix["epoch"] == "2/2"
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_freeze_embeddings_keeps_the_word_embeddings_and_trains_the_rest(tiny_model, tokenizer,
+                                                                          freeze):
+    train, val = learnable_frames(tokenizer)
+    cfg = TrainConfig(model=str(tiny_model), epochs=1, train_batch_size=8, learning_rate=1e-2,
+                      freeze_embeddings=freeze, precision="fp32")
+    model = load_classifier(str(tiny_model))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fit(model, train, val, cfg, tokenizer.pad_token_id)
+    after = model.state_dict()
+    words = "bert.embeddings.word_embeddings.weight"
+    assert torch.equal(before[words], after[words]) == freeze
+    assert not torch.equal(before["classifier.weight"], after["classifier.weight"])
+    assert not torch.equal(before["bert.embeddings.position_embeddings.weight"],
+                           after["bert.embeddings.position_embeddings.weight"])
+
+
+@pytest.mark.parametrize("select_best", [True, False])
+def test_select_best_keeps_the_best_validation_epoch(tiny_model, tokenizer, select_best):
+    train, val = learnable_frames(tokenizer)
+    # At this learning rate the tiny model overfits: validation loss is lowest at an early
+    # epoch and then rises, so restoring an earlier epoch's weights is exercised.
+    cfg = TrainConfig(model=str(tiny_model), epochs=4, train_batch_size=8, learning_rate=2e-2,
+                      select_best=select_best, precision="fp32")
+    model = load_classifier(str(tiny_model))
+    result = fit(model, train, val, cfg, tokenizer.pad_token_id)
+    losses = [row["val_loss"] for row in result.history]
+    expected = losses.index(min(losses)) + 1 if select_best else 4
+    assert result.best_epoch == expected
+    if select_best:
+        assert expected < 4
+    now = score(model, val, 8, tokenizer.pad_token_id)  # the weights the model holds now
+    kept = result.history[expected - 1]
+    assert now["f1"] == pytest.approx(kept["val_f1"], abs=1e-6)
+    assert now["loss"] == pytest.approx(kept["val_loss"], abs=1e-6)
+
+
+def test_classifier_gets_named_labels(tiny_model):
+    model = load_classifier(str(tiny_model))
+    assert model.config.id2label == {0: "World", 1: "Sports", 2: "Business", 3: "Sci/Tech"}
+
+
+@pytest.mark.parametrize("model, message", [
+    ("./no/such/model", "does not exist"),
+    ("/definitely/not/here", "does not exist"),
+])
+def test_missing_model_folder_is_named(model, message):
+    with pytest.raises(UserError, match=message):
+        load_classifier(model)
+
+
+def test_folder_without_a_model_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(UserError, match="holds no usable model"):
+        load_classifier(str(tmp_path))
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_killed_training_resumes_from_its_checkpoint_and_ends_identical(tiny_model, tokenizer,
+                                                                          tmp_path):
+    train, val = learnable_frames(tokenizer)
+    cfg = TrainConfig(model=str(tiny_model), epochs=3, train_batch_size=8, learning_rate=1e-2,
+                      log_every_steps=2)
+    torch.manual_seed(cfg.seed)
+    straight = fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id)
+
+    checkpoint = tmp_path / "checkpoint.pt"
+
+    def die_after_epoch_2(epoch, row):
+        if epoch == 2:
+            raise Killed  # the checkpoint of epoch 2 is already on disk
+
+    torch.manual_seed(cfg.seed)
+    with pytest.raises(Killed):
+        fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id,
+            on_epoch=die_after_epoch_2, checkpoint=checkpoint)
+    assert checkpoint.is_file()
+
+    epochs, steps, bar = [], [], Bar()
+    torch.manual_seed(cfg.seed)
+    resumed = fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id,
+                  on_epoch=lambda e, row: epochs.append(e),
+                  on_step=lambda s, p: steps.append(s), progress=bar, checkpoint=checkpoint)
+    assert epochs == [1, 2, 3]  # epochs 1-2 replayed from the checkpoint, 3 trained
+    assert steps == [2, 4, 6, 8, 10, 12, 14]  # 5 steps per epoch, a point every 2: no gap
+    assert bar.samples == 3 * 40
+    for a, b in zip(straight.history, resumed.history):
+        for key in ("train_loss", "val_loss", "val_f1", "train_running_loss"):
+            assert a[key] == pytest.approx(b[key], abs=1e-6), key
+    assert resumed.best_epoch == straight.best_epoch
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_runs_in_fp32_and_bf16(tiny_model, tokenizer, precision):
+    train, val = learnable_frames(tokenizer)
+    cfg = TrainConfig(model=str(tiny_model), epochs=1, train_batch_size=8, learning_rate=1e-3,
+                      precision=precision)
+    model = load_classifier(str(tiny_model))
+    result = fit(model, train, val, cfg, tokenizer.pad_token_id)
+    assert (result.precision.train, result.precision.score) == (precision, precision)
+    assert np.isfinite(result.history[0]["train_running_loss"])
+    assert next(model.parameters()).dtype == torch.float32  # weights stay fp32 to save and serve
+    seqs = val["input_ids"].tolist()
+    fp32 = predict_logits(model, seqs, 4, tokenizer.pad_token_id, "fp32")
+    bf16 = predict_logits(model, seqs, 4, tokenizer.pad_token_id, "bf16")
+    np.testing.assert_allclose(bf16, fp32, atol=0.05)  # bf16 keeps ~3 significant digits
+
+
+def test_length_grouped_batches_cover_every_row_once_with_similar_lengths():
+    from agnews.model.batching import length_grouped_order
+
+    lengths = np.random.default_rng(0).integers(5, 200, size=1000)
+    order = length_grouped_order(lengths, 16, np.random.default_rng(1), group=10)
+    assert sorted(order.tolist()) == list(range(1000))
+    batches_ = [lengths[order[i:i + 16]] for i in range(0, 1000, 16)]
+    padded = sum(b.max() * len(b) for b in batches_)
+    random_padded = sum(lengths[i:i + 16].max() * 16 for i in range(0, 1000, 16))
+    assert padded < 0.7 * random_padded  # far less padding than random batches
