@@ -2,6 +2,7 @@
 validation metrics, the best epoch kept, and a checkpoint after every epoch to resume from."""
 from __future__ import annotations
 
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -23,7 +24,8 @@ from agnews.model.batching import (
 )
 from agnews.model.device import Precision, autocast, grad_scaler
 from agnews.model.precision import choose_precision
-from agnews.training.checkpoint import load_checkpoint, save_checkpoint
+from agnews.training.checkpoint import (UnreadableCheckpoint, load_checkpoint, save_checkpoint,
+                                        set_aside)
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 StepCallback = Callable[[int, dict[str, float]], None]
@@ -63,6 +65,22 @@ def score(model, df: pd.DataFrame, batch_size: int, pad_id: int,
     return classification_metrics(df["label"].to_numpy(), probs)
 
 
+def resume_from(checkpoint: Path, state: dict, model, optimizer, scheduler, scaler,
+                rng: np.random.Generator) -> bool:
+    """Restore `state` and the training objects from `checkpoint`; an unreadable one is set
+    aside with a warning and training starts over (False), as a crash mid-write or a foreign
+    file must not fail every later run."""
+    try:
+        state.update(load_checkpoint(checkpoint, model, optimizer, scheduler, scaler, rng))
+    except UnreadableCheckpoint as err:
+        moved = set_aside(checkpoint)
+        logging.getLogger(__name__).warning(
+            "train: checkpoint %s cannot be read (%s); set aside as %s, training starts over",
+            checkpoint, err, moved.name)
+        return False
+    return True
+
+
 def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, pad_id: int,
         on_epoch: EpochCallback | None = None, on_step: StepCallback | None = None,
         progress=None, checkpoint: Path | None = None) -> FitResult:
@@ -78,6 +96,7 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
     states, history) is saved there after every epoch; if the file exists when fit starts,
     training resumes after its last epoch, first replaying the saved history through the
     callbacks so the caller's record has no gap, and ends exactly as an uninterrupted run.
+    A file there that cannot be read is set aside (`resume_from`) and training starts over.
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -104,8 +123,9 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
     lengths = np.fromiter((len(q) for q in seqs), dtype=np.int64, count=len(seqs))
     state = {"epoch": 0, "step": 0, "history": [], "steps": [], "window": [],
              "best_loss": float("inf"), "best_epoch": 0, "best_state": None}
-    if checkpoint is not None and checkpoint.is_file():
-        state.update(load_checkpoint(checkpoint, model, optimizer, scheduler, scaler, rng))
+    restored = checkpoint is not None and checkpoint.is_file() and resume_from(
+        checkpoint, state, model, optimizer, scheduler, scaler, rng)
+    if restored:
         for row in state["steps"]:
             if on_step:
                 on_step(row["step"], {k: v for k, v in row.items() if k != "step"})

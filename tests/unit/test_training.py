@@ -257,6 +257,35 @@ def test_a_killed_training_resumes_from_its_checkpoint_and_ends_identical(tiny_m
     assert resumed.best_epoch == straight.best_epoch
 
 
+@pytest.mark.parametrize("content", [b"", b"half a checkpoint \x00\x01",
+                                     "a torch file of something else"])
+def test_an_unreadable_checkpoint_is_set_aside_and_training_starts_over(
+        tiny_model, tokenizer, tmp_path, caplog, content):
+    train, val = learnable_frames(tokenizer)
+    cfg = TrainConfig(model=str(tiny_model), epochs=2, train_batch_size=8, learning_rate=1e-2)
+    torch.manual_seed(cfg.seed)
+    straight = fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id)
+
+    checkpoint = tmp_path / "checkpoint.pt"
+    if isinstance(content, bytes):
+        checkpoint.write_bytes(content)
+    else:
+        torch.save({"weights": torch.zeros(2)}, checkpoint)
+    original = checkpoint.read_bytes()
+    epochs = []
+    torch.manual_seed(cfg.seed)
+    with caplog.at_level("WARNING"):
+        again = fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id,
+                    on_epoch=lambda e, row: epochs.append(e), checkpoint=checkpoint)
+    assert epochs == [1, 2]  # trained from the start, nothing replayed
+    for a, b in zip(straight.history, again.history):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-6)
+    aside = list(tmp_path.glob("checkpoint.pt.unreadable-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == original  # kept for a post-mortem
+    assert "cannot be read" in caplog.text and "training starts over" in caplog.text
+    assert checkpoint.is_file()  # this run's own checkpoint, written after each epoch
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_training_runs_in_fp32_and_bf16(tiny_model, tokenizer, precision):
     train, val = learnable_frames(tokenizer)
