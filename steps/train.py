@@ -21,7 +21,9 @@ sample of at most 500), so they compare like for like with `val_*`: the gap betw
 two is the overfitting signal. Batches group texts of similar length and pad only to their
 longest text; `precision=auto` runs in the precision that is fastest on the hardware at hand
 (`agnews.model.precision`), recorded with the reason as tags `precision_train`, `precision_score`,
-`precision_reason`. A Hub model is pinned to a commit first (tag `model.revision`).
+`precision_reason`. A Hub model is pinned to a commit first (tag `model.revision`). MLflow's
+system metrics (`system/cpu_utilization_percentage`, `system/system_memory_usage_megabytes`,
+and `system/gpu_0_*` where a GPU is present) are logged beside the curves.
 """
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ def main(argv=None) -> None:
     torch.manual_seed(cfg.seed)  # the new classification head is drawn at load time
     model = load_classifier(source).to(pick_device())
     upstream = {"tokenized": uris.tokenized, "tokenizer": uris.tokenizer}
-    with step_run("train", config_params(cfg), upstream):
+    with step_run("train", config_params(cfg), upstream, system_metrics=True):
         mlflow.set_tags(source.tags())
         bar = tqdm(total=cfg.epochs * len(splits["train"]), unit="sample", desc="train",
                    dynamic_ncols=True, mininterval=1.0)

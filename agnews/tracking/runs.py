@@ -15,8 +15,8 @@ from agnews.errors import UserError
 
 
 @contextlib.contextmanager
-def step_run(step: str, params: dict[str, str], upstream: dict[str, str] | None = None
-             ) -> Iterator[mlflow.ActiveRun]:
+def step_run(step: str, params: dict[str, str], upstream: dict[str, str] | None = None,
+             system_metrics: bool = False) -> Iterator[mlflow.ActiveRun]:
     """The step's MLflow run, tagged `step=<name>`, with its parameters logged.
 
     When the step's body ends without error, the run gets `peak_rss_mb`, the step process's
@@ -27,8 +27,15 @@ def step_run(step: str, params: dict[str, str], upstream: dict[str, str] | None 
     user passed, as typed; we add only the ones it lacks, because MLflow refuses to change a
     logged value and "5e-5" vs "5e-05" would count as a change. `upstream` maps an input's
     name to the URI it came from, recorded as `input.<name>` tags for lineage.
+
+    With `system_metrics`, MLflow's own monitor logs CPU, memory, disk and network use (and
+    GPU utilisation and memory where nvidia-ml-py finds a GPU) as `system/*` metrics while the
+    step runs, every `MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL` seconds (5 unless set).
     """
-    with mlflow.start_run() as run:
+    if system_metrics and not os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"):
+        # MLflow's default of 10 s leaves a default training run (~25-90 s here) few points
+        os.environ["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] = "5"
+    with mlflow.start_run(log_system_metrics=system_metrics) as run:
         mlflow.set_tag("step", step)
         name_run(step)
         logged = mlflow.get_run(run.info.run_id).data.params

@@ -29,6 +29,8 @@ def mlflow_run(entry_point: str, params: dict, store, expect_ok: bool = True):
         args += ["-P", f"{key}={value}"]
     env = subprocess_env()
     env["MLFLOW_TRACKING_URI"] = store["uri"]
+    # a tiny model trains in seconds: sample system metrics every second to see some
+    env["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] = "1"
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     if expect_ok:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -94,6 +96,18 @@ def test_train_logs_every_metric_once_per_epoch(pipeline):
     for name in EPOCH_METRICS:
         history = client.get_metric_history(train.info.run_id, name)
         assert [m.step for m in history] == [1, 2], name
+
+
+def test_train_logs_mlflows_system_metrics_beside_its_curves(pipeline):
+    client, children = pipeline["client"], pipeline["children"]
+    train = children["train"].data.metrics
+    for name in ("system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"):
+        assert name in train, sorted(train)
+    history = client.get_metric_history(children["train"].info.run_id,
+                                        "system/system_memory_usage_megabytes")
+    assert history and all(point.value > 0 for point in history)
+    for step in ("ingest", "evaluate", "report"):  # only train asks for them
+        assert not [k for k in children[step].data.metrics if k.startswith("system/")], step
 
 
 def test_train_logs_live_step_points_and_the_kept_epoch(pipeline):
