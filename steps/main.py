@@ -43,6 +43,7 @@ from agnews.tracking.pipeline import (
     registry_summary,
     run_child,
     run_title,
+    step_lock,
     step_parameters,
 )
 from agnews.tracking.step_cache import STEPS, forced_steps, step_keys
@@ -85,22 +86,24 @@ def main(argv=None) -> None:
                              f"{flag}.source": "hub" if pin.online else "cache"})
         done: dict[str, str] = {}
         for step in STEPS:
-            cached = None if step in forced else find_cached(client, experiment_id, step,
-                                                             keys[step])
-            mlflow.set_tag(f"step.{step}.cache_key", keys[step])
-            if cached:
-                print(f"main: {step} reused {cached} (cached)", flush=True)
-                done[step] = cached
-                mlflow.set_tag(f"step.{step}.cached", "true")
-            else:
-                print(f"main: {step} running", flush=True)
-                try:
-                    params = step_parameters(configs, done)[step]
-                    done[step] = run_child(step, params, experiment_id, keys[step])
-                except UserError:
-                    mlflow.set_tag("failed_step", step)
-                    raise
-            mlflow.set_tag(f"step.{step}.run_id", done[step])
+            # A concurrent main with the same step key waits here, then reuses this run
+            with step_lock(keys[step], step, CHECKPOINTS):
+                cached = None if step in forced else find_cached(client, experiment_id, step,
+                                                                 keys[step])
+                mlflow.set_tag(f"step.{step}.cache_key", keys[step])
+                if cached:
+                    print(f"main: {step} reused {cached} (cached)", flush=True)
+                    done[step] = cached
+                    mlflow.set_tag(f"step.{step}.cached", "true")
+                else:
+                    print(f"main: {step} running", flush=True)
+                    try:
+                        params = step_parameters(configs, done)[step]
+                        done[step] = run_child(step, params, experiment_id, keys[step])
+                    except UserError:
+                        mlflow.set_tag("failed_step", step)
+                        raise
+                mlflow.set_tag(f"step.{step}.run_id", done[step])
         final = mlflow.get_run(done["evaluate"]).data.metrics
         mlflow.log_metrics({k: final[k] for k in TEST_METRICS if k in final})
         registry = registry_summary(mlflow.get_run(done["register"]).data.tags)

@@ -187,6 +187,28 @@ def test_a_failed_run_is_never_reused(project, first):
     assert result["steps"]["report"][0] != report
 
 
+def test_two_identical_mains_at_once_run_each_step_once(project):
+    """The second waits for each step the first is running, then reuses it: no shared
+    checkpoint, no step run twice, both FINISHED."""
+    params = {"seed": 7}  # parameters of their own: every step has to run once
+    client = project["client"]
+    before = {r.info.run_id for r in client.search_runs([project["experiment_id"]])}
+    procs = [subprocess.Popen(command(project, **params), cwd=project["dir"], env=env(project),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[-3000:] for o in outputs]
+    new = [r for r in client.search_runs([project["experiment_id"]])
+           if r.info.run_id not in before]
+    parents = [r for r in new if "step.ingest.run_id" in r.data.tags]
+    children = [r for r in new if r.data.tags.get("step")]
+    assert len(parents) == 2 and all(r.info.status == "FINISHED" for r in new)
+    assert sorted(r.data.tags["step"] for r in children) == sorted(STEPS)  # each step once
+    for step in STEPS:  # both parents point at the one run of each step
+        assert len({p.data.tags[f"step.{step}.run_id"] for p in parents}) == 1, step
+    assert any("waits for another run of the same step" in o for o in outputs)
+
+
 def test_a_killed_train_resumes_from_its_last_complete_epoch(project):
     params = {"train_size": 400, "epochs": 3, "learning_rate": 1e-3}  # a few seconds per epoch
     proc = subprocess.Popen(command(project, **params), cwd=project["dir"], env=env(project),
