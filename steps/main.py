@@ -43,9 +43,9 @@ from agnews.tracking.pipeline import (
     registry_summary,
     run_child,
     run_title,
-    step_lock,
     step_parameters,
 )
+from agnews.tracking.locks import step_lock
 from agnews.tracking.step_cache import STEPS, forced_steps, step_keys
 
 CHECKPOINTS = PROJECT_DIR / ".checkpoints"
@@ -87,7 +87,7 @@ def main(argv=None) -> None:
         done: dict[str, str] = {}
         for step in STEPS:
             # A concurrent main with the same step key waits here, then reuses this run
-            with step_lock(keys[step], step, CHECKPOINTS):
+            with step_lock(keys[step], step):
                 cached = None if step in forced else find_cached(client, experiment_id, step,
                                                                  keys[step])
                 mlflow.set_tag(f"step.{step}.cache_key", keys[step])

@@ -32,6 +32,7 @@ def main(argv=None) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from agnews.tracking.locks import registry_lock
     from agnews.tracking.registry import (
         champion_version,
         decide,
@@ -66,29 +67,33 @@ def main(argv=None) -> None:
             print(f"register: not registered in '{cfg.registered_model}': "
                   + "; ".join(failures) + " (the gate is -P min_test_accuracy / min_test_f1)")
             return
-        existing = same_source_version(client, cfg.registered_model, model_run_id(model_uri))
-        if existing is not None:  # the cache was bypassed: the same model is already in
-            mlflow.set_tags({"registered": "true", "outcome": "already",
-                             "registered_model": cfg.registered_model,
-                             "registered_version": existing.version,
-                             "decision": f"already registered as version {existing.version}"})
-            print(f"register: {cfg.registered_model} version {existing.version} is this model "
-                  "already; nothing to do")
-            return
-        champion = champion_version(client, cfg.registered_model)
-        champion_scores = None
-        if champion is not None:
-            champion_scores = rescore(champion, evaluated.info.run_id, ev)
-            mlflow.log_metrics({f"champion_{k}": v for k, v in champion_scores.items()})
-        decision = decide(metrics["test_f1"], champion_scores and champion_scores["test_f1"],
-                          champion and champion.version)
-        version = register_version(client, cfg.registered_model, model_uri, decision.alias,
-                                   {k: f"{metrics[k]:.4f}" for k in ("test_f1", "test_accuracy")})
-        mlflow.set_tags({"registered": "true", "registered_model": cfg.registered_model,
-                         "registered_version": version, "alias": decision.alias,
-                         "outcome": decision.outcome,
-                         "decision": decision.reason,
-                         "champion_version": champion.version if champion else ""})
+        # Champion read, registration and alias as one decision: a second register of the
+        # same model waits, then compares against whoever is champion by then.
+        with registry_lock(cfg.registered_model):
+            existing = same_source_version(client, cfg.registered_model, model_run_id(model_uri))
+            if existing is not None:  # the cache was bypassed: the same model is already in
+                mlflow.set_tags({"registered": "true", "outcome": "already",
+                                 "registered_model": cfg.registered_model,
+                                 "registered_version": existing.version,
+                                 "decision": f"already registered as version {existing.version}"})
+                print(f"register: {cfg.registered_model} version {existing.version} is this model "
+                      "already; nothing to do")
+                return
+            champion = champion_version(client, cfg.registered_model)
+            champion_scores = None
+            if champion is not None:
+                champion_scores = rescore(champion, evaluated.info.run_id, ev)
+                mlflow.log_metrics({f"champion_{k}": v for k, v in champion_scores.items()})
+            decision = decide(metrics["test_f1"], champion_scores and champion_scores["test_f1"],
+                              champion and champion.version)
+            scores = {k: f"{metrics[k]:.4f}" for k in ("test_f1", "test_accuracy")}
+            version = register_version(client, cfg.registered_model, model_uri, decision.alias,
+                                       scores)
+            mlflow.set_tags({"registered": "true", "registered_model": cfg.registered_model,
+                             "registered_version": version, "alias": decision.alias,
+                             "outcome": decision.outcome,
+                             "decision": decision.reason,
+                             "champion_version": champion.version if champion else ""})
     print(f"register: {cfg.registered_model} version {version} is now '{decision.alias}': "
           f"{decision.reason}")
 

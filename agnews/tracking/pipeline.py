@@ -3,7 +3,6 @@ step as a nested MLflow run, the Hub commits every step is pinned to, and the cl
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -44,28 +43,6 @@ def find_cached(client, experiment_id: str, step: str, key: str) -> str | None:
                                        "and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0].info.run_id if runs else None
-
-
-@contextlib.contextmanager
-def step_lock(key: str, step: str, folder: Path):
-    """Held while `main` decides on and runs the step with this cache key. A second `main`
-    with the same key waits here, then finds the first one's FINISHED run and reuses it: two
-    identical runs never train into the same checkpoint, delete each other's, or run a step
-    twice. The operating system releases the lock if its process dies, even on kill -9."""
-    from filelock import FileLock, Timeout
-
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(folder / f"{key}.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        print(f"main: {step} waits for another run of the same step ({lock.lock_file})",
-              flush=True)
-        lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def latest_child(client, experiment_id: str, step: str) -> str | None:

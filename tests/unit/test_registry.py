@@ -131,3 +131,29 @@ def test_register_refuses_a_run_that_is_not_an_evaluation(registry):
         register.main(["--evaluate_run", run.info.run_id])
     with pytest.raises(UserError, match="is not a run in this tracking store"):
         register.main(["--evaluate_run", "0" * 32])
+
+
+def test_a_register_waits_while_another_decides_on_the_same_model(registry, capsys):
+    """The champion decision is one critical section: while the lock is held (as by another
+    register), a register neither reads the champion nor registers; it waits, then decides."""
+    import threading
+    import time
+
+    from agnews.tracking.locks import registry_lock
+
+    client, models = registry["client"], registry["models"]
+    name = "agnews-classifier-locked"  # a model of its own: passes alone and in any order
+    evaluation = crafted_evaluation(registry, models[2], 0.99)
+    result = {}
+    with registry_lock(name):
+        worker = threading.Thread(target=lambda: result.update(run_register(
+            evaluation, "--registered_model", name, "--min_test_accuracy", "0",
+            "--min_test_f1", "0")))
+        worker.start()
+        time.sleep(3)
+        assert worker.is_alive() and not result
+        assert client.search_model_versions(f"name='{name}'") == []
+    worker.join(timeout=120)
+    assert (result["tags"]["registered"], result["tags"]["outcome"]) == ("true", "first")
+    assert len(client.search_model_versions(f"name='{name}'")) == 1
+    assert f"register: waits for another register of '{name}'" in capsys.readouterr().out
