@@ -15,6 +15,9 @@ the commits the Hub (or, offline, the local cache) gives, every step gets those 
 they are part of the cache keys, so a new Hub revision reruns what depends on it. If neither
 the Hub nor the cache has an id, main stops before any step with one line naming the fix.
 
+Each step runs under a lock on its cache key (`agnews.tracking.locks`): a second identical
+`main` started meanwhile waits, then reuses the finished run.
+
 The register step is cached like the others: an identical rerun leaves the registry alone.
 `-P force=register` decides again (e.g. after the registered model was deleted); a model
 already registered is never added twice.
