@@ -131,7 +131,7 @@ def short_value(name: str, value: str) -> str:
 
 
 def run_title(params: dict[str, str], defaults: dict[str, str], limit: int = 120) -> str:
-    """`main` and what differs from the defaults, e.g. `main learning_rate=0.0003 epochs=3`,
+    """`main` and what differs from the defaults, e.g. `main epochs=3 learning_rate=0.0003`,
     so runs tell themselves apart in the runs table (MLflow would draw an animal name).
     Training settings come first, where data sizes and the data and model come last."""
     where = ("train_size", "val_size", "test_size", "data", "data_revision", "model",
