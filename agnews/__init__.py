@@ -10,3 +10,8 @@
 - `agnews.config`, `agnews.cli`, `agnews.errors`, `agnews.hub`: parameters, their parsing,
   one-line errors, and pinning a Hub id to a commit.
 """
+from pathlib import Path
+
+# The project folder (MLproject, steps/, agnews/): what MLflow runs, git describes, and where
+# checkpoints and locks live.
+PROJECT_DIR = Path(__file__).resolve().parents[1]

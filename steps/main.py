@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+from agnews import PROJECT_DIR
 from agnews.cli import config_params, parse, quiet_libraries, run_step
 from agnews.config import (
     DataConfig,
@@ -38,8 +39,8 @@ from agnews.config import (
     TrainConfig,
 )
 from agnews.errors import UserError
+from agnews.tracking.locks import step_lock
 from agnews.tracking.pipeline import (
-    PROJECT_DIR,
     find_cached,
     go_offline_if_unreachable,
     pin_revisions,
@@ -48,7 +49,6 @@ from agnews.tracking.pipeline import (
     run_title,
     step_parameters,
 )
-from agnews.tracking.locks import step_lock
 from agnews.tracking.step_cache import STEPS, forced_steps, step_keys
 
 CHECKPOINTS = PROJECT_DIR / ".checkpoints"

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from agnews import PROJECT_DIR
 
 
 def git_state(folder: Path = PROJECT_DIR) -> dict[str, str] | None:

@@ -15,7 +15,8 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from agnews import PROJECT_DIR
+
 LOCKS = PROJECT_DIR / ".locks"
 
 

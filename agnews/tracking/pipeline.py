@@ -7,12 +7,11 @@ import dataclasses
 import os
 from pathlib import Path
 
+from agnews import PROJECT_DIR
 from agnews.cli import config_params
 from agnews.config import DataConfig, TokenizeConfig, TrainConfig
 from agnews.errors import UserError
 from agnews.tracking.step_cache import UPSTREAM
-
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def step_parameters(configs: dict, upstream: dict[str, str]) -> dict[str, dict[str, str]]:

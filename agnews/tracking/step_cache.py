@@ -18,11 +18,11 @@ import hashlib
 import json
 from pathlib import Path
 
+from agnews import PROJECT_DIR
 from agnews.cli import config_params
 from agnews.errors import UserError
 from agnews.tracking.fingerprint import fingerprint
 
-ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = "agnews"
 STEPS = ("ingest", "tokenize", "train", "evaluate", "register", "report")
 UPSTREAM = {"ingest": (), "tokenize": ("ingest",), "train": ("tokenize",),
@@ -59,7 +59,7 @@ def imported_modules(tree: ast.Module, root: Path, library: str = LIBRARY) -> se
     return {n for n in names if module_file(n, root)}
 
 
-def source_files(step: str, root: Path = ROOT) -> list[Path]:
+def source_files(step: str, root: Path = PROJECT_DIR) -> list[Path]:
     """The step's entry module and every library module it reaches through imports, sorted."""
     entry = root / "steps" / f"{step}.py"
     if not entry.is_file():
@@ -90,7 +90,7 @@ def code_syntax(source: str) -> str:
     return ast.dump(tree)
 
 
-def hash_code(paths: list[Path], root: Path = ROOT) -> str:
+def hash_code(paths: list[Path], root: Path = PROJECT_DIR) -> str:
     """sha256 over each module's path (relative to `root`) and syntax."""
     digest = hashlib.sha256()
     for path in paths:
