@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -109,6 +110,16 @@ def subprocess_env() -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(ROOT)
     return env
+
+
+def copy_project(dest: Path) -> Path:
+    """The project's runnable files copied to `dest` (a folder a test may edit or fill)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("MLproject", "conda.yaml", "requirements.txt"):
+        shutil.copy(ROOT / name, dest / name)
+    for folder in ("steps", "agnews"):
+        shutil.copytree(ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
 
 
 def pytest_collection_modifyitems(items):

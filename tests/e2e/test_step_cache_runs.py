@@ -9,13 +9,12 @@ any order.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import subprocess
 import sys
 import time
 
 import pytest
-from conftest import ROOT, subprocess_env
+from conftest import copy_project, subprocess_env
 from mlflow.tracking import MlflowClient
 
 from agnews.tracking.step_cache import STEPS
@@ -24,12 +23,7 @@ from agnews.tracking.step_cache import STEPS
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, tiny_model, ag_news):
     tmp = tmp_path_factory.mktemp("cache")
-    copy = tmp / "project"
-    copy.mkdir()
-    for name in ("MLproject", "conda.yaml", "requirements.txt"):
-        shutil.copy(ROOT / name, copy / name)
-    for folder in ("steps", "agnews"):
-        shutil.copytree(ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    copy = copy_project(tmp / "project")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment_id = client.create_experiment("cache", artifact_location=str(tmp / "artifacts"))

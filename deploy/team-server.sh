@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The team tracking server: `mlflow server` on a PostgreSQL backend store, with artifacts
+# proxied by the server (clients upload and download through HTTP and need no access to the
+# artifact folder), on loopback unless told otherwise. Runs in the foreground; Ctrl-C stops it.
+#
+#   deploy/team-server.sh                     # http://127.0.0.1:5000
+#   MLFLOW_HOST=0.0.0.0 deploy/team-server.sh --allowed-hosts mlflow.example.org:5000
+#
+# Arguments after the script's name go to `mlflow server` as they are (--workers, --allowed-hosts,
+# --app-name basic-auth ...). Needs Debian's PostgreSQL (`sudo apt-get install postgresql`) and
+# this project's pins (`pip install -r requirements.txt`: mlflow and psycopg). The
+# first start creates the database role and the database, as root or through `sudo -u postgres`.
+#
+# Settings, from the environment:
+#   MLFLOW_HOST (127.0.0.1), MLFLOW_PORT (5000)   where the server listens
+#   MLFLOW_DB (mlflow)                            the database, and the role that owns it
+#   TEAM_SERVER_DIR (.team-server in the project) the role's password file (mode 600)
+#   ARTIFACTS_DIR ($TEAM_SERVER_DIR/artifacts)    where the server keeps every run's artifacts
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")/.." && pwd)"
+host="${MLFLOW_HOST:-127.0.0.1}"
+port="${MLFLOW_PORT:-5000}"
+db="${MLFLOW_DB:-mlflow}"
+state="${TEAM_SERVER_DIR:-$here/.team-server}"
+artifacts="${ARTIFACTS_DIR:-$state/artifacts}"
+
+die() { echo "team-server: error: $*" >&2; exit 1; }
+
+[[ "$db" =~ ^[a-z_][a-z0-9_]*$ ]] \
+  || die "MLFLOW_DB='$db' is not a plain PostgreSQL name: use lower-case letters, digits and _"
+command -v pg_lsclusters >/dev/null \
+  || die "PostgreSQL is not installed: run 'sudo apt-get install postgresql' (Debian/Ubuntu)"
+command -v mlflow >/dev/null \
+  || die "mlflow is not on PATH: activate the project's environment (pip install -r requirements.txt)"
+
+# Debian runs PostgreSQL as the `postgres` system user; cluster commands and the superuser's
+# psql go through it (cd / so it never tries to read a folder it cannot enter).
+as_postgres() {
+  if [[ "$(id -u)" == 0 ]]; then (cd / && runuser -u postgres -- "$@")
+  else (cd / && sudo -u postgres "$@"); fi
+}
+
+read -r version cluster pg_port status _ < <(pg_lsclusters -h | head -n 1) \
+  || die "no PostgreSQL cluster found: create one with 'sudo pg_createcluster 15 main --start'"
+if [[ "$status" != online* ]]; then
+  echo "team-server: starting PostgreSQL $version/$cluster on port $pg_port"
+  if [[ "$(id -u)" == 0 ]]; then pg_ctlcluster "$version" "$cluster" start
+  else sudo pg_ctlcluster "$version" "$cluster" start; fi
+fi
+
+# One password per database role, kept beside the artifacts; libpq reads it from PGPASSFILE,
+# so it never appears on a command line or in the server's backend URI.
+mkdir -p "$state" "$artifacts"
+umask 077
+[[ -s "$state/$db.password" ]] \
+  || python -c "import secrets; print(secrets.token_hex(24))" > "$state/$db.password"
+password="$(cat "$state/$db.password")"
+printf '127.0.0.1:%s:%s:%s:%s\n' "$pg_port" "$db" "$db" "$password" > "$state/$db.pgpass"
+
+psql_admin() { as_postgres psql -X -q -p "$pg_port" -v ON_ERROR_STOP=1 "$@"; }
+if [[ -z "$(psql_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$db'")" ]]; then
+  psql_admin -c "CREATE ROLE $db LOGIN PASSWORD '$password'"
+else
+  psql_admin -c "ALTER ROLE $db PASSWORD '$password'"  # the file is the truth
+fi
+if [[ -z "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]]; then
+  psql_admin -c "CREATE DATABASE $db OWNER $db"
+  echo "team-server: created database $db"
+fi
+
+echo "team-server: http://$host:$port  (backend postgresql://$db@127.0.0.1:$pg_port/$db," \
+     "artifacts in $artifacts)"
+export PGPASSFILE="$state/$db.pgpass"
+exec mlflow server \
+  --backend-store-uri "postgresql://$db@127.0.0.1:$pg_port/$db" \
+  --serve-artifacts --artifacts-destination "$artifacts" \
+  --host "$host" --port "$port" "$@"

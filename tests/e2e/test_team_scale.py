@@ -1,0 +1,200 @@
+"""Team scale through real processes: the team tracking server (`deploy/team-server.sh`:
+`mlflow server` on PostgreSQL with proxied artifacts) and `main` runs started at once.
+
+Three `main` runs with different seeds start together against the server, and two against a
+SQLite file: every run FINISHED, every metric and artifact present. Then `predict` and
+`mlflow models serve` read the champion those runs registered, through the server only.
+PostgreSQL comes from Debian's packages (.ci/run installs and starts it); outside CI these
+server tests are skipped where it is absent, in CI its absence is a failure.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pandas as pd
+import pytest
+from conftest import ROOT, copy_project, subprocess_env
+from mlflow.tracking import MlflowClient
+from serving import ask_served_model, free_port, wait_for
+from test_main import EPOCH_METRICS, artifact_paths
+from test_serve import check_predictions
+
+from agnews.tracking.step_cache import STEPS
+
+# registered whatever a tiny random model scores, so three registers meet at the registry
+BASE = {"train_size": 40, "val_size": 12, "test_size": 24, "epochs": 2, "train_batch_size": 8,
+        "learning_rate": 3e-3, "min_test_accuracy": 0, "min_test_f1": 0}
+NAME = "agnews-classifier"
+
+
+def as_postgres(*args: str) -> subprocess.CompletedProcess:
+    """A command as Debian's `postgres` user (root: runuser; anyone else: sudo -n)."""
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else \
+        ["sudo", "-n", "-u", "postgres"]
+    return subprocess.run([*prefix, *args], cwd="/", capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`deploy/team-server.sh` on a database of its own, as a user starts it."""
+    if shutil.which("pg_lsclusters") is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is required in CI (.ci/run installs and starts it)")
+        pytest.skip("PostgreSQL not installed (apt-get install postgresql)")
+    tmp = tmp_path_factory.mktemp("team")
+    db, port = f"agnews_test_{uuid.uuid4().hex[:8]}", free_port()
+    env = {**subprocess_env(), "MLFLOW_PORT": str(port), "MLFLOW_DB": db,
+           "TEAM_SERVER_DIR": str(tmp / "state"), "ARTIFACTS_DIR": str(tmp / "artifacts")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    log = tmp / "server.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(["bash", str(ROOT / "deploy" / "team-server.sh"),
+                                    "--workers", "2"], cwd=ROOT, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{url}/health", process, 120, log)
+        yield {"url": url, "artifacts": tmp / "artifacts", "client": MlflowClient(url),
+               "log": log, "tmp": tmp}
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+        as_postgres("psql", "-X", "-q", "-p", cluster_port(), "-c",
+                    f"DROP DATABASE IF EXISTS {db} WITH (FORCE)", "-c", f"DROP ROLE IF EXISTS {db}")
+
+
+def cluster_port() -> str:
+    return subprocess.run(["pg_lsclusters", "-h"], capture_output=True,
+                          text=True).stdout.split()[2]
+
+
+def start_main(cwd, env, seed, data, model) -> subprocess.Popen:
+    args = [sys.executable, "-m", "mlflow", "run", str(cwd), "-e", "main", "--env-manager",
+            "local"]
+    for key, value in {**BASE, "data": data, "model": model, "seed": seed}.items():
+        args += ["-P", f"{key}={value}"]
+    return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def mains_at_once(cwd, env, seeds, data, model) -> float:
+    """Start one `main` per seed together; wait for all; every one must succeed."""
+    start = time.monotonic()
+    processes = [start_main(cwd, env, seed, data, model) for seed in seeds]
+    outputs = [p.communicate(timeout=900)[0] for p in processes]
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-4000:]
+    return time.monotonic() - start
+
+
+def parent_runs(client) -> list:
+    return [r for r in client.search_runs(["0"]) if "mlflow.parentRunId" not in r.data.tags]
+
+
+def check_nothing_lost(client, parents, seeds) -> None:
+    """Each parent and its six step runs FINISHED, none shared between parents, every epoch
+    metric at every epoch, and the same metric names and artifact files in every run of a
+    step up to register (a write lost to a concurrent writer shows as a difference)."""
+    assert sorted(int(p.data.params["seed"]) for p in parents) == sorted(seeds)
+    steps = {}
+    for parent in parents:
+        assert parent.info.status == "FINISHED", parent.info.run_name
+        assert "test_accuracy" in parent.data.metrics
+        for step in STEPS:
+            child = client.get_run(parent.data.tags[f"step.{step}.run_id"])
+            assert child.info.status == "FINISHED", (parent.info.run_name, step)
+            assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+            steps.setdefault(step, []).append(child)
+    for step, runs in steps.items():
+        assert len({r.info.run_id for r in runs}) == len(parents), step
+        if step == "register":  # what it logs depends on the outcome: checked by the registry test
+            continue
+        names = [set(r.data.metrics) for r in runs]
+        files = [set(artifact_paths(client, r.info.run_id)) for r in runs]
+        assert all(n == names[0] for n in names) and all(f == files[0] for f in files), step
+        assert files[0], step
+    for train in steps["train"]:
+        for name in EPOCH_METRICS:
+            history = client.get_metric_history(train.info.run_id, name)
+            assert [m.step for m in history] == [1, 2], name
+    for report in steps["report"]:
+        assert "report/report.html" in artifact_paths(client, report.info.run_id)
+
+
+@pytest.fixture(scope="module")
+def three_on_server(server, tiny_model, ag_news):
+    """Three mains with different seeds started together against the team server."""
+    env = {**subprocess_env(), "MLFLOW_TRACKING_URI": server["url"]}
+    seeds = [21, 22, 23]
+    wall = mains_at_once(ROOT, env, seeds, ag_news, tiny_model)
+    return {"seeds": seeds, "wall": wall, "env": env, "parents": parent_runs(server["client"])}
+
+
+def test_three_mains_at_once_against_the_server_lose_nothing(server, three_on_server):
+    client = server["client"]
+    check_nothing_lost(client, three_on_server["parents"], three_on_server["seeds"])
+    # artifacts went through the server into its artifact folder, not into a local mlruns/
+    for parent in three_on_server["parents"]:
+        assert parent.info.artifact_uri.startswith("mlflow-artifacts:/")
+        train = client.get_run(parent.data.tags["step.train.run_id"])
+        on_disk = server["artifacts"] / train.info.artifact_uri.split("mlflow-artifacts:/", 1)[1]
+        assert (on_disk / "plots" / "loss_curves.png").is_file()
+    print(f"three mains at once against the team server: {three_on_server['wall']:.0f} s")
+
+
+def test_three_registers_at_once_leave_one_champion(server, three_on_server):
+    client = server["client"]
+    versions = client.search_model_versions(f"name='{NAME}'")
+    registered = [p for p in three_on_server["parents"] if p.data.tags["registered"] == "true"]
+    assert len(versions) == len(registered) >= 1
+    aliases = [client.get_model_version(NAME, v.version).aliases for v in versions]
+    assert sum("champion" in a for a in aliases) == 1, aliases  # (search leaves aliases out)
+    champion = client.get_model_version_by_alias(NAME, "champion")
+    outcomes = sorted(client.get_run(p.data.tags["step.register.run_id"]).data.tags["outcome"]
+                      for p in three_on_server["parents"])
+    assert outcomes.count("first") == 1, outcomes  # one register found an empty registry
+    assert champion.run_id in {p.data.tags["step.train.run_id"] for p in registered}
+
+
+def test_predict_and_serve_read_the_champion_through_the_server(server, three_on_server,
+                                                                 ag_news, tmp_path):
+    source = tmp_path / "texts.csv"  # six rows of AG News's own layout (no header)
+    source.write_text("".join((ag_news / "test.csv").read_text().splitlines(True)[:6]))
+    output = tmp_path / "predictions.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "predict", "--env-manager",
+         "local", "-P", f"input={source}", "-P", f"output={output}"],
+        cwd=ROOT, env=three_on_server["env"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    predicted = pd.read_csv(output)
+    assert len(predicted) == 6 and predicted["confidence"].between(0, 1).all()
+    run_id = re.findall(r"Run \(ID '([0-9a-f]+)'\) succeeded", proc.stdout + proc.stderr)[-1]
+    predict_run = server["client"].get_run(run_id)
+    assert "predictions.csv" in {a.path for a in server["client"].list_artifacts(run_id)}
+    assert predict_run.info.artifact_uri.startswith("mlflow-artifacts:/")
+    check_predictions(ask_served_model(f"models:/{NAME}@champion", three_on_server["env"],
+                                       server["tmp"]))
+
+
+def test_two_mains_at_once_against_a_new_sqlite_store_lose_nothing(tmp_path, tiny_model,
+                                                                  ag_news):
+    """As the README says: create the SQLite file once (`mlflow db upgrade`), then start runs
+    at once, with MLflow's default tracking store and default experiment."""
+    project = copy_project(tmp_path / "project")
+    env = subprocess_env()
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("MLFLOW_EXPERIMENT_ID", None)
+    subprocess.run([sys.executable, "-m", "mlflow", "db", "upgrade", "sqlite:///mlflow.db"],
+                   cwd=project, env=env, check=True, capture_output=True)
+    seeds = [31, 32]
+    mains_at_once(project, env, seeds, ag_news, tiny_model)
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    check_nothing_lost(client, parent_runs(client), seeds)
+    assert (project / "mlruns").is_dir()  # the default store's artifacts, in the project
