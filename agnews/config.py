@@ -106,9 +106,15 @@ class TrainConfig:
         "folder for a checkpoint after every epoch; a train restarted with the same folder "
         "resumes after the last complete epoch; empty = no checkpoints (main sets it from the "
         "train step's cache key)", "")
+    num_processes: int = _help(
+        "training processes on this machine (torchrun; gloo on CPU, NCCL on GPUs), each taking "
+        "its share of every batch; across machines set torchrun's PET_NNODES, PET_NODE_RANK "
+        "and PET_RDZV_ENDPOINT on each", 1)
 
     def __post_init__(self):
         _check_precision(self.precision)
+        _require(self.num_processes >= 1,
+                 f"num_processes={self.num_processes} must be at least 1: pass -P num_processes=1")
         _require(self.log_every_steps >= 0,
                  f"log_every_steps={self.log_every_steps} is negative: pass 0 for automatic")
         _require(self.epochs > 0, f"epochs={self.epochs} must be at least 1: pass -P epochs=2")

@@ -24,9 +24,13 @@ longest text; `precision=auto` runs in the precision that is fastest on the hard
 `precision_reason`. A Hub model is pinned to a commit first (tag `model.revision`). MLflow's
 system metrics (`system/cpu_utilization_percentage`, `system/system_memory_usage_megabytes`,
 and `system/gpu_0_*` where a GPU is present) are logged beside the curves.
+
+With `num_processes` N > 1, train starts itself again under torchrun in N processes
+(`agnews.training.distributed`); process 0 logs everything above, the others only train.
 """
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -35,7 +39,12 @@ import torch
 
 from agnews.cli import config_params, parse, quiet_libraries, run_step
 from agnews.config import TrainConfig
+from agnews.training.distributed import Processes, in_worker, launch_command
 from agnews.training.loop import fit
+
+
+def checkpoint_path(cfg: TrainConfig) -> Path | None:
+    return Path(cfg.checkpoint_dir) / "checkpoint.pt" if cfg.checkpoint_dir else None
 
 
 def main(argv=None) -> None:
@@ -43,11 +52,15 @@ def main(argv=None) -> None:
     (cfg,), uris = parse("train", argv, [TrainConfig], {
         "tokenized": "tokenized/ artifact of a tokenize run: runs:/<id>/tokenized",
         "tokenizer": "tokenizer/ artifact of a tokenize run: runs:/<id>/tokenizer"})
+    if cfg.num_processes > 1 and not in_worker():
+        # The launcher's processes inherit this run (MLFLOW_RUN_ID); process 0 logs to it.
+        argv = sys.argv[1:] if argv is None else argv
+        sys.exit(subprocess.call(launch_command(cfg.num_processes, "steps.train", argv)))
+    processes = Processes.join()
     import mlflow
     from tqdm.auto import tqdm
 
     from agnews.data.tokenized import read_tokenized
-    from agnews.model.device import pick_device
     from agnews.model.pretrained import load_classifier, locate
     from agnews.tracking.runs import fetch, log_figure, step_run
 
@@ -55,7 +68,11 @@ def main(argv=None) -> None:
     tokenizer_dir = fetch(uris.tokenizer, "tokenizer", "tokenize")
     source = locate(cfg.model, cfg.model_revision)
     torch.manual_seed(cfg.seed)  # the new classification head is drawn at load time
-    model = load_classifier(source).to(pick_device())
+    model = load_classifier(source).to(processes.device)
+    if not processes.main:  # the other processes train their share and log nothing
+        fit(model, splits["train"], splits["val"], cfg, meta["pad_token_id"],
+            checkpoint=checkpoint_path(cfg), processes=processes)
+        return
     upstream = {"tokenized": uris.tokenized, "tokenizer": uris.tokenizer}
     with step_run("train", config_params(cfg), upstream, system_metrics=True):
         mlflow.set_tags(source.tags())
@@ -72,15 +89,16 @@ def main(argv=None) -> None:
                       f"  val_loss {row['val_loss']:.4f}  val_f1 {row['val_f1']:.4f}  "
                       f"val_accuracy {row['val_accuracy']:.4f}  ({row['epoch_seconds']:.0f} s)")
 
-        checkpoint = Path(cfg.checkpoint_dir) / "checkpoint.pt" if cfg.checkpoint_dir else None
+        checkpoint = checkpoint_path(cfg)
         if checkpoint is not None and checkpoint.is_file():
             bar.write(f"train: resuming from {checkpoint}")
         result = fit(model, splits["train"], splits["val"], cfg, meta["pad_token_id"],
-                     log_epoch, log_step, bar, checkpoint)
+                     log_epoch, log_step, bar, checkpoint, processes)
         bar.close()
         mlflow.log_metric("best_epoch", result.best_epoch)
         mlflow.set_tags({**result.precision.tags(),
-                         "device": str(next(model.parameters()).device)})
+                         "device": str(next(model.parameters()).device),
+                         "num_processes": str(processes.world)})
         mlflow.set_tag("best_epoch", str(result.best_epoch))
         print(f"train: kept the weights of epoch {result.best_epoch}"
               + (" (lowest val_loss)" if cfg.select_best else " (last; select_best=false)"))

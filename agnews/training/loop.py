@@ -2,6 +2,7 @@
 validation metrics, the best epoch kept, and a checkpoint after every epoch to resume from."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -24,8 +25,13 @@ from agnews.model.batching import (
 )
 from agnews.model.device import Precision, autocast, grad_scaler
 from agnews.model.precision import choose_precision
-from agnews.training.checkpoint import (UnreadableCheckpoint, load_checkpoint, save_checkpoint,
-                                        set_aside)
+from agnews.training.checkpoint import (
+    UnreadableCheckpoint,
+    load_checkpoint,
+    save_checkpoint,
+    set_aside,
+)
+from agnews.training.distributed import Processes, sharded_probs
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 StepCallback = Callable[[int, dict[str, float]], None]
@@ -57,12 +63,50 @@ def log_interval(cfg: TrainConfig, steps_per_epoch: int) -> int:
     return max(1, steps_per_epoch * cfg.epochs // POINTS_PER_RUN)
 
 
-def score(model, df: pd.DataFrame, batch_size: int, pad_id: int,
-          precision: str = "fp32") -> dict[str, float]:
-    """Loss, accuracy, F1, precision and recall of `model` on tokenized rows."""
-    probs = softmax(predict_logits(model, df["input_ids"].tolist(), batch_size, pad_id,
-                                   precision))
+def score(model, df: pd.DataFrame, batch_size: int, pad_id: int, precision: str = "fp32",
+          processes: Processes = Processes()) -> dict[str, float]:
+    """Loss, accuracy, F1, precision and recall of `model` on tokenized rows (each training
+    process scores its share; every process gets the metrics of all rows)."""
+    seqs = df["input_ids"].tolist()
+    probs = sharded_probs(lambda rows: softmax(predict_logits(
+        model, [seqs[i] for i in rows], batch_size, pad_id, precision)), len(seqs), processes)
     return classification_metrics(df["label"].to_numpy(), probs)
+
+
+def rows_of(share: slice, part: slice) -> slice:
+    """`part` (a micro-batch of this process's share) as rows of the whole batch."""
+    return slice(share.start + part.start, min(share.start + part.stop, share.stop))
+
+
+def backward(net, idx: np.ndarray, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
+             micro_batch_tokens: int, precision: str, scaler, processes: Processes) -> float:
+    """The backward passes of one batch (rows `idx` of `labels`, padded as `ids`/`mask`):
+    this process's share of the rows, in micro-batches of at most `micro_batch_tokens`, leaves
+    in every parameter's `.grad` the gradient of the whole batch's mean loss (summed over
+    processes by DDP). Returns that mean loss."""
+    device = next(net.parameters()).device
+    loss, share = 0.0, processes.share(len(idx))
+    # A process with no row in a short last batch still joins the gradient average, with one
+    # row weighted 0.
+    weight = 1.0 if share.stop > share.start else 0.0
+    share = share if weight else slice(0, 1)
+    parts = micro_batches(share.stop - share.start, ids.shape[1], micro_batch_tokens)
+    for i, part in enumerate(parts):
+        rows = rows_of(share, part)
+        # DDP averages gradients over processes at the last part's backward only.
+        last = i == len(parts) - 1 or processes.world == 1
+        with contextlib.nullcontext() if last else net.no_sync():
+            # Each part's mean loss, weighted by its share of the batch's rows (times the
+            # processes DDP averages over): the summed gradients equal those of the whole
+            # batch's mean loss.
+            with autocast(precision, device):
+                part_loss = net(input_ids=ids[rows].to(device),
+                                attention_mask=mask[rows].to(device),
+                                labels=labels[idx[rows]].to(device)).loss
+            part_loss = part_loss * (weight * len(idx[rows]) / len(idx))
+            scaler.scale(part_loss * processes.world).backward()
+        loss += part_loss.item()
+    return processes.total(loss)
 
 
 def resume_from(checkpoint: Path, state: dict, model, optimizer, scheduler, scaler,
@@ -83,7 +127,8 @@ def resume_from(checkpoint: Path, state: dict, model, optimizer, scheduler, scal
 
 def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, pad_id: int,
         on_epoch: EpochCallback | None = None, on_step: StepCallback | None = None,
-        progress=None, checkpoint: Path | None = None) -> FitResult:
+        progress=None, checkpoint: Path | None = None,
+        processes: Processes = Processes()) -> FitResult:
     """Fine-tune with AdamW and a linear decay to zero.
 
     `on_step(step, {"train_loss_step", "learning_rate", "epoch"})` fires every
@@ -97,6 +142,10 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
     training resumes after its last epoch, first replaying the saved history through the
     callbacks so the caller's record has no gap, and ends exactly as an uninterrupted run.
     A file there that cannot be read is set aside (`resume_from`) and training starts over.
+
+    Across `processes` (torchrun), every process takes its share of each batch's rows and
+    DDP sums the gradients into the update one process would make; process 0 alone writes the
+    checkpoint and should alone be given callbacks and a progress bar.
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -110,7 +159,7 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
     # frozen, it needs no gradient and no AdamW moments: ~200 MB less peak memory here, and on
     # the benchmark's 1,000 rows test accuracy was no lower.
     model.get_input_embeddings().weight.requires_grad_(not cfg.freeze_embeddings)
-    precision = choose_precision(cfg.precision, model)
+    precision = processes.decided_by_main(lambda: choose_precision(cfg.precision, model))
     scaler = grad_scaler(precision.train, device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     # fused: one kernel per parameter instead of a chain of element-wise ops, which on this
@@ -123,8 +172,14 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
     lengths = np.fromiter((len(q) for q in seqs), dtype=np.int64, count=len(seqs))
     state = {"epoch": 0, "step": 0, "history": [], "steps": [], "window": [],
              "best_loss": float("inf"), "best_epoch": 0, "best_state": None}
-    restored = checkpoint is not None and checkpoint.is_file() and resume_from(
-        checkpoint, state, model, optimizer, scheduler, scaler, rng)
+    def resume() -> bool:
+        return checkpoint is not None and checkpoint.is_file() and resume_from(
+            checkpoint, state, model, optimizer, scheduler, scaler, rng)
+
+    restored = processes.decided_by_main(resume)  # process 0 alone sets a bad file aside
+    if restored and not processes.main:
+        resume()
+    net = processes.wrap(model)
     if restored:
         for row in state["steps"]:
             if on_step:
@@ -135,21 +190,12 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
         if progress is not None:
             progress.update(state["epoch"] * len(seqs))
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
-        model.train()
+        net.train()
         start, losses = time.perf_counter(), []
         order = length_grouped_order(lengths, cfg.train_batch_size, rng)
         for idx, ids, mask in batches(seqs, cfg.train_batch_size, pad_id, order):
-            loss = 0.0
-            for part in micro_batches(len(idx), ids.shape[1], cfg.micro_batch_tokens):
-                # Each part's mean loss, weighted by its share of rows: the summed
-                # gradients equal those of the whole batch's mean loss.
-                with autocast(precision.train, device):
-                    part_loss = model(input_ids=ids[part].to(device),
-                                      attention_mask=mask[part].to(device),
-                                      labels=labels[idx[part]].to(device)).loss
-                part_loss = part_loss * (len(idx[part]) / len(idx))
-                scaler.scale(part_loss).backward()
-                loss += part_loss.item()
+            loss = backward(net, idx, ids, mask, labels, cfg.micro_batch_tokens, precision.train,
+                            scaler, processes)
             scaler.step(optimizer)  # skips the step if fp16 gradients overflowed
             scaler.update()
             lr = scheduler.get_last_lr()[0]  # the rate this step used
@@ -173,8 +219,8 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
         row = {"train_running_loss": float(np.mean(losses)), "epoch_seconds": seconds,
                "train_samples_per_second": len(train_df) / seconds}
         for split, df in (("train", train_eval), ("val", val_df)):
-            row.update({f"{split}_{k}": v for k, v in
-                        score(model, df, cfg.eval_batch_size, pad_id, precision.score).items()})
+            row.update({f"{split}_{k}": v for k, v in score(
+                model, df, cfg.eval_batch_size, pad_id, precision.score, processes).items()})
         state["history"].append(row)
         # Validation loss, not F1, picks the epoch (as the Hugging Face Trainer's default):
         # on 200 rows F1 moves in steps of 0.005 and once kept a half-trained epoch 1 whose
@@ -186,7 +232,7 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
                 state["best_state"] = {k: p.detach().clone()
                                        for k, p in model.named_parameters() if p.requires_grad}
         state["epoch"] = epoch
-        if checkpoint is not None:
+        if checkpoint is not None and processes.main:
             save_checkpoint(checkpoint, state, model, optimizer, scheduler, scaler, rng)
         if on_epoch:
             on_epoch(epoch, row)
