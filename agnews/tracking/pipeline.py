@@ -56,6 +56,27 @@ def latest_child(client, experiment_id: str, step: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
+def child_project(root: Path = PROJECT_DIR) -> Path:
+    """The folder main runs its steps from: the project itself, unless its MLproject names a
+    `docker_env`. That is the copy `deploy/kubernetes/submit.sh` sends to a cluster (MLflow's
+    Kubernetes backend takes only Docker projects): main then already runs inside the image,
+    where MLflow would try to start Docker again for every step. The steps then run from
+    `.in-image/`: the same MLproject without `docker_env`, beside links to the code."""
+    import yaml
+
+    spec = yaml.safe_load((root / "MLproject").read_text())
+    if "docker_env" not in spec:
+        return root
+    folder = root / ".in-image"
+    folder.mkdir(exist_ok=True)
+    spec.pop("docker_env")
+    (folder / "MLproject").write_text(yaml.safe_dump(spec, sort_keys=False))
+    for name in ("steps", "agnews"):
+        if not (folder / name).exists():
+            (folder / name).symlink_to(root / name, target_is_directory=True)
+    return folder
+
+
 def run_child(step: str, parameters: dict[str, str], experiment_id: str, key: str) -> str:
     """Run one step as a child run in this environment; returns its run id.
 
@@ -72,7 +93,7 @@ def run_child(step: str, parameters: dict[str, str], experiment_id: str, key: st
     client = MlflowClient()
     try:
         run_id, ok = mlflow.projects.run(
-            str(PROJECT_DIR), entry_point=step, parameters=parameters, env_manager="local",
+            str(child_project()), entry_point=step, parameters=parameters, env_manager="local",
             experiment_id=experiment_id, run_name=step, synchronous=True).run_id, True
     except ExecutionException:
         run_id, ok = latest_child(client, experiment_id, step), False

@@ -177,8 +177,12 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
             checkpoint, state, model, optimizer, scheduler, scaler, rng)
 
     restored = processes.decided_by_main(resume)  # process 0 alone sets a bad file aside
-    if restored and not processes.main:
-        resume()
+    if restored and not processes.main and not resume():
+        from agnews.errors import UserError
+
+        raise UserError(f"train process {processes.rank} cannot read the checkpoint process 0 "
+                        f"resumed from ({checkpoint}): pass every machine the same "
+                        "checkpoint_dir, on storage they all see")
     net = processes.wrap(model)
     if restored:
         for row in state["steps"]:

@@ -198,3 +198,14 @@ def test_two_mains_at_once_against_a_new_sqlite_store_lose_nothing(tmp_path, tin
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     check_nothing_lost(client, parent_runs(client), seeds)
     assert (project / "mlruns").is_dir()  # the default store's artifacts, in the project
+
+
+def test_a_bad_database_name_stops_the_server_script_with_one_line(tmp_path):
+    env = {**subprocess_env(), "MLFLOW_DB": "team-db; drop", "TEAM_SERVER_DIR": str(tmp_path)}
+    proc = subprocess.run(["bash", str(ROOT / "deploy" / "team-server.sh")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        "team-server: error: MLFLOW_DB='team-db; drop' is not a plain PostgreSQL name: use "
+        "lower-case letters, digits and _"]
+    assert not any(tmp_path.iterdir())  # nothing created

@@ -43,7 +43,7 @@ def test_installed_versions_match_the_pins():
 
 def test_the_code_imports_only_pinned_third_party_packages():
     pins = requirement_pins()
-    module_to_dist = {"sklearn": "scikit-learn", "huggingface_hub": "huggingface-hub", "yaml": None}
+    module_to_dist = {"sklearn": "scikit-learn", "huggingface_hub": "huggingface-hub", "yaml": "pyyaml"}
     imported = set()
     for path in [*(ROOT / "steps").glob("*.py"), *(ROOT / "agnews").rglob("*.py")]:
         for match in re.finditer(r"^\s*(?:from|import) ([a-zA-Z_]\w*)", path.read_text(), re.M):
