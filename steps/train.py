@@ -47,16 +47,8 @@ def checkpoint_path(cfg: TrainConfig) -> Path | None:
     return Path(cfg.checkpoint_dir) / "checkpoint.pt" if cfg.checkpoint_dir else None
 
 
-def main(argv=None) -> None:
-    quiet_libraries()
-    (cfg,), uris = parse("train", argv, [TrainConfig], {
-        "tokenized": "tokenized/ artifact of a tokenize run: runs:/<id>/tokenized",
-        "tokenizer": "tokenizer/ artifact of a tokenize run: runs:/<id>/tokenizer"})
-    if cfg.num_processes > 1 and not in_worker():
-        # The launcher's processes inherit this run (MLFLOW_RUN_ID); process 0 logs to it.
-        argv = sys.argv[1:] if argv is None else argv
-        sys.exit(subprocess.call(launch_command(cfg.num_processes, "steps.train", argv)))
-    processes = Processes.join()
+def train(cfg: TrainConfig, uris, processes: Processes) -> None:
+    """Train in this process; process 0 alone logs the run, its curves and the model."""
     import mlflow
     from tqdm.auto import tqdm
 
@@ -121,6 +113,22 @@ def main(argv=None) -> None:
         # The finished run is now the record (and the step cache's hit); the checkpoint
         # only existed to survive a crash.
         checkpoint.unlink(missing_ok=True)
+
+
+def main(argv=None) -> None:
+    quiet_libraries()
+    (cfg,), uris = parse("train", argv, [TrainConfig], {
+        "tokenized": "tokenized/ artifact of a tokenize run: runs:/<id>/tokenized",
+        "tokenizer": "tokenizer/ artifact of a tokenize run: runs:/<id>/tokenizer"})
+    if cfg.num_processes > 1 and not in_worker():
+        # The launcher's processes inherit this run (MLFLOW_RUN_ID); process 0 logs to it.
+        argv = sys.argv[1:] if argv is None else argv
+        sys.exit(subprocess.call(launch_command(cfg.num_processes, "steps.train", argv)))
+    processes = Processes.join()
+    try:
+        train(cfg, uris, processes)
+    finally:
+        processes.leave()
 
 
 if __name__ == "__main__":

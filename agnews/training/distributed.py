@@ -63,6 +63,13 @@ class Processes:
         state = PartialState(cpu=not torch.cuda.is_available())
         return cls(state.process_index, state.num_processes, state.device)
 
+    def leave(self) -> None:
+        """Close the process group before the process exits: a gloo group still open when
+        Python tears down can abort the process ("terminate called without an active
+        exception"), which torchrun reports as a failed run."""
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
     def share(self, n: int) -> slice:
         """This process's part of `n` rows: near-equal contiguous parts, in rank order."""
         small, extra = divmod(n, self.world)
@@ -101,10 +108,6 @@ class Processes:
         box = [decide() if self.main else None]
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            torch.distributed.barrier()
 
 
 def sharded_probs(score_rows: Callable[[np.ndarray], np.ndarray], n: int,
