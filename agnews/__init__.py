@@ -3,10 +3,11 @@
 - `agnews.data`: where rows come from (Hub, folders, files), sampling, profiles, token ids.
 - `agnews.model`: loading the pretrained model, batching and scoring, device and precision,
   the logged MLflow model.
-- `agnews.training`: the training loop, its checkpoints, its curves.
+- `agnews.training`: the training loop, its checkpoints, training across processes, its curves.
 - `agnews.evaluation`: metrics, prediction tables, evaluation plots.
 - `agnews.report`: the report's facts, content, conclusions, wording and rendering.
 - `agnews.tracking`: MLflow runs, lineage, the step cache, the registry, chaining the steps.
+- `agnews.search`: the hyperparameter search space (for the coming `sweep` entry point).
 - `agnews.config`, `agnews.cli`, `agnews.errors`, `agnews.hub`: parameters, their parsing,
   one-line errors, and pinning a Hub id to a commit.
 """
