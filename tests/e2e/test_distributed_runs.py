@@ -36,7 +36,8 @@ def trains(tmp_path_factory, ag_news):
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment = client.create_experiment("ddp", artifact_location=str(tmp / "artifacts"))
-    env = {**subprocess_env(), "MLFLOW_TRACKING_URI": uri}
+    env = {**subprocess_env(), "MLFLOW_TRACKING_URI": uri,
+           "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1"}  # a tiny model trains in seconds
     runs = {}
     for n in (1, 2):
         args = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "main", "--env-manager",
@@ -74,6 +75,7 @@ def test_two_processes_log_one_point_per_epoch_and_one_model(trains):
     assert trains["runs"][1].data.tags["num_processes"] == "1"
     for name in EPOCH_METRICS:
         assert [step for step, _ in history(client, two, name)] == [1, 2], name
+    assert "system/cpu_utilization_percentage" in two.data.metrics  # from process 0
     steps = [step for step, _ in history(client, two, "train_loss_step")]
     assert steps == sorted(set(steps))  # no point logged twice
     models = mlflow.MlflowClient(client.tracking_uri).search_logged_models(
