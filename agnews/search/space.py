@@ -41,8 +41,9 @@ class Dimension:
 
 
 def _show(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else f"{value:g}" \
-        if isinstance(value, float) else str(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _value(name: str, kind: str, text: str) -> Any:
@@ -71,7 +72,7 @@ def parse_entry(entry: str) -> tuple[str, Dimension | Any]:
     if name not in TUNABLE:
         raise UserError(f"space: unknown parameter '{name}': the space takes "
                         f"{', '.join(sorted(TUNABLE))}")
-    kind = TUNABLE[name].__name__ if isinstance(TUNABLE[name], type) else str(TUNABLE[name])
+    kind = TUNABLE[name]  # the field's annotation, a string: config.py defers annotations
     if "," in spec:
         choices = tuple(_value(name, kind, part) for part in spec.split(","))
         if len(set(choices)) < 2:

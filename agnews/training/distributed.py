@@ -56,10 +56,12 @@ class Processes:
     @classmethod
     def join(cls) -> "Processes":
         """Join the process group torchrun set up (or stay alone outside torchrun)."""
+        if not in_worker():
+            from agnews.model.device import pick_device
+
+            return cls(device=pick_device())
         from accelerate import PartialState
 
-        if not in_worker():
-            return cls(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
         state = PartialState(cpu=not torch.cuda.is_available())
         return cls(state.process_index, state.num_processes, state.device)
 

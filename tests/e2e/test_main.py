@@ -293,17 +293,15 @@ def test_the_readmes_link_opens_the_runs_table_with_the_named_main_run(pipeline,
     """MLflow 3's UI opens an experiment on a GenAI overview where none of these runs shows;
     the README's link leads to the runs table, tried in a fresh browser as a new user would."""
     import re
-    import socket
     import time
 
     from browser import browser_or_skip
+    from serving import free_port
 
     link = re.search(r"http://127\.0\.0\.1:5000/(#/experiments/0/runs\?\S+?)>",
                      (ROOT / "README.md").read_text())
     assert link, "README has no link to the runs table"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store["uri"],
          "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=subprocess_env(),
