@@ -100,8 +100,9 @@ def parent_runs(client) -> list:
 
 def check_nothing_lost(client, parents, seeds) -> None:
     """Each parent and its six step runs FINISHED, none shared between parents, every epoch
-    metric at every epoch, and the same metric names and artifact files in every run of a
-    step up to register (a write lost to a concurrent writer shows as a difference)."""
+    metric at every epoch, and the same metric names (but the timer-sampled system/*) and
+    artifact files in every run of a step up to register (a write lost to a concurrent writer
+    shows as a difference)."""
     assert sorted(int(p.data.params["seed"]) for p in parents) == sorted(seeds)
     steps = {}
     for parent in parents:
@@ -116,9 +117,11 @@ def check_nothing_lost(client, parents, seeds) -> None:
         assert len({r.info.run_id for r in runs}) == len(parents), step
         if step == "register":  # what it logs depends on the outcome: checked by the registry test
             continue
-        names = [set(r.data.metrics) for r in runs]
+        # system/* metrics are sampled on a timer: a step shorter than the interval has none
+        names = [{m for m in r.data.metrics if not m.startswith("system/")} for r in runs]
         files = [set(artifact_paths(client, r.info.run_id)) for r in runs]
-        assert all(n == names[0] for n in names) and all(f == files[0] for f in files), step
+        assert all(n == names[0] for n in names), (step, names)
+        assert all(f == files[0] for f in files), (step, files)
         assert files[0], step
     for train in steps["train"]:
         for name in EPOCH_METRICS:
