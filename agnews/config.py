@@ -181,6 +181,8 @@ class ReportConfig:
     """How the report is written."""
 
     report_lang: str = _help("language of the report: en or es", "en")
+    sweep_run: str = _help("run id of the sweep that chose the model, for the report's "
+                           "search section; empty = not from a sweep", "")
 
     def __post_init__(self):
         _require(self.report_lang in ("en", "es"),
@@ -193,3 +195,46 @@ class MainConfig:
 
     force: str = _help("steps to rerun even if cached: comma-separated names, or all; every "
                        "step after the first named one reruns too", "")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What only the `sweep` entry point takes: how long and how widely to search."""
+
+    n_trials: int = _help("trials to run; a continued study counts the trials that finished "
+                          "before", 20)
+    timeout_minutes: float = _help("start no new trial after this many minutes (running "
+                                   "trials finish); 0 = no limit", 0.0)
+    space: str = _help("entries replacing the default search space's, e.g. "
+                       "\"learning_rate=1e-5:3e-4:log epochs=1:4 train_size=500\" (see README)", "")
+    n_jobs: int = _help("trials run at once, each its own train process", 1)
+    study: str = _help("Optuna study name; a name whose study exists continues it, without "
+                       "repeating finished trials; empty = a new study named sweep-<time>", "")
+    storage: str = _help("where the study lives: empty = the journal file .sweeps/<study>."
+                         "journal, or a database URL without its password (libpq reads that "
+                         "from PGPASSFILE), e.g. postgresql+psycopg://mlflow@127.0.0.1/optuna",
+                         "")
+    pruner_startup_trials: int = _help(
+        "finished trials before the median pruner stops a trial whose val_loss at an epoch is "
+        "worse than the median of the others at that epoch", 5)
+
+    def __post_init__(self):
+        _require(self.n_trials >= 1,
+                 f"n_trials={self.n_trials} must be at least 1: pass e.g. -P n_trials=20")
+        _require(self.n_jobs >= 1, f"n_jobs={self.n_jobs} must be at least 1: pass -P n_jobs=1")
+        _require(self.timeout_minutes >= 0, f"timeout_minutes={self.timeout_minutes} is "
+                 "negative: pass minutes, or 0 for no limit")
+        _require(self.pruner_startup_trials >= 0, f"pruner_startup_trials="
+                 f"{self.pruner_startup_trials} is negative: pass 0 or more")
+        _require(self.study == "" or self.study.replace("-", "").replace("_", "").isalnum(),
+                 f"study='{self.study}' is not a usable name: use letters, digits, - and _")
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Set by `sweep` on the train runs it starts: which Optuna trial hears each epoch's
+    val_loss (and may stop the run). Not part of train's cache key."""
+
+    sweep_study: str = _help("Optuna study of the trial; empty = not a sweep trial", "")
+    sweep_storage: str = _help("the study's storage: a journal file or a database URL", "")
+    sweep_trial: int = _help("the trial's number in the study", -1)

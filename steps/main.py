@@ -39,20 +39,17 @@ from agnews.config import (
     TrainConfig,
 )
 from agnews.errors import UserError
-from agnews.tracking.locks import step_lock
 from agnews.tracking.pipeline import (
-    find_cached,
+    close_parent,
     go_offline_if_unreachable,
     pin_revisions,
-    registry_summary,
-    run_child,
+    run_or_reuse,
     run_title,
     step_parameters,
 )
 from agnews.tracking.step_cache import STEPS, forced_steps, step_keys
 
 CHECKPOINTS = PROJECT_DIR / ".checkpoints"
-TEST_METRICS = ("test_accuracy", "test_f1", "test_precision", "test_recall", "test_loss")
 
 
 def main(argv=None) -> None:
@@ -60,7 +57,7 @@ def main(argv=None) -> None:
     # Building every config first validates every parameter before any step starts.
     (data, tok, train, ev, reg, rep, cfg), _ = parse(
         "main", argv, [DataConfig, TokenizeConfig, TrainConfig, EvalConfig, RegisterConfig,
-                       ReportConfig, MainConfig], exclude={"checkpoint_dir"})
+                       ReportConfig, MainConfig], exclude={"checkpoint_dir", "sweep_run"})
     forced = forced_steps(cfg.force, STEPS)
     title = run_title(config_params(data, tok, train, ev, reg, rep), config_params(
         DataConfig(), TokenizeConfig(), TrainConfig(), EvalConfig(), RegisterConfig(),
@@ -89,38 +86,20 @@ def main(argv=None) -> None:
                              f"{flag}.source": "hub" if pin.online else "cache"})
         done: dict[str, str] = {}
         for step in STEPS:
-            # A concurrent main with the same step key waits here, then reuses this run
-            with step_lock(keys[step], step):
-                cached = None if step in forced else find_cached(client, experiment_id, step,
-                                                                 keys[step])
-                mlflow.set_tag(f"step.{step}.cache_key", keys[step])
-                if cached:
-                    print(f"main: {step} reused {cached} (cached)", flush=True)
-                    done[step] = cached
-                    mlflow.set_tag(f"step.{step}.cached", "true")
-                else:
-                    print(f"main: {step} running", flush=True)
-                    try:
-                        params = step_parameters(configs, done)[step]
-                        done[step] = run_child(step, params, experiment_id, keys[step])
-                    except UserError:
-                        mlflow.set_tag("failed_step", step)
-                        raise
-                mlflow.set_tag(f"step.{step}.run_id", done[step])
-        final = mlflow.get_run(done["evaluate"]).data.metrics
-        mlflow.log_metrics({k: final[k] for k in TEST_METRICS if k in final})
-        registry = registry_summary(mlflow.get_run(done["register"]).data.tags)
-        mlflow.set_tag("registered", registry["registered"])
-        if registry["model_uri"]:
-            mlflow.set_tag("registered_model_uri", registry["model_uri"])
-        report_uri = f"runs:/{done['report']}/report/report.html"
-        mlflow.set_tag("report", report_uri)
-        mlflow.set_tag("mlflow.note.content",
-                       f"Test accuracy {final['test_accuracy']:.4f}, F1 {final['test_f1']:.4f}."
-                       f" {registry['line']}. Report: {report_uri}")
+            mlflow.set_tag(f"step.{step}.cache_key", keys[step])
+            try:
+                done[step], cached = run_or_reuse(
+                    client, step, keys[step], lambda: step_parameters(configs, done)[step],
+                    experiment_id, parent.info.run_id, forced=step in forced)
+            except UserError:
+                mlflow.set_tag("failed_step", step)
+                raise
+            if cached:
+                mlflow.set_tag(f"step.{step}.cached", "true")
+            mlflow.set_tag(f"step.{step}.run_id", done[step])
+        final, registry, report_uri = close_parent(done)
     print(f"main: done. test_accuracy {final['test_accuracy']:.4f}  test_f1 "
           f"{final['test_f1']:.4f}  {registry['line']}  report {report_uri}")
-
 
 if __name__ == "__main__":
     run_step("main", main, sys.argv[1:])

@@ -32,9 +32,10 @@ def main(argv=None) -> None:
     from agnews.tracking.runs import step_run
 
     run_ids = {s: getattr(uris, f"{s}_run") for s in STEP_INPUTS}
-    facts = gather(run_ids, cfg.report_lang)
+    facts = gather(run_ids, cfg.report_lang, cfg.sweep_run)
     facts.params["report_lang"] = cfg.report_lang  # this run's own parameter, for "reproduce"
-    with step_run("report", config_params(cfg), {f"{s}_run": r for s, r in run_ids.items()}), \
+    upstream = {f"{s}_run": r for s, r in {**run_ids, "sweep": cfg.sweep_run}.items() if r}
+    with step_run("report", config_params(cfg), upstream), \
             tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "report"
         write_report(build_report(facts), folder, t(cfg.report_lang, "title"))

@@ -27,6 +27,10 @@ and `system/gpu_0_*` where a GPU is present) are logged beside the curves.
 
 With `num_processes` N > 1, train starts itself again under torchrun in N processes
 (`agnews.training.distributed`); process 0 logs everything above, the others only train.
+
+Started by `sweep` (`sweep_study`, `sweep_storage`, `sweep_trial`), train hands each epoch's
+val_loss to its Optuna trial; when the study's median pruner stops it, the run ends FINISHED
+with tags `pruned=true`, `pruned_at_epoch` and the curves of the epochs it ran, and no model.
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ import pandas as pd
 import torch
 
 from agnews.cli import config_params, parse, quiet_libraries, run_step
-from agnews.config import TrainConfig
+from agnews.config import TrainConfig, TrialConfig
 from agnews.training.distributed import Processes, in_worker, launch_command
 from agnews.training.loop import fit
 
@@ -47,7 +51,8 @@ def checkpoint_path(cfg: TrainConfig) -> Path | None:
     return Path(cfg.checkpoint_dir) / "checkpoint.pt" if cfg.checkpoint_dir else None
 
 
-def train(cfg: TrainConfig, uris, processes: Processes) -> None:
+def train(cfg: TrainConfig, uris, processes: Processes, trial: TrialConfig = TrialConfig()
+          ) -> None:
     """Train in this process; process 0 alone logs the run, its curves and the model."""
     import mlflow
     from tqdm.auto import tqdm
@@ -75,17 +80,37 @@ def train(cfg: TrainConfig, uris, processes: Processes) -> None:
             mlflow.log_metrics({k: point[k] for k in ("train_loss_step", "learning_rate")},
                                step=step)
 
+        report, pruned, ran = None, (), []  # `except ()` catches nothing outside a sweep
+        if trial.sweep_study:
+            from optuna import TrialPruned
+
+            from agnews.search.study import EpochReporter
+
+            report = EpochReporter(trial.sweep_study, trial.sweep_storage, trial.sweep_trial)
+            pruned = TrialPruned
+            mlflow.set_tags({"sweep.study": trial.sweep_study,
+                             "sweep.trial": str(trial.sweep_trial)})
+
         def log_epoch(epoch: int, row: dict[str, float]) -> None:
             mlflow.log_metrics(row, step=epoch)
+            ran.append(epoch)
             bar.write(f"train: epoch {epoch}/{cfg.epochs}  loss {row['train_running_loss']:.4f}"
                       f"  val_loss {row['val_loss']:.4f}  val_f1 {row['val_f1']:.4f}  "
                       f"val_accuracy {row['val_accuracy']:.4f}  ({row['epoch_seconds']:.0f} s)")
+            if report is not None:  # raises optuna.TrialPruned to stop here
+                report(epoch, row["val_loss"], last=epoch == cfg.epochs)
 
         checkpoint = checkpoint_path(cfg)
         if checkpoint is not None and checkpoint.is_file():
             bar.write(f"train: resuming from {checkpoint}")
-        result = fit(model, splits["train"], splits["val"], cfg, meta["pad_token_id"],
-                     log_epoch, log_step, bar, checkpoint, processes)
+        try:
+            result = fit(model, splits["train"], splits["val"], cfg, meta["pad_token_id"],
+                         log_epoch, log_step, bar, checkpoint, processes)
+        except pruned as err:
+            bar.close()
+            mlflow.set_tags({"pruned": "true", "pruned_at_epoch": str(ran[-1])})
+            print(f"train: the sweep's pruner stopped this trial after epoch {ran[-1]} ({err})")
+            return
         bar.close()
         mlflow.log_metric("best_epoch", result.best_epoch)
         mlflow.set_tags({**result.precision.tags(),
@@ -117,7 +142,7 @@ def train(cfg: TrainConfig, uris, processes: Processes) -> None:
 
 def main(argv=None) -> None:
     quiet_libraries()
-    (cfg,), uris = parse("train", argv, [TrainConfig], {
+    (cfg, trial), uris = parse("train", argv, [TrainConfig, TrialConfig], {
         "tokenized": "tokenized/ artifact of a tokenize run: runs:/<id>/tokenized",
         "tokenizer": "tokenizer/ artifact of a tokenize run: runs:/<id>/tokenizer"})
     if cfg.num_processes > 1 and not in_worker():
@@ -126,7 +151,7 @@ def main(argv=None) -> None:
         sys.exit(subprocess.call(launch_command(cfg.num_processes, "steps.train", argv)))
     processes = Processes.join()
     try:
-        train(cfg, uris, processes)
+        train(cfg, uris, processes, trial)
     finally:
         processes.leave()
 

@@ -1,7 +1,8 @@
 """What the report says, section by section, from `ReportFacts` gathered by `agnews.report.facts`.
 
 Sections: summary (headline numbers and a verdict), data, process (every parameter),
-training curves, evaluation, errors, model registry, conclusions, limitations, reproduce. Every number is
+training curves, evaluation, errors, search (for a model a sweep chose), model registry,
+conclusions, limitations, reproduce. Every number is
 one the steps logged; every judgement comes from `agnews.report.conclusions`.
 """
 from __future__ import annotations
@@ -52,6 +53,7 @@ class ReportFacts:
     compute: dict[str, str] = field(default_factory=dict)   # train's device and precisions
     images: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG
     lang: str = "en"
+    search: dict | None = None             # the sweep that chose this model (`search_facts`)
 
 
 def reproduce_command(params: dict[str, str]) -> str:
@@ -112,6 +114,22 @@ def registry_section(f: ReportFacts) -> list[Block]:
                             [[m, fmt(reg[f"candidate_test_{m}"]), fmt(reg[f"champion_test_{m}"])]
                              for m in ("f1", "accuracy")]))
     return blocks
+
+
+def search_section(f: ReportFacts) -> list[Block]:
+    """How the sweep that chose this model went, with its plots."""
+    if f.search is None:
+        return []
+    lang, s = f.lang, f.search
+    return [Heading(t(lang, "h_search")),
+            Para(t(lang, "search", study=s["study"], trials=s["trials"], complete=s["complete"],
+                   pruned=s["pruned"], failed=s["failed"], best=s["best"],
+                   val_loss=fmt(s["val_loss"]), val_acc=fmt(s["val_accuracy"]))),
+            Para(t(lang, "search_params")),
+            Table([t(lang, "parameter"), t(lang, "value")],
+                  [[k, v] for k, v in sorted(s["params"].items())]),
+            *_images(f, *((f"search_{n}.png", f"cap_search_{n}")
+                          for n in ("history", "val_loss", "importances", "parallel")))]
 
 
 def build_report(f: ReportFacts) -> list[Block]:
@@ -176,6 +194,7 @@ def build_report(f: ReportFacts) -> list[Block]:
                          [[_clip(r["text"]), r["true"], r["predicted"], fmt(r["confidence"])]
                           for _, r in f.mistakes.iterrows()])]
     blocks += _images(f, ("confidence_histogram.png", "cap_confidence"))
+    blocks += search_section(f)
     blocks += registry_section(f)
     blocks += [Heading(t(lang, "h_conclusions")), Bullets(conclusions(f)),
                Heading(t(lang, "h_limitations")), Bullets(limitations(f)),

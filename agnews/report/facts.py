@@ -37,8 +37,21 @@ def previous_evaluation(client, current) -> dict | None:
             if earlier else None)
 
 
-def gather(run_ids: dict[str, str], lang: str) -> ReportFacts:
-    """Everything the report needs, read from the tracking store."""
+def search_facts(run) -> dict:
+    """What the report says of the sweep `run` that chose the model."""
+    m, tags = run.data.metrics, run.data.tags
+    counts = {k: int(m.get(f"trials_{k}", 0)) for k in ("complete", "pruned", "fail")}
+    return {"study": tags.get("sweep.study", ""), "trials": sum(counts.values()),
+            "complete": counts["complete"], "pruned": counts["pruned"], "failed": counts["fail"],
+            "best": tags.get("best_trial", ""), "val_loss": m.get("best_val_loss", float("nan")),
+            "val_accuracy": m.get("best_val_accuracy", float("nan")),
+            "params": {k[len("best."):]: v for k, v in run.data.params.items()
+                       if k.startswith("best.")}}
+
+
+def gather(run_ids: dict[str, str], lang: str, sweep_run: str = "") -> ReportFacts:
+    """Everything the report needs, read from the tracking store (and, for a model a sweep
+    chose, the sweep's run: its counts, best values and plots)."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -46,15 +59,16 @@ def gather(run_ids: dict[str, str], lang: str) -> ReportFacts:
 
     client = MlflowClient()
     runs = {}
-    for step, run_id in run_ids.items():
+    for step, run_id in {**run_ids, **({"sweep": sweep_run} if sweep_run else {})}.items():
         try:
             runs[step] = client.get_run(run_id)
         except Exception:
             raise UserError(f"{step}_run '{run_id}' is not a run in this tracking store: pass "
                             f"the run id of a finished {step} run") from None
     params: dict[str, str] = {}
-    for run in runs.values():
-        params.update(run.data.params)
+    for step, run in runs.items():
+        if step != "sweep":  # the sweep's own parameters describe the search, not the model
+            params.update(run.data.params)
     train = runs["train"].info.run_id
     history = epoch_history({key: [(m.step, m.value) for m in client.get_metric_history(train, key)]
                              for key in runs["train"].data.metrics
@@ -71,8 +85,9 @@ def gather(run_ids: dict[str, str], lang: str) -> ReportFacts:
                 run_id=run.info.run_id, artifact_path="plots", dst_path=f"{tmp}/{step}"))
             images.update({p.name: p.read_bytes() for p in sorted(plots.glob("*.png"))})
     return ReportFacts(
-        params=params, metrics={s: r.data.metrics for s, r in runs.items()},
-        run_ids=dict(run_ids), history=history,
+        params=params,
+        metrics={s: r.data.metrics for s, r in runs.items() if s != "sweep"},
+        run_ids={s: r.info.run_id for s, r in runs.items()}, history=history,
         per_class=read_table(evaluate, "per_class_metrics.json"),
         confusion=confusion_counts(preds["label"].to_numpy(), preds["predicted"].to_numpy()),
         class_balance=read_table(runs["ingest"].info.run_id, "class_balance.json"),
@@ -82,4 +97,5 @@ def gather(run_ids: dict[str, str], lang: str) -> ReportFacts:
         registry={k: v for k, v in runs["register"].data.tags.items()
                   if k in REGISTRY_TAGS},
         compute={k: v for k, v in runs["train"].data.tags.items() if k in COMPUTE_TAGS},
-        images=images, lang=lang)
+        images=images, lang=lang,
+        search=search_facts(runs["sweep"]) if "sweep" in runs else None)

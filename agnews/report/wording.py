@@ -99,6 +99,17 @@ TEXT: dict[str, dict[str, str]] = {
         "registry_already": "This model is already {model} version {version}; the registry was "
                             "left as it was.",
         "candidate": "this model", "champion": "champion (re-scored)",
+        "h_search": "Search",
+        "search": "This model is the best of a hyperparameter search (Optuna study {study}): "
+                  "{trials} trial(s) ran, {complete} completed, {pruned} were stopped early by "
+                  "the median pruner and {failed} failed. Trials were ranked by the validation "
+                  "loss of the epoch they kept; the test rows were scored once, for the chosen "
+                  "trial {best} (validation loss {val_loss}, validation accuracy {val_acc}).",
+        "search_params": "The chosen trial's values:",
+        "cap_search_history": "Validation loss of each trial and the best so far",
+        "cap_search_importances": "How much each parameter explains the validation loss",
+        "cap_search_parallel": "Each completed trial's parameters against its validation loss",
+        "cap_search_val_loss": "Validation loss per epoch of every trial",
     },
     "es": {
         "title": "Informe del ajuste fino con AG News",
@@ -210,6 +221,19 @@ TEXT: dict[str, dict[str, str]] = {
         "registry_already": "Este modelo ya es {model} versión {version}; el registro no se "
                             "modificó.",
         "candidate": "este modelo", "champion": "campeón (evaluado de nuevo)",
+        "h_search": "Búsqueda",
+        "search": "Este modelo es el mejor de una búsqueda de hiperparámetros (estudio de Optuna "
+                  "{study}): se lanzaron {trials} prueba(s); {complete} terminaron, el podador "
+                  "por mediana detuvo antes {pruned} y {failed} fallaron. Las pruebas se "
+                  "ordenaron por la pérdida de validación de la época que conservaron; las filas "
+                  "de prueba se evaluaron una sola vez, para la prueba elegida {best} (pérdida "
+                  "de validación {val_loss}, exactitud de validación {val_acc}).",
+        "search_params": "Los valores de la prueba elegida:",
+        "cap_search_history": "Pérdida de validación de cada prueba y la mejor hasta entonces",
+        "cap_search_importances": "Cuánto explica cada parámetro la pérdida de validación",
+        "cap_search_parallel": "Parámetros de cada prueba terminada frente a su pérdida de "
+                               "validación",
+        "cap_search_val_loss": "Pérdida de validación por época de cada prueba",
     },
 }
 

@@ -36,11 +36,11 @@ class Dimension:
 
     def describe(self) -> str:
         if self.choices:
-            return f"{self.name}=" + ",".join(_show(c) for c in self.choices)
-        return f"{self.name}={_show(self.low)}:{_show(self.high)}" + (":log" if self.log else "")
+            return f"{self.name}=" + ",".join(show(c) for c in self.choices)
+        return f"{self.name}={show(self.low)}:{show(self.high)}" + (":log" if self.log else "")
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return f"{value:g}" if isinstance(value, float) else str(value)

@@ -11,7 +11,10 @@ from agnews import PROJECT_DIR
 from agnews.cli import config_params
 from agnews.config import DataConfig, TokenizeConfig, TrainConfig
 from agnews.errors import UserError
+from agnews.tracking.locks import step_lock
 from agnews.tracking.step_cache import UPSTREAM
+
+TEST_METRICS = ("test_accuracy", "test_f1", "test_precision", "test_recall", "test_loss")
 
 
 def step_parameters(configs: dict, upstream: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -44,18 +47,6 @@ def find_cached(client, experiment_id: str, step: str, key: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-def latest_child(client, experiment_id: str, step: str) -> str | None:
-    """The newest run of entry point `step` under the active (main) run, if any."""
-    import mlflow
-
-    parent = mlflow.active_run().info.run_id
-    runs = client.search_runs(
-        [experiment_id], order_by=["attributes.start_time DESC"], max_results=1,
-        filter_string=f"tags.mlflow.parentRunId = '{parent}' and "
-                      f"tags.`mlflow.project.entryPoint` = '{step}'")
-    return runs[0].info.run_id if runs else None
-
-
 def child_project(root: Path = PROJECT_DIR) -> Path:
     """The folder main runs its steps from: the project itself, unless its MLproject names a
     `docker_env`. That is the copy `deploy/kubernetes/submit.sh` sends to a cluster (MLflow's
@@ -77,34 +68,66 @@ def child_project(root: Path = PROJECT_DIR) -> Path:
     return folder
 
 
-def run_child(step: str, parameters: dict[str, str], experiment_id: str, key: str) -> str:
-    """Run one step as a child run in this environment; returns its run id.
+def run_child(step: str, parameters: dict[str, str], experiment_id: str, key: str | None,
+              parent_run_id: str, run_name: str | None = None,
+              tags: dict[str, str] | None = None) -> str:
+    """Run one step as a child run of `parent_run_id` in this environment; returns its run id.
 
-    The child runs with env_manager="local": `main` already runs inside the project's
-    environment (conda, virtualenv or local), so each step reuses it instead of building
-    a new one per step. Synchronous: MLflow then starts the step's command itself, where an
-    asynchronous run would first start an `mlflow run` process per step (~2-3 s of start-up
-    each); on Ctrl-C MLflow stops the step and marks its run failed.
+    The run is created first, with the tags MLflow's project runner gives its own runs, so
+    its id is known before the step starts and this works from any thread (MLflow's active
+    run is per thread; a sweep starts trials from several). The child runs with
+    env_manager="local": `main` already runs inside the project's environment (conda,
+    virtualenv or local), so each step reuses it instead of building a new one per step.
+    Synchronous: MLflow then starts the step's command itself, where an asynchronous run would
+    first start an `mlflow run` process per step (~2-3 s of start-up each); on Ctrl-C MLflow
+    stops the step and marks its run failed.
     """
     import mlflow
+    from mlflow.entities import Param
     from mlflow.exceptions import ExecutionException
     from mlflow.tracking import MlflowClient
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils.mlflow_tags import (
+        MLFLOW_PARENT_RUN_ID,
+        MLFLOW_PROJECT_ENTRY_POINT,
+        MLFLOW_SOURCE_NAME,
+        MLFLOW_SOURCE_TYPE,
+    )
 
     client = MlflowClient()
+    project = child_project()
+    run = client.create_run(experiment_id, run_name=run_name or step, tags=resolve_tags({
+        MLFLOW_PARENT_RUN_ID: parent_run_id, MLFLOW_PROJECT_ENTRY_POINT: step,
+        MLFLOW_SOURCE_TYPE: "PROJECT", MLFLOW_SOURCE_NAME: str(project), "step": step,
+        **(tags or {})}))
+    run_id = run.info.run_id
+    client.log_batch(run_id, params=[Param(k, v) for k, v in parameters.items()])
     try:
-        run_id, ok = mlflow.projects.run(
-            str(child_project()), entry_point=step, parameters=parameters, env_manager="local",
-            experiment_id=experiment_id, run_name=step, synchronous=True).run_id, True
+        mlflow.projects.run(str(project), entry_point=step, parameters=parameters,
+                            env_manager="local", experiment_id=experiment_id, run_id=run_id,
+                            synchronous=True)
     except ExecutionException:
-        run_id, ok = latest_child(client, experiment_id, step), False
-    if run_id is not None:
-        client.set_tag(run_id, "step", step)
+        raise UserError(f"step '{step}' failed (run {run_id}); its error is printed above, "
+                        "and the run's logs are in MLflow") from None
+    if key is not None:  # None: the caller decides whether the run may be reused
         client.set_tag(run_id, "cache_key", key)
-    if not ok:
-        where = f" (run {run_id})" if run_id else ""
-        raise UserError(f"step '{step}' failed{where}; its error is printed above, and the "
-                        "run's logs are in MLflow")
     return run_id
+
+
+def run_or_reuse(client, step: str, key: str, parameters, experiment_id: str,
+                 parent_run_id: str, who: str = "main", forced: bool = False) -> tuple[str, bool]:
+    """The run of `step` with cache key `key`: a FINISHED one of the experiment if there is
+    one (and the step is not `forced`), else a new child run of `parent_run_id`. Returns
+    (run id, reused). `parameters` is a callable giving the step's parameters, asked only
+    when the step runs. Held under the key's lock, so a concurrent identical run waits, then
+    reuses this one."""
+    with step_lock(key, step):
+        cached = None if forced else find_cached(client, experiment_id, step, key)
+        if cached:
+            print(f"{who}: {step} reused {cached} (cached)", flush=True)
+            return cached, True
+        print(f"{who}: {step} running", flush=True)
+        return run_child(step, parameters(), experiment_id, key, parent_run_id), False
 
 
 def pin_revisions(data: DataConfig, tok: TokenizeConfig, train: TrainConfig):
@@ -150,8 +173,9 @@ def short_value(name: str, value: str) -> str:
     return "/".join(parts[-2:]) if parts[-1] == name and len(parts) > 1 else parts[-1]
 
 
-def run_title(params: dict[str, str], defaults: dict[str, str], limit: int = 120) -> str:
-    """`main` and what differs from the defaults, e.g. `main epochs=3 learning_rate=0.0003`,
+def run_title(params: dict[str, str], defaults: dict[str, str], limit: int = 120,
+              head: str = "main") -> str:
+    """`main` (or `head`) and what differs from the defaults, e.g. `main epochs=3 learning_rate=0.0003`,
     so runs tell themselves apart in the runs table (MLflow would draw an animal name).
     Training settings come first, where data sizes and the data and model come last."""
     where = ("train_size", "val_size", "test_size", "data", "data_revision", "model",
@@ -159,8 +183,27 @@ def run_title(params: dict[str, str], defaults: dict[str, str], limit: int = 120
     order = [k for k in params if k not in where] + [k for k in where if k in params]
     changed = [f"{k}={short_value(k, params[k])}" for k in order
                if defaults.get(k) != params[k]]
-    title = " ".join(["main", *changed])
+    title = " ".join([head, *changed])
     return title if len(title) <= limit else title[:limit - 1] + "…"
+
+
+def close_parent(done: dict[str, str]) -> tuple[dict[str, float], dict[str, str], str]:
+    """On the active (parent) run: the final test metrics, what the registry did and a link
+    to the report, from the step runs `done`; returns them for the closing line."""
+    import mlflow
+
+    final = mlflow.get_run(done["evaluate"]).data.metrics
+    mlflow.log_metrics({k: final[k] for k in TEST_METRICS if k in final})
+    registry = registry_summary(mlflow.get_run(done["register"]).data.tags)
+    mlflow.set_tag("registered", registry["registered"])
+    if registry["model_uri"]:
+        mlflow.set_tag("registered_model_uri", registry["model_uri"])
+    report_uri = f"runs:/{done['report']}/report/report.html"
+    mlflow.set_tag("report", report_uri)
+    mlflow.set_tag("mlflow.note.content",
+                   f"Test accuracy {final['test_accuracy']:.4f}, F1 {final['test_f1']:.4f}."
+                   f" {registry['line']}. Report: {report_uri}")
+    return final, registry, report_uri
 
 
 def registry_summary(tags: dict[str, str]) -> dict[str, str]:

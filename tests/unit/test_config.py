@@ -15,9 +15,12 @@ from agnews.config import (
     PredictConfig,
     RegisterConfig,
     ReportConfig,
+    SweepConfig,
     TokenizeConfig,
     TrainConfig,
+    TrialConfig,
 )
+from steps.sweep import EXCLUDED as SWEEP_EXCLUDED
 from agnews.errors import UserError
 
 
@@ -75,13 +78,17 @@ ENTRY_POINTS = {
               MainConfig], []),
     "ingest": ([DataConfig], []),
     "tokenize": ([TokenizeConfig], ["splits"]),
-    "train": ([TrainConfig], ["tokenized", "tokenizer"]),
+    "train": ([TrainConfig, TrialConfig], ["tokenized", "tokenizer"]),
     "evaluate": ([EvalConfig], ["model_uri", "splits"]),
     "register": ([RegisterConfig, EvalConfig], ["evaluate_run"]),
     "report": ([ReportConfig], ["ingest_run", "tokenize_run", "train_run", "evaluate_run",
                                 "register_run"]),
     "predict": ([PredictConfig, EvalConfig], ["input"]),
+    "sweep": ([DataConfig, TokenizeConfig, TrainConfig, EvalConfig, RegisterConfig, ReportConfig,
+               SweepConfig], []),
 }
+# Config fields an entry point does not take as parameters (it sets them itself)
+EXCLUDED = {"main": {"checkpoint_dir", "sweep_run"}, "sweep": SWEEP_EXCLUDED}
 
 
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
@@ -89,8 +96,8 @@ def test_mlproject_parameters_match_the_step_config(entry_point):
     spec = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"][entry_point]
     configs, inputs = ENTRY_POINTS[entry_point]
     fields = {f.name: f for c in configs for f in dataclasses.fields(c)}
-    if entry_point == "main":
-        del fields["checkpoint_dir"]  # main derives it from the train step's cache key
+    for name in EXCLUDED.get(entry_point, ()):
+        del fields[name]
     assert set(spec["parameters"]) == set(fields) | set(inputs)
     for name, f in fields.items():
         declared = spec["parameters"][name]
@@ -103,11 +110,12 @@ def test_mlproject_parameters_match_the_step_config(entry_point):
     for name in inputs:
         assert "default" not in spec["parameters"][name]  # inputs must be given
         assert f"--{name} {{{name}}}" in spec["command"]
-    build_parser(entry_point, configs, dict.fromkeys(inputs, ""))  # no duplicate flags
+    build_parser(entry_point, configs, dict.fromkeys(inputs, ""),  # no duplicate flags
+                 frozenset(EXCLUDED.get(entry_point, ())))
 
 
 def test_mlproject_declares_conda_env_and_all_steps():
     spec = yaml.safe_load((ROOT / "MLproject").read_text())
     assert spec["conda_env"] == "conda.yaml"
     assert set(spec["entry_points"]) == {"main", "ingest", "tokenize", "train", "evaluate",
-                                         "register", "report", "predict"}
+                                         "register", "report", "predict", "sweep"}
