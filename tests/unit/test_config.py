@@ -20,8 +20,8 @@ from agnews.config import (
     TrainConfig,
     TrialConfig,
 )
-from steps.sweep import EXCLUDED as SWEEP_EXCLUDED
 from agnews.errors import UserError
+from steps.sweep import EXCLUDED as SWEEP_EXCLUDED
 
 
 @pytest.mark.parametrize("config, kwargs, message", [
