@@ -14,7 +14,10 @@ with `-P study=<name>`: finished trials stay, the trial that was running is mark
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
+from dataclasses import dataclass
+from typing import Any
 
 from agnews.cli import config_params, parse, quiet_libraries, run_step
 from agnews.config import (
@@ -54,6 +57,31 @@ from agnews.tracking.step_cache import step_keys
 EXCLUDED = {"checkpoint_dir", "num_processes", "sweep_run"} | (set(TUNABLE) - {"train_size"})
 
 
+class TrainFailed(UserError):
+    """One trial's train run failed (e.g. out of memory at its batch size): the trial fails,
+    the sweep goes on. A failed ingest or tokenize stops the sweep: every trial needs them."""
+
+
+@dataclass
+class Sweep:
+    """What every trial shares: the study, the base configs, the parent run."""
+
+    study: Any
+    name: str
+    location: str
+    searched: dict
+    configs: tuple  # data, tokenize, train, evaluate, register, report
+    experiment_id: str = ""
+    parent_id: str = ""
+
+    def step_configs(self, values: dict, report: ReportConfig | None = None) -> dict:
+        """Each step's configs for a trial with `values`."""
+        data, tok, train, ev, reg, rep = self.configs
+        data, train = apply(values, data, train)
+        return {"ingest": (data,), "tokenize": (tok,), "train": (train,), "evaluate": (ev,),
+                "register": (reg, ev), "report": (report or rep,)}
+
+
 def main(argv=None) -> None:
     quiet_libraries()
     (data, tok, train, ev, reg, rep, sw), _ = parse(
@@ -65,107 +93,136 @@ def main(argv=None) -> None:
     location = storage_location(name, sw.storage)
     data, tok, train, pins = pin_revisions(data, tok, train)
     go_offline_if_unreachable(pins)
+    # What the study searches: continuing it with anything else is refused
     settings = {**config_params(data, tok, train),
                 "space": " ".join(d.describe() for d in searched.values())}
+    import mlflow
     import optuna
+
+    from agnews.tracking.runs import name_run
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with study_lock(name, location):
         study = open_study(name, location, settings, sw.pruner_startup_trials, data.seed)
-        run_sweep(study, name, location, settings, searched, (data, tok, train, ev, reg, rep, sw))
+        sweep = Sweep(study, name, location, searched, (data, tok, train, ev, reg, rep))
+        with mlflow.start_run() as parent:
+            sweep.experiment_id, sweep.parent_id = parent.info.experiment_id, parent.info.run_id
+            name_run(run_title(config_params(sw), config_params(SweepConfig()), head="sweep"))
+            logged = mlflow.get_run(sweep.parent_id).data.params
+            mlflow.log_params({k: v for k, v in {**settings, **config_params(ev, reg, rep, sw)}
+                               .items() if k not in logged and k not in searched})
+            mlflow.set_tags({"step": "sweep", "sweep.study": name, "sweep.storage": location})
+            close_killed_trials(sweep)
+            remaining = sw.n_trials - finished(study)
+            print(f"sweep: study '{name}' in {location}: {finished(study)} trial(s) finished, "
+                  f"{max(remaining, 0)} to run" + (f", {sw.n_jobs} at once" if sw.n_jobs > 1
+                                                   else ""), flush=True)
+            if remaining > 0:
+                study.optimize(lambda trial: run_trial(sweep, trial), n_trials=remaining,
+                               n_jobs=sw.n_jobs, catch=(TrainFailed,),
+                               timeout=sw.timeout_minutes * 60 or None)
+            best = log_search(sweep)
+            final, registry, report_uri = evaluate_best(sweep, best)
+    print(f"sweep: done. best trial {best['number']}: test_accuracy {final['test_accuracy']:.4f}"
+          f"  test_f1 {final['test_f1']:.4f}  {registry['line']}  report {report_uri}")
 
 
-def run_sweep(study, name, location, settings, searched, configs) -> None:
-    import mlflow
+def close_killed_trials(sweep: Sweep) -> None:
+    """Mark failed the trials a killed sweep left running, and KILLED their train runs."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    for trial in close_stale(sweep.study, is_journal(sweep.location)):
+        for run in client.search_runs([sweep.experiment_id], filter_string=(
+                f"tags.`sweep.study` = '{sweep.name}' and tags.`sweep.trial` = "
+                f"'{trial.number}' and attributes.status = 'RUNNING'")):
+            client.set_terminated(run.info.run_id, "KILLED")
+        print(f"sweep: trial {trial.number} was left running by a killed sweep: failed")
+
+
+def run_trial(sweep: Sweep, trial) -> float:
+    """One trial: its values, ingest and tokenize (reused when cached), its train run; the
+    val_loss of the epoch it kept. Raises optuna.TrialPruned if the pruner stopped it."""
     import optuna
     from mlflow.tracking import MlflowClient
 
-    from agnews.search.plots import search_figures
-    from agnews.tracking.runs import log_figure, name_run
-
-    data, tok, train, ev, reg, rep, sw = configs
     client = MlflowClient()
-    with mlflow.start_run() as parent:
-        experiment_id, parent_id = parent.info.experiment_id, parent.info.run_id
-        name_run(run_title(config_params(sw), config_params(SweepConfig()), head="sweep"))
-        logged = mlflow.get_run(parent_id).data.params
-        mlflow.log_params({k: v for k, v in {**settings, **config_params(ev, reg, rep, sw)}
-                           .items() if k not in logged and k not in searched})
-        mlflow.set_tags({"step": "sweep", "sweep.study": name, "sweep.storage": location})
-        for trial in close_stale(study, is_journal(location)):
-            for run in client.search_runs([experiment_id], filter_string=(
-                    f"tags.`sweep.study` = '{name}' and tags.`sweep.trial` = '{trial.number}' "
-                    "and attributes.status = 'RUNNING'")):
-                client.set_terminated(run.info.run_id, "KILLED")
-            print(f"sweep: trial {trial.number} was left running by a killed sweep: failed")
+    values = suggest(trial, sweep.searched)
+    configs = sweep.step_configs(values)
+    keys, done = step_keys(configs), {}
+    for step in ("ingest", "tokenize"):
+        done[step], _ = run_or_reuse(
+            client, step, keys[step], lambda: step_parameters(configs, done)[step],
+            sweep.experiment_id, sweep.parent_id, who=f"sweep: trial {trial.number}")
+        trial.set_user_attr(f"{step}_run", done[step])
+    title = trial_title(trial.number, values)
+    print(f"sweep: {title} training", flush=True)
+    try:
+        run_id = run_child(
+            "train", {**step_parameters(configs, done)["train"], "sweep_study": sweep.name,
+                      "sweep_storage": sweep.location, "sweep_trial": str(trial.number)},
+            sweep.experiment_id, None, sweep.parent_id, run_name=title,
+            tags={"sweep.study": sweep.name, "sweep.trial": str(trial.number)})
+    except UserError as err:
+        raise TrainFailed(str(err)) from None
+    trial.set_user_attr("run_id", run_id)
+    run = client.get_run(run_id)
+    if run.data.tags.get("pruned") == "true":
+        raise optuna.TrialPruned()
+    history = {m: [(p.step, p.value) for p in client.get_metric_history(run_id, m)]
+               for m in ("val_loss", "val_accuracy", "val_f1")}
+    scores = kept_epoch_scores(history, int(run.data.metrics["best_epoch"]))
+    for metric in ("val_accuracy", "val_f1"):
+        trial.set_user_attr(metric, scores[metric])
+    # Only a completed trial carries the key: a later main with these values reuses its model
+    client.set_tag(run_id, "cache_key", keys["train"])
+    return scores["val_loss"]
 
-        def objective(trial) -> float:
-            values = suggest(trial, searched)
-            trial_data, trial_train = apply(values, data, train)
-            configs = {"ingest": (trial_data,), "tokenize": (tok,), "train": (trial_train,),
-                       "evaluate": (ev,), "register": (reg, ev), "report": (rep,)}
-            keys, done = step_keys(configs), {}
-            for step in ("ingest", "tokenize"):
-                done[step], _ = run_or_reuse(
-                    client, step, keys[step], lambda: step_parameters(configs, done)[step],
-                    experiment_id, parent_id, who=f"sweep: trial {trial.number}")
-                trial.set_user_attr(f"{step}_run", done[step])
-            print(f"sweep: {trial_title(trial.number, values)} training", flush=True)
-            run_id = run_child(
-                "train", {**step_parameters(configs, done)["train"], "sweep_study": name,
-                          "sweep_storage": location, "sweep_trial": str(trial.number)},
-                experiment_id, None, parent_id, run_name=trial_title(trial.number, values),
-                tags={"sweep.study": name, "sweep.trial": str(trial.number)})
-            trial.set_user_attr("run_id", run_id)
-            run = client.get_run(run_id)
-            if run.data.tags.get("pruned") == "true":
-                raise optuna.TrialPruned()
-            history = {m: [(p.step, p.value) for p in client.get_metric_history(run_id, m)]
-                       for m in ("val_loss", "val_accuracy", "val_f1")}
-            scores = kept_epoch_scores(history, int(run.data.metrics["best_epoch"]))
-            for metric in ("val_accuracy", "val_f1"):
-                trial.set_user_attr(metric, scores[metric])
-            client.set_tag(run_id, "cache_key", keys["train"])  # a later main may reuse it
-            return scores["val_loss"]
 
-        remaining = sw.n_trials - finished(study)
-        print(f"sweep: study '{name}' in {location}: {finished(study)} trial(s) finished, "
-              f"{max(remaining, 0)} to run" + (f", {sw.n_jobs} at once" if sw.n_jobs > 1
-                                               else ""), flush=True)
-        if remaining > 0:
-            study.optimize(objective, n_trials=remaining, n_jobs=sw.n_jobs, catch=(UserError,),
-                           timeout=sw.timeout_minutes * 60 or None)
-        summary = study_summary(study)
-        mlflow.log_metrics({k: float(v) for k, v in summary["counts"].items()})
-        for file, figure in search_figures(study).items():
-            log_figure(figure, f"plots/{file}")
-        mlflow.log_text(study.trials_dataframe().to_csv(index=False), "search/trials.csv")
-        best = summary["best"]
-        if best is None:
-            raise UserError(f"no trial of study '{name}' completed (see the failed trial runs "
-                            "and their errors above): fix the cause and continue it with "
-                            f"-P study={name}")
-        mlflow.log_params({f"best.{k}": v for k, v in best["params"].items()})
-        mlflow.log_metrics({f"best_{k}": best[k]
-                            for k in ("val_loss", "val_accuracy", "val_f1") if k in best})
-        mlflow.set_tags({"best_trial": str(best["number"]), "best_run": best["run_id"]})
-        print(f"sweep: best is {trial_title(best['number'], best['params'])}, val_loss "
-              f"{best['val_loss']:.4f}; testing its model once", flush=True)
-        trial_data, trial_train = apply(best["params"], data, train)
-        configs = {"ingest": (trial_data,), "tokenize": (tok,), "train": (trial_train,),
-                   "evaluate": (ev,), "register": (reg, ev),
-                   "report": (ReportConfig(rep.report_lang, sweep_run=parent_id),)}
-        keys = step_keys(configs)
-        done = {"ingest": best["ingest_run"], "tokenize": best["tokenize_run"],
-                "train": best["run_id"]}
-        for step in ("evaluate", "register", "report"):
-            done[step], _ = run_or_reuse(client, step, keys[step],
-                                         lambda: step_parameters(configs, done)[step],
-                                         experiment_id, parent_id, who="sweep")
-            mlflow.set_tag(f"step.{step}.run_id", done[step])
-        final, registry, report_uri = close_parent(done)
-    print(f"sweep: done. best trial {best['number']}: test_accuracy {final['test_accuracy']:.4f}"
-          f"  test_f1 {final['test_f1']:.4f}  {registry['line']}  report {report_uri}")
+def log_search(sweep: Sweep) -> dict:
+    """On the parent run: the trial counts, the plots, every trial, and the best trial."""
+    import mlflow
+
+    from agnews.search.plots import search_figures
+    from agnews.tracking.runs import log_figure
+
+    summary = study_summary(sweep.study)
+    mlflow.log_metrics({k: float(v) for k, v in summary["counts"].items()})
+    for file, figure in search_figures(sweep.study).items():
+        log_figure(figure, f"plots/{file}")
+    mlflow.log_text(sweep.study.trials_dataframe().to_csv(index=False), "search/trials.csv")
+    best = summary["best"]
+    if best is None:
+        raise UserError(f"no trial of study '{sweep.name}' completed (see the failed trial "
+                        "runs and their errors above): fix the cause and continue it with "
+                        f"-P study={sweep.name}")
+    mlflow.log_params({f"best.{k}": v for k, v in best["params"].items()})
+    mlflow.log_metrics({f"best_{k}": best[k]
+                        for k in ("val_loss", "val_accuracy", "val_f1") if k in best})
+    mlflow.set_tags({"best_trial": str(best["number"]), "best_run": best["run_id"]})
+    print(f"sweep: best is {trial_title(best['number'], best['params'])}, val_loss "
+          f"{best['val_loss']:.4f}; testing its model once", flush=True)
+    return best
+
+
+def evaluate_best(sweep: Sweep, best: dict):
+    """The best trial's model through evaluate (the one look at the test split), register
+    and report, as main runs them; returns `close_parent`'s summary."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    configs = sweep.step_configs(best["params"], dataclasses.replace(
+        sweep.configs[5], sweep_run=sweep.parent_id))
+    keys = step_keys(configs)
+    done = {"ingest": best["ingest_run"], "tokenize": best["tokenize_run"],
+            "train": best["run_id"]}
+    for step in ("evaluate", "register", "report"):
+        done[step], _ = run_or_reuse(client, step, keys[step],
+                                     lambda: step_parameters(configs, done)[step],
+                                     sweep.experiment_id, sweep.parent_id, who="sweep")
+        mlflow.set_tag(f"step.{step}.run_id", done[step])
+    return close_parent(done)
 
 
 if __name__ == "__main__":

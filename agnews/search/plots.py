@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 OBJECTIVE = "val_loss (kept epoch)"
 
 
-def _figure(draw, study, size=(9.0, 5.0), **kwargs) -> Figure:
+def _figure(draw, study, title: str, size=(9.0, 5.0), pad: float = 6.0, **kwargs) -> Figure:
     import optuna
 
     with warnings.catch_warnings():
@@ -18,6 +18,9 @@ def _figure(draw, study, size=(9.0, 5.0), **kwargs) -> Figure:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", message="Attempting to set identical")
         ax = draw(study, **kwargs)
+    for loc in ("left", "right"):  # Optuna puts some of its titles there
+        ax.set_title("", loc=loc)
+    ax.set_title(title, pad=pad)
     figure = ax.figure
     figure.set_size_inches(*size)
     figure.tight_layout()
@@ -27,9 +30,8 @@ def _figure(draw, study, size=(9.0, 5.0), **kwargs) -> Figure:
 def optimisation_history(study) -> Figure:
     from optuna.visualization.matplotlib import plot_optimization_history
 
-    figure = _figure(plot_optimization_history, study, target_name=OBJECTIVE)
-    figure.axes[0].set_title("Search: val_loss of each trial and the best so far")
-    return figure
+    return _figure(plot_optimization_history, study,
+                   "Search: val_loss of each trial and the best so far", target_name=OBJECTIVE)
 
 
 def parameter_importances(study) -> Figure | None:
@@ -39,27 +41,29 @@ def parameter_importances(study) -> Figure | None:
 
     if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) < 2:
         return None
-    figure = _figure(plot_param_importances, study, target_name=OBJECTIVE)
-    figure.axes[0].set_title("Search: how much each parameter explains val_loss")
-    return figure
+    return _figure(plot_param_importances, study,
+                   "Search: how much each parameter explains val_loss", target_name=OBJECTIVE)
 
 
 def parallel_coordinates(study) -> Figure:
     from optuna.visualization.matplotlib import plot_parallel_coordinate
 
-    figure = _figure(plot_parallel_coordinate, study, size=(11.0, 5.5), target_name=OBJECTIVE)
-    figure.axes[0].set_title("Search: each completed trial's parameters and val_loss")
-    return figure
+    return _figure(plot_parallel_coordinate, study,
+                   "Search: each completed trial's parameters and val_loss", size=(11.0, 5.5), pad=16,
+                   target_name=OBJECTIVE)
 
 
 def val_loss_per_epoch(study) -> Figure:
     from optuna.visualization.matplotlib import plot_intermediate_values
 
-    figure = _figure(plot_intermediate_values, study)
+    from matplotlib.ticker import MaxNLocator
+
+    figure = _figure(plot_intermediate_values, study,
+                     "Search: val_loss per epoch of every trial (pruned trials stop early)")
     ax = figure.axes[0]
     ax.set_xlabel("epoch")
     ax.set_ylabel("val_loss")
-    ax.set_title("Search: val_loss per epoch of every trial (pruned trials stop early)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return figure
 
 

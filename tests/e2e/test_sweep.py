@@ -231,3 +231,17 @@ def test_main_with_the_chosen_values_reuses_the_best_trials_model(sweep, ag_news
     assert f"main: train reused {best_run} (cached)" in proc.stdout
     evaluate = parent.data.tags["step.evaluate.run_id"]
     assert f"main: evaluate reused {evaluate} (cached)" in proc.stdout
+
+
+def test_a_failing_ingest_stops_the_sweep_at_its_first_trial(tmp_path, tiny_model):
+    cwd = copy_project(tmp_path / "project")
+    env = subprocess_env()
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = subprocess.run(sweep_args({"data": tmp_path / "no-such-folder", "model": tiny_model,
+                                      "n_trials": 5, "study": "s2"}),
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "sweep: error: step 'ingest' failed" in proc.stderr, proc.stderr[-2000:]
+    study = optuna.load_study(study_name="s2",
+                              storage=open_storage(str(cwd / ".sweeps" / "s2.journal")))
+    assert [t.state for t in study.trials] == [TrialState.FAIL]  # not five failed trials
