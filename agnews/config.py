@@ -238,3 +238,21 @@ class TrialConfig:
     sweep_study: str = _help("Optuna study of the trial; empty = not a sweep trial", "")
     sweep_storage: str = _help("the study's storage: a journal file or a database URL", "")
     sweep_trial: int = _help("the trial's number in the study", -1)
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """What the monitor entry point compares a batch with, and what drift does to its exit."""
+
+    model_uri: str = _help("model whose answers and reference are checked: models:/<name>@<alias>"
+                           ", models:/<name>/<version> or runs:/<train run>/model",
+                           "models:/agnews-classifier@champion")
+    reference: str = _help("run id of an evaluate run whose test texts and predictions are the "
+                           "reference; empty = the model's own, found through its lineage", "")
+    fail_on_drift: bool = _help("exit non-zero (3) when any check flags drift, for a scheduled "
+                                "job; the run is logged either way", False)
+    seed: int = _help("seeds the vocabulary classifier's folds and shuffles", 42)
+
+    def __post_init__(self):
+        _require(bool(self.model_uri.strip()), "model_uri is empty: pass -P model_uri="
+                 "models:/agnews-classifier@champion or runs:/<train run>/model")

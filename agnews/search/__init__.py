@@ -1,1 +1,2 @@
-"""Hyperparameter search: the space (`space.py`)."""
+"""Hyperparameter search: the space (`space.py`), the Optuna study and the train runs' pruning hook
+(`study.py`), what a trial and the study come to (`trials.py`), and the plots (`plots.py`)."""

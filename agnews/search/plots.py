@@ -54,9 +54,8 @@ def parallel_coordinates(study) -> Figure:
 
 
 def val_loss_per_epoch(study) -> Figure:
-    from optuna.visualization.matplotlib import plot_intermediate_values
-
     from matplotlib.ticker import MaxNLocator
+    from optuna.visualization.matplotlib import plot_intermediate_values
 
     figure = _figure(plot_intermediate_values, study,
                      "Search: val_loss per epoch of every trial (pruned trials stop early)")

@@ -12,6 +12,7 @@ from agnews.config import (
     DataConfig,
     EvalConfig,
     MainConfig,
+    MonitorConfig,
     PredictConfig,
     RegisterConfig,
     ReportConfig,
@@ -84,6 +85,7 @@ ENTRY_POINTS = {
     "report": ([ReportConfig], ["ingest_run", "tokenize_run", "train_run", "evaluate_run",
                                 "register_run"]),
     "predict": ([PredictConfig, EvalConfig], ["input"]),
+    "monitor": ([MonitorConfig, EvalConfig], ["input"]),
     "sweep": ([DataConfig, TokenizeConfig, TrainConfig, EvalConfig, RegisterConfig, ReportConfig,
                SweepConfig], []),
 }
@@ -118,4 +120,5 @@ def test_mlproject_declares_conda_env_and_all_steps():
     spec = yaml.safe_load((ROOT / "MLproject").read_text())
     assert spec["conda_env"] == "conda.yaml"
     assert set(spec["entry_points"]) == {"main", "ingest", "tokenize", "train", "evaluate",
-                                         "register", "report", "predict", "sweep"}
+                                         "register", "report", "predict", "sweep",
+                                         "monitor"}

@@ -1,0 +1,46 @@
+"""Drift plots, each a Figure: the batch's predicted class mix and the model's confidence
+against the reference's (text lengths reuse `agnews.data.plots.length_distribution`)."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers or in CI; must precede pyplot
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from agnews.config import LABELS  # noqa: E402
+
+
+def class_mix(reference: np.ndarray, batch: np.ndarray) -> Figure:
+    """Share of each predicted class, reference (the test split) beside the batch."""
+    import seaborn as sns
+
+    frame = pd.DataFrame({
+        "class": list(LABELS) * 2,
+        "share": np.r_[reference / reference.sum(), batch / batch.sum()],
+        "texts": [f"reference (n={int(reference.sum())})"] * len(LABELS)
+        + [f"batch (n={int(batch.sum())})"] * len(LABELS)})
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    sns.barplot(data=frame, x="class", y="share", hue="texts", ax=ax)
+    ax.set(ylabel="share of predictions", title="Predicted class mix")
+    fig.tight_layout()
+    return fig
+
+
+def confidence(reference: np.ndarray, batch: np.ndarray) -> Figure:
+    """The model's top-class probability, reference beside batch (each normalised)."""
+    import seaborn as sns
+
+    frame = pd.DataFrame({"confidence": np.r_[reference, batch],
+                          "texts": [f"reference (n={len(reference)})"] * len(reference)
+                          + [f"batch (n={len(batch)})"] * len(batch)})
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    sns.histplot(data=frame, x="confidence", hue="texts", bins=np.linspace(0.25, 1, 31),
+                 stat="density", common_norm=False, element="step", alpha=0.35, ax=ax)
+    ax.set(xlabel="confidence (top-class probability)", ylabel="share of texts",
+           title="Model confidence")
+    fig.tight_layout()
+    return fig

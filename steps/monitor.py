@@ -1,0 +1,128 @@
+"""Entry point `monitor`: compare a batch of new texts, and the model's answers on them, with
+what the model learned from, and say whether they drifted.
+
+Reads: `input`, a CSV or Parquet batch with a `text` column (`label` optional; `predict`'s
+output is taken as it is, its predictions reused), and `model_uri` (default the champion),
+whose reference is found through its lineage (`agnews.monitoring.reference`) unless
+`reference` names an evaluate run.
+Writes, on this run: one metric per check, `drift_<check>` with `_threshold`, `_flag` and its
+details (`agnews.monitoring.drift`), `batch_rows`, and `batch_accuracy`, `batch_f1` with
+labels; tags `drift` (true/false) and `drift_reasons`; plots `plots/length_tokens.png`,
+`plots/class_mix.png`, `plots/confidence.png` (and `plots/confusion_matrix.png` with labels);
+`drift_report/report.html` (+ `report.md`); `batch_predictions.parquet`. Each batch run is
+nested under its model's series run (`monitor <model>`), which holds every batch's metrics
+at `step` = batch number. With `fail_on_drift`, a batch with drift exits 3.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from agnews.cli import config_params, parse, quiet_libraries, run_step
+from agnews.config import LABELS, EvalConfig, MonitorConfig
+from agnews.errors import UserError
+from agnews.monitoring.batch import batch_checks, check_metrics, read_batch
+
+DRIFT_EXIT = 3
+
+
+def save_figures(figures: dict, folder: Path) -> dict[str, bytes]:
+    """Write each Figure as `folder/<name>` and return the PNG bytes by name."""
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, fig in figures.items():
+        fig.savefig(folder / name, dpi=100)
+        plt.close(fig)
+        out[name] = (folder / name).read_bytes()
+    return out
+
+
+def main(argv=None) -> None:
+    quiet_libraries()
+    (cfg, ev), uris = parse("monitor", argv, [MonitorConfig, EvalConfig], {
+        "input": "CSV or Parquet batch of texts (`text`; `label` and predict's columns kept)"})
+    source = Path(uris.input).expanduser()
+    batch = read_batch(source)  # a bad batch stops here, before any model loads
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from agnews.data.plots import length_distribution
+    from agnews.evaluation.plots import confusion_matrices
+    from agnews.model.logged_model import load_logged_classifier, score_texts
+    from agnews.monitoring.batch import token_lengths
+    from agnews.monitoring.plots import class_mix, confidence
+    from agnews.monitoring.reference import load_reference
+    from agnews.monitoring.report import drift_report
+    from agnews.monitoring.series import log_to_series, series_run
+    from agnews.report.document import write_report
+    from agnews.tracking.runs import log_dataframe, step_run
+
+    client = MlflowClient()
+    ref = load_reference(client, cfg.model_uri, cfg.reference)
+    try:
+        clf = load_logged_classifier(cfg.model_uri, ev.precision)
+    except Exception as err:  # MLflow raises several types for a URI it cannot load
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise UserError(f"cannot load model_uri '{cfg.model_uri}' ({first}): pass a logged or "
+                        "registered model") from None
+    if "predicted" not in batch.columns:
+        probs = score_texts(clf, batch["text"].tolist(), ev.eval_batch_size)
+        batch["predicted"], batch["confidence"] = probs.argmax(axis=1), probs.max(axis=1)
+
+    def tokenize(texts: list[str]) -> list[list[int]]:
+        return clf.tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+    checks = batch_checks(ref, batch, tokenize, clf.tokenizer.unk_token_id, cfg.seed)
+    flagged = [c for c in checks if c.drift]
+    upstream = {"input": str(source.resolve()), "model_uri": cfg.model_uri,
+                **{f"reference_{k}": f"runs:/{v}" for k, v in ref.runs.items()}}
+    with step_run("monitor", config_params(cfg, ev), upstream) as run, \
+            tempfile.TemporaryDirectory() as tmp:
+        series_id, number = series_run(client, run.info.experiment_id, ref.model)
+        mlflow.set_tags({"mlflow.parentRunId": series_id, "monitor.model": ref.model,
+                         "monitor.batch": str(number), "drift": str(bool(flagged)).lower(),
+                         "drift_reasons": " | ".join(c.reason for c in flagged)})
+        if mlflow.get_run(run.info.run_id).info.run_name == "monitor":  # not the user's name
+            mlflow.set_tag("mlflow.runName", f"batch {number} {ref.model}")
+        metrics = {**check_metrics(checks), "batch_rows": float(len(batch)),
+                   "drift": float(bool(flagged))}
+        if "label" in batch.columns:
+            from sklearn.metrics import accuracy_score, f1_score
+
+            truth, pred = batch["label"].to_numpy(), batch["predicted"].to_numpy()
+            metrics.update({"batch_accuracy": float(accuracy_score(truth, pred)),
+                            "batch_f1": float(f1_score(truth, pred, average="weighted"))})
+        mlflow.log_metrics(metrics)
+        log_to_series(client, series_id, number, metrics)
+        figures = {
+            "length_tokens.png": length_distribution(
+                {"reference": token_lengths(tokenize(ref.test["text"].tolist())),
+                 "batch": token_lengths(tokenize(batch["text"].tolist()))}, "tokens"),
+            "class_mix.png": class_mix(*[np.bincount(p, minlength=len(LABELS)) for p in (
+                ref.test["predicted"].to_numpy(), batch["predicted"].to_numpy())]),
+            "confidence.png": confidence(ref.test["confidence"].to_numpy(),
+                                         batch["confidence"].to_numpy())}
+        if "label" in batch.columns:
+            figures["confusion_matrix.png"] = confusion_matrices(
+                batch["label"].to_numpy(), batch["predicted"].to_numpy())
+        images = save_figures(figures, Path(tmp) / "plots")
+        mlflow.log_artifacts(str(Path(tmp) / "plots"), "plots")
+        write_report(drift_report(ref.model, number, len(batch), checks, images, ref.runs),
+                     Path(tmp) / "drift_report", f"Drift report: {ref.model}, batch {number}")
+        mlflow.log_artifacts(str(Path(tmp) / "drift_report"), "drift_report")
+        log_dataframe(batch.assign(predicted=[LABELS[i] for i in batch["predicted"]]),
+                      "batch_predictions.parquet")
+    verdict = ("drift: " + "; ".join(c.reason for c in flagged)) if flagged else "no drift"
+    print(f"monitor: batch {number} of {ref.model}, {len(batch)} texts: {verdict}")
+    if flagged and cfg.fail_on_drift:
+        print(f"monitor: exiting {DRIFT_EXIT} (fail_on_drift=true)", file=sys.stderr)
+        sys.exit(DRIFT_EXIT)
+
+
+if __name__ == "__main__":
+    run_step("monitor", main, sys.argv[1:])

@@ -1,0 +1,160 @@
+"""The `monitor` entry point through `mlflow run`, against a model `main` trained and
+registered (the offline stand-in, all-MiniLM-L6-v2, on 400 real AG News rows), with batches
+of real texts the model never saw: an in-distribution batch is not flagged; only Sports,
+titles only and label noise are, each by the checks that should catch it. Also: `predict`'s
+output is taken as is, `fail_on_drift` exits 3 with the run logged, the batches chart over
+time in their series run, and bad input stops with one line.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import mlflow
+import pandas as pd
+import pytest
+from conftest import ROOT, copy_project, subprocess_env
+from mlflow.tracking import MlflowClient
+from test_main import artifact_paths
+from tiny_model import standin_model_dir
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from drift_batches import make_batches  # noqa: E402
+
+CHECKS = ("length_tokens", "unseen_pieces", "vocabulary_auc", "class_mix", "confidence",
+          "accuracy")
+# What each batch must trip (True), must not trip (False); unlisted checks may go either way
+EXPECTED = {
+    "in_distribution": dict.fromkeys(CHECKS, False),
+    "only_sports": {"class_mix": True, "vocabulary_auc": True, "accuracy": False},
+    "titles_only": {"length_tokens": True, "vocabulary_auc": True},
+    "label_noise": {"accuracy": True, "class_mix": False, "vocabulary_auc": False,
+                    "length_tokens": False, "unseen_pieces": False},
+}
+
+
+def mlflow_run(cwd, env, entry_point: str, params: dict):
+    args = [sys.executable, "-m", "mlflow", "run", ".", "-e", entry_point, "--env-manager",
+            "local"]
+    for key, value in params.items():
+        args += ["-P", f"{key}={value}"]
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+def run_id_of(proc) -> str:
+    return re.findall(r"Run \(ID '([0-9a-f]+)'\)", proc.stderr)[-1]
+
+
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory, ag_news):
+    cwd = copy_project(tmp_path_factory.mktemp("monitor"))
+    env = subprocess_env()
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{cwd / 'mlflow.db'}"
+    proc = mlflow_run(cwd, env, "main", {
+        "data": ag_news, "model": standin_model_dir(), "train_size": 400, "val_size": 100,
+        "test_size": 300, "epochs": 1, "min_test_accuracy": 0, "min_test_f1": 0})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    (evaluate,) = client.search_runs(["0"], filter_string="tags.step = 'evaluate'")
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    try:
+        reference = pd.read_parquet(mlflow.artifacts.download_artifacts(
+            run_id=evaluate.info.run_id, artifact_path="predictions.parquet"))
+    finally:
+        mlflow.set_tracking_uri(None)
+    paths = make_batches(ag_news / "test.csv", set(reference["text"]), cwd / "batches")
+    # predict's output goes to monitor as it is: its predictions are used, not recomputed
+    scored = cwd / "batches" / "label_noise_scored.parquet"
+    assert mlflow_run(cwd, env, "predict", {"input": paths["label_noise"],
+                                            "output": scored}).returncode == 0
+    runs, outputs = {}, {}
+    for name, path in {**paths, "label_noise": scored}.items():
+        params = {"input": path, **({"fail_on_drift": "true"} if name == "only_sports" else {})}
+        proc = mlflow_run(cwd, env, "monitor", params)
+        outputs[name] = proc
+        runs[name] = client.get_run(run_id_of(proc))
+    return {"cwd": cwd, "env": env, "client": client, "runs": runs, "outputs": outputs,
+            "evaluate": evaluate, "scored": scored}
+
+
+@pytest.mark.parametrize("batch", list(EXPECTED))
+def test_each_batch_is_flagged_by_the_checks_that_should_catch_it(monitored, batch):
+    run = monitored["runs"][batch]
+    metrics = run.data.metrics
+    flags = {c: bool(metrics[f"drift_{c}_flag"]) for c in CHECKS}
+    for check, expected in EXPECTED[batch].items():
+        assert flags[check] == expected, (batch, check, metrics)
+    assert run.data.tags["drift"] == str(any(flags.values())).lower()
+    for check in CHECKS:
+        assert f"drift_{check}" in metrics and f"drift_{check}_threshold" in metrics
+    if batch == "in_distribution":
+        assert "no drift" in monitored["outputs"][batch].stdout
+    else:
+        assert run.data.tags["drift_reasons"]
+
+
+def test_the_reference_is_the_models_lineage(monitored):
+    run = monitored["runs"]["in_distribution"]
+    assert run.data.tags["input.reference_evaluate"] == \
+        f"runs:/{monitored['evaluate'].info.run_id}"
+    assert run.data.tags["monitor.model"] == "agnews-classifier v1"
+    assert run.info.status == "FINISHED"
+    files = set(artifact_paths(monitored["client"], run.info.run_id))
+    assert {"plots/length_tokens.png", "plots/class_mix.png", "plots/confidence.png",
+            "plots/confusion_matrix.png", "drift_report/report.html",
+            "batch_predictions.parquet"} <= files
+
+
+def test_predicts_output_is_taken_as_it_is(monitored):
+    run = monitored["runs"]["label_noise"]
+    scored = pd.read_parquet(monitored["scored"])
+    mlflow.set_tracking_uri(monitored["env"]["MLFLOW_TRACKING_URI"])
+    try:
+        checked = pd.read_parquet(mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="batch_predictions.parquet"))
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert checked["predicted"].tolist() == scored["predicted"].tolist()
+    assert checked["confidence"].tolist() == pytest.approx(scored["confidence"].tolist())
+    accuracy = (scored["label"] == scored["predicted"]).mean()
+    assert run.data.metrics["batch_accuracy"] == pytest.approx(accuracy)
+
+
+def test_fail_on_drift_exits_3_with_the_run_logged(monitored):
+    proc, run = monitored["outputs"]["only_sports"], monitored["runs"]["only_sports"]
+    assert proc.returncode != 0
+    assert "exiting 3 (fail_on_drift=true)" in proc.stderr
+    assert run.data.tags["drift"] == "true"
+    assert "drift_report/report.html" in artifact_paths(monitored["client"], run.info.run_id)
+    assert monitored["outputs"]["in_distribution"].returncode == 0
+
+
+def test_batches_chart_over_time_in_the_models_series_run(monitored):
+    client = monitored["client"]
+    (series,) = client.search_runs(["0"], filter_string="tags.step = 'monitor-series'")
+    assert series.info.run_name == "monitor agnews-classifier v1"
+    numbers = sorted(int(r.data.tags["monitor.batch"]) for r in monitored["runs"].values())
+    assert numbers == [1, 2, 3, 4]
+    for run in monitored["runs"].values():
+        assert run.data.tags["mlflow.parentRunId"] == series.info.run_id
+        assert run.info.run_name == f"batch {run.data.tags['monitor.batch']} agnews-classifier v1"
+    history = client.get_metric_history(series.info.run_id, "drift_vocabulary_auc")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4]
+    by_batch = {int(r.data.tags["monitor.batch"]): r.data.metrics["drift_vocabulary_auc"]
+                for r in monitored["runs"].values()}
+    assert {m.step: m.value for m in history} == by_batch
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"model_uri": "models:/no-such-model@champion"}, "does not resolve"),
+    ({"model_uri": "runs:/0123456789abcdef/model"}, "cannot follow the lineage"),
+    ({"reference": "0123456789abcdef"}, "is not a run in this tracking store"),
+    ({"input": "batches/missing.csv"}, "is not a file"),
+])
+def test_bad_input_stops_with_one_line(monitored, params, message):
+    params = {"input": "batches/in_distribution.csv", **params}
+    proc = mlflow_run(monitored["cwd"], monitored["env"], "monitor", params)
+    assert proc.returncode != 0
+    errors = [x for x in proc.stderr.splitlines() if x.startswith("monitor: error")]
+    assert len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
