@@ -103,12 +103,17 @@ def domain_classifier_check(reference: list[str], batch: list[str], seed: int,
     """How well a TF-IDF logistic regression tells batch texts from reference texts (ROC AUC,
     cross-validated): about 0.5 when they are alike. The threshold is the 95th percentile of
     the AUC the same model reaches with the labels shuffled, so it adapts to the sizes.
-    The words that most mark the batch are in the detail."""
+    The words that most mark the batch are in the detail. A batch of one text is not
+    judged (NaN)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+    folds = min(folds, len(batch), len(reference))
+    if folds < 2:  # nothing to cross-validate on
+        return Check("vocabulary_auc", float("nan"), float("nan"), False, "",
+                     {"batch_words": []})
     texts = list(reference) + list(batch)
     y = np.r_[np.zeros(len(reference)), np.ones(len(batch))]
     vectorizer = TfidfVectorizer(min_df=2, sublinear_tf=True)

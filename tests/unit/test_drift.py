@@ -39,6 +39,14 @@ def test_the_vocabulary_classifier_tells_a_shifted_batch_but_not_a_fresh_sample(
     assert "ROC AUC" in shifted.reason and shifted.detail["batch_words"]
 
 
+def test_the_vocabulary_check_takes_a_batch_of_a_few_texts(test_split):
+    reference = test_split["text"].iloc[:400].tolist()
+    few = domain_classifier_check(reference, test_split["text"].iloc[400:403].tolist(), seed=0)
+    assert 0 <= few.value <= 1 and few.threshold > 0.5
+    one = domain_classifier_check(reference, test_split["text"].iloc[400:401].tolist(), seed=0)
+    assert np.isnan(one.value) and not one.drift
+
+
 def test_text_length_ks_flags_titles_only_not_a_fresh_sample(test_split):
     words = test_split["text"].str.split().str.len().to_numpy()
     titles = test_split["title"].str.split().str.len().to_numpy()
