@@ -19,8 +19,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from agnews.cli import config_params, parse, quiet_libraries, run_step
 from agnews.config import LABELS, EvalConfig, MonitorConfig
 from agnews.errors import UserError
@@ -51,11 +49,9 @@ def main(argv=None) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from agnews.data.plots import length_distribution
-    from agnews.evaluation.plots import confusion_matrices
     from agnews.model.logged_model import load_logged_classifier, score_texts
-    from agnews.monitoring.batch import token_lengths
-    from agnews.monitoring.plots import class_mix, confidence
+    from agnews.monitoring.batch import label_metrics, token_lengths
+    from agnews.monitoring.plots import drift_figures
     from agnews.monitoring.reference import load_reference
     from agnews.monitoring.report import drift_report
     from agnews.monitoring.series import log_to_series, series_run
@@ -91,25 +87,11 @@ def main(argv=None) -> None:
             mlflow.set_tag("mlflow.runName", f"batch {number} {ref.model}")
         metrics = {**check_metrics(checks), "batch_rows": float(len(batch)),
                    "drift": float(bool(flagged))}
-        if "label" in batch.columns:
-            from sklearn.metrics import accuracy_score, f1_score
-
-            truth, pred = batch["label"].to_numpy(), batch["predicted"].to_numpy()
-            metrics.update({"batch_accuracy": float(accuracy_score(truth, pred)),
-                            "batch_f1": float(f1_score(truth, pred, average="weighted"))})
+        metrics.update(label_metrics(batch))
         mlflow.log_metrics(metrics)
         log_to_series(client, series_id, number, metrics)
-        figures = {
-            "length_tokens.png": length_distribution(
-                {"reference": token_lengths(tokenize(ref.test["text"].tolist())),
-                 "batch": token_lengths(tokenize(batch["text"].tolist()))}, "tokens"),
-            "class_mix.png": class_mix(*[np.bincount(p, minlength=len(LABELS)) for p in (
-                ref.test["predicted"].to_numpy(), batch["predicted"].to_numpy())]),
-            "confidence.png": confidence(ref.test["confidence"].to_numpy(),
-                                         batch["confidence"].to_numpy())}
-        if "label" in batch.columns:
-            figures["confusion_matrix.png"] = confusion_matrices(
-                batch["label"].to_numpy(), batch["predicted"].to_numpy())
+        figures = drift_figures(ref.test, batch, token_lengths(tokenize(ref.test["text"].tolist())),
+                                token_lengths(tokenize(batch["text"].tolist())))
         images = save_figures(figures, Path(tmp) / "plots")
         mlflow.log_artifacts(str(Path(tmp) / "plots"), "plots")
         write_report(drift_report(ref.model, number, len(batch), checks, images, ref.runs),

@@ -106,3 +106,14 @@ def check_metrics(checks: list[Check]) -> dict[str, float]:
         out.update({f"drift_{c.name}_{k}": float(v) for k, v in (c.detail or {}).items()
                     if isinstance(v, (int, float))})
     return out
+
+
+def label_metrics(batch: pd.DataFrame) -> dict[str, float]:
+    """`batch_accuracy` and weighted `batch_f1` where the batch has labels; else nothing."""
+    if "label" not in batch.columns:
+        return {}
+    from sklearn.metrics import accuracy_score, f1_score
+
+    truth, pred = batch["label"].to_numpy(), batch["predicted"].to_numpy()
+    return {"batch_accuracy": float(accuracy_score(truth, pred)),
+            "batch_f1": float(f1_score(truth, pred, average="weighted"))}

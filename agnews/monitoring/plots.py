@@ -1,5 +1,6 @@
 """Drift plots, each a Figure: the batch's predicted class mix and the model's confidence
-against the reference's (text lengths reuse `agnews.data.plots.length_distribution`)."""
+against the reference's; `drift_figures` adds the text lengths
+(`agnews.data.plots.length_distribution`) and, with labels, the confusion matrix."""
 from __future__ import annotations
 
 import matplotlib
@@ -44,3 +45,22 @@ def confidence(reference: np.ndarray, batch: np.ndarray) -> Figure:
            title="Model confidence")
     fig.tight_layout()
     return fig
+
+
+def drift_figures(reference: pd.DataFrame, batch: pd.DataFrame, reference_lengths: np.ndarray,
+                  batch_lengths: np.ndarray) -> dict[str, Figure]:
+    """File name -> Figure for one batch against the reference's test predictions."""
+    from agnews.data.plots import length_distribution
+    from agnews.evaluation.plots import confusion_matrices
+
+    counts = [np.bincount(frame["predicted"].to_numpy(), minlength=len(LABELS))
+              for frame in (reference, batch)]
+    figures = {"length_tokens.png": length_distribution(
+                   {"reference": reference_lengths, "batch": batch_lengths}, "tokens"),
+               "class_mix.png": class_mix(*counts),
+               "confidence.png": confidence(reference["confidence"].to_numpy(),
+                                            batch["confidence"].to_numpy())}
+    if "label" in batch.columns:
+        figures["confusion_matrix.png"] = confusion_matrices(batch["label"].to_numpy(),
+                                                             batch["predicted"].to_numpy())
+    return figures

@@ -140,3 +140,21 @@ def test_batches_of_a_model_are_numbered_in_its_series_run(tracking):
     assert [(m.step, m.value) for m in client.get_metric_history(first, "drift_class_mix")] == \
         [(2, 0.3)]
     assert client.get_run(first).info.status == "FINISHED"
+
+
+def test_a_batchs_figures_and_label_metrics():
+    from matplotlib.figure import Figure
+
+    from agnews.monitoring.batch import label_metrics
+    from agnews.monitoring.plots import drift_figures
+
+    reference = pd.DataFrame({"predicted": [0, 1, 2, 3] * 5, "confidence": np.linspace(.4, 1, 20)})
+    batch = pd.DataFrame({"predicted": [1, 1, 1, 0], "confidence": [.9, .8, .95, .5]})
+    names = set(drift_figures(reference, batch, np.arange(20) + 5, np.array([3, 4, 5, 6])))
+    assert names == {"length_tokens.png", "class_mix.png", "confidence.png"}
+    assert label_metrics(batch) == {}
+    labelled = batch.assign(label=[1, 1, 0, 0])
+    figures = drift_figures(reference, labelled, np.arange(20) + 5, np.array([3, 4, 5, 6]))
+    assert "confusion_matrix.png" in figures and all(isinstance(f, Figure)
+                                                     for f in figures.values())
+    assert label_metrics(labelled)["batch_accuracy"] == 0.75
