@@ -245,3 +245,22 @@ def test_a_failing_ingest_stops_the_sweep_at_its_first_trial(tmp_path, tiny_mode
     study = optuna.load_study(study_name="s2",
                               storage=open_storage(str(cwd / ".sweeps" / "s2.journal")))
     assert [t.state for t in study.trials] == [TrialState.FAIL]  # not five failed trials
+
+
+def test_n_jobs_runs_trials_at_once_and_timeout_stops_starting_new_ones(tmp_path, tiny_model,
+                                                                        ag_news):
+    cwd = copy_project(tmp_path / "project")
+    env = subprocess_env()
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{cwd / 'mlflow.db'}"
+    params = {"data": ag_news, "model": tiny_model, "train_size": 40, "val_size": 12,
+              "test_size": 24, "n_trials": 6, "n_jobs": 2, "timeout_minutes": 0.01,
+              "study": "s3", "space": "learning_rate=1e-4:1e-2:log epochs=1",
+              "min_test_accuracy": 0, "min_test_f1": 0}
+    proc = subprocess.run(sweep_args(params), cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = MlflowClient(env["MLFLOW_TRACKING_URI"]).search_runs(
+        ["0"], filter_string="tags.`sweep.study` = 's3' and tags.step = 'train'")
+    assert len(runs) == 2  # the first two started together; after them the time was up
+    first, second = sorted(runs, key=lambda r: r.info.start_time)
+    assert second.info.start_time < first.info.end_time  # they overlapped

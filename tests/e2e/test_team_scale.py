@@ -62,12 +62,14 @@ def server(tmp_path_factory):
     try:
         wait_for(f"{url}/health", process, 120, log)
         yield {"url": url, "artifacts": tmp / "artifacts", "client": MlflowClient(url),
-               "log": log, "tmp": tmp}
+               "log": log, "tmp": tmp, "db": db}
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
         as_postgres("psql", "-X", "-q", "-p", cluster_port(), "-c",
-                    f"DROP DATABASE IF EXISTS {db} WITH (FORCE)", "-c", f"DROP ROLE IF EXISTS {db}")
+                    f"DROP DATABASE IF EXISTS {db} WITH (FORCE)", "-c",
+                    f"DROP DATABASE IF EXISTS {db}_optuna WITH (FORCE)", "-c",
+                    f"DROP ROLE IF EXISTS {db}")
 
 
 def cluster_port() -> str:
@@ -212,3 +214,40 @@ def test_a_bad_database_name_stops_the_server_script_with_one_line(tmp_path):
         "team-server: error: MLFLOW_DB='team-db; drop' is not a plain PostgreSQL name: use "
         "lower-case letters, digits and _"]
     assert not any(tmp_path.iterdir())  # nothing created
+
+
+def test_a_sweep_keeps_its_study_in_the_teams_postgresql(server, tiny_model, ag_news, tmp_path):
+    """As the README says: a database of the team's PostgreSQL for Optuna (its tables must not
+    share MLflow's), its URL without the password, which libpq reads from PGPASSFILE."""
+    import optuna
+
+    db, port = server["db"], cluster_port()
+    created = as_postgres("createdb", "-p", port, "-O", db, f"{db}_optuna")
+    assert created.returncode == 0, created.stderr
+    password = (server["tmp"] / "state" / f"{db}.password").read_text().strip()
+    pgpass = tmp_path / "pgpass"
+    pgpass.write_text(f"127.0.0.1:{port}:*:{db}:{password}\n")
+    pgpass.chmod(0o600)
+    storage = f"postgresql+psycopg://{db}@127.0.0.1:{port}/{db}_optuna"
+    env = {**subprocess_env(), "MLFLOW_TRACKING_URI": server["url"], "PGPASSFILE": str(pgpass)}
+    cwd = copy_project(tmp_path / "project")
+    args = [sys.executable, "-m", "mlflow", "run", ".", "-e", "sweep", "--env-manager", "local"]
+    for key, value in {"data": ag_news, "model": tiny_model, "train_size": 40, "val_size": 12,
+                       "test_size": 24, "n_trials": 2, "study": "team", "storage": storage,
+                       "space": "learning_rate=1e-4:1e-2:log epochs=1",
+                       "registered_model": f"sweep-{db}", "min_test_accuracy": 0,
+                       "min_test_f1": 0}.items():
+        args += ["-P", f"{key}={value}"]
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert not (cwd / ".sweeps").exists()  # no journal file: the study is in the database
+    os.environ["PGPASSFILE"] = str(pgpass)
+    try:
+        study = optuna.load_study(study_name="team", storage=storage)
+    finally:
+        del os.environ["PGPASSFILE"]
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    parent = server["client"].get_run(
+        re.findall(r"Run \(ID '([0-9a-f]+)'\) succeeded", proc.stderr)[-1])
+    assert parent.data.tags["sweep.storage"] == storage and parent.info.status == "FINISHED"
+    assert parent.data.tags["best_run"] == study.best_trial.user_attrs["run_id"]
