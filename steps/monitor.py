@@ -73,7 +73,9 @@ def main(argv=None) -> None:
     def tokenize(texts: list[str]) -> list[list[int]]:
         return clf.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
-    checks = batch_checks(ref, batch, tokenize, clf.tokenizer.unk_token_id, cfg.seed)
+    ids = {"train": tokenize(ref.train_texts), "test": tokenize(ref.test["text"].tolist()),
+           "batch": tokenize(batch["text"].tolist())}
+    checks = batch_checks(ref, batch, ids, clf.tokenizer.unk_token_id, cfg.seed)
     flagged = [c for c in checks if c.drift]
     upstream = {"input": str(source.resolve()), "model_uri": cfg.model_uri,
                 **{f"reference_{k}": f"runs:/{v}" for k, v in ref.runs.items()}}
@@ -90,8 +92,8 @@ def main(argv=None) -> None:
         metrics.update(label_metrics(batch))
         mlflow.log_metrics(metrics)
         log_to_series(client, series_id, number, metrics)
-        figures = drift_figures(ref.test, batch, token_lengths(tokenize(ref.test["text"].tolist())),
-                                token_lengths(tokenize(batch["text"].tolist())))
+        figures = drift_figures(ref.test, batch, token_lengths(ids["test"]),
+                                token_lengths(ids["batch"]))
         images = save_figures(figures, Path(tmp) / "plots")
         mlflow.log_artifacts(str(Path(tmp) / "plots"), "plots")
         write_report(drift_report(ref.model, number, len(batch), checks, images, ref.runs),

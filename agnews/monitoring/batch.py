@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -73,18 +72,18 @@ def token_lengths(ids: list[list[int]]) -> np.ndarray:
     return np.fromiter((len(seq) for seq in ids), dtype=np.int64, count=len(ids))
 
 
-def batch_checks(ref: Reference, batch: pd.DataFrame,
-                 tokenize: Callable[[list[str]], list[list[int]]], unk_id: int | None,
-                 seed: int) -> list[Check]:
+def batch_checks(ref: Reference, batch: pd.DataFrame, ids: dict[str, list[list[int]]],
+                 unk_id: int | None, seed: int) -> list[Check]:
     """Every check of the batch: text length, unseen word pieces, vocabulary, predicted class
-    mix, confidence, and accuracy where the batch has labels."""
-    ref_ids, batch_ids = tokenize(ref.test["text"].tolist()), tokenize(batch["text"].tolist())
+    mix, confidence, and accuracy where the batch has labels. `ids` holds the word pieces of
+    the reference's "train" and "test" texts and of the "batch"."""
+    ref_ids, batch_ids = ids["test"], ids["batch"]
     counts = [np.bincount(p, minlength=len(LABELS))
               for p in (ref.test["predicted"].to_numpy(), batch["predicted"].to_numpy())]
     checks = [
         ks_check("length_tokens", "text length in tokens", token_lengths(ref_ids),
                  token_lengths(batch_ids)),
-        unseen_pieces_check(tokenize(ref.train_texts), ref_ids, batch_ids, unk_id),
+        unseen_pieces_check(ids["train"], ref_ids, batch_ids, unk_id),
         domain_classifier_check(ref.test["text"].tolist(), batch["text"].tolist(), seed),
         class_mix_check(counts[0], counts[1], LABELS),
         ks_check("confidence", "the model's confidence", ref.test["confidence"].to_numpy(),

@@ -19,7 +19,7 @@ from typing import Iterator
 
 from agnews import PROJECT_DIR
 from agnews.errors import UserError
-from agnews.tracking.locks import LOCKS
+from agnews.tracking.locks import LOCKS, held
 
 SWEEPS = PROJECT_DIR / ".sweeps"
 HEARTBEAT_SECONDS = 60  # a database trial without a heartbeat for 2 of these was left behind
@@ -77,20 +77,10 @@ def study_lock(name: str, location: str, folder: Path = LOCKS) -> Iterator[None]
     if not is_journal(location):
         yield
         return
-    from filelock import FileLock, Timeout
-
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(folder / f"sweep-{name}.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        message = (f"study '{name}' is being run by another sweep on this machine: let it "
-                   "finish, or start a new -P study= (more trials at once: -P n_jobs)")
-        raise UserError(message) from None
-    try:
+    with held(f"sweep-{name}", f"study '{name}' is being run by another sweep on this machine: "
+              "let it finish, or start a new -P study= (more trials at once: -P n_jobs)",
+              folder, refuse=True):
         yield
-    finally:
-        lock.release()
 
 
 def pruner(startup_trials: int):
@@ -163,9 +153,8 @@ class EpochReporter:
         import optuna
 
         storage = open_storage(location)
-        loaded = optuna.load_study(study_name=study, storage=storage)
-        startup = int(loaded.user_attrs.get("pruner_startup_trials", 5))
-        self.study = optuna.load_study(study_name=study, storage=storage, pruner=pruner(startup))
+        self.study = optuna.load_study(study_name=study, storage=storage)
+        self.study.pruner = pruner(int(self.study.user_attrs.get("pruner_startup_trials", 5)))
         trial_id = storage.get_trial_id_from_study_id_trial_number(
             storage.get_study_id_from_name(study), number)
         self.trial = optuna.trial.Trial(self.study, trial_id)

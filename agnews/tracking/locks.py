@@ -21,9 +21,12 @@ LOCKS = PROJECT_DIR / ".locks"
 
 
 @contextlib.contextmanager
-def held(name: str, waiting: str, folder: Path = LOCKS) -> Iterator[Path]:
-    """Hold the lock `name`; if another process holds it, print `waiting` and wait for it."""
+def held(name: str, waiting: str, folder: Path = LOCKS, refuse: bool = False) -> Iterator[Path]:
+    """Hold the lock `name`; if another process holds it, print `waiting` and wait for it
+    (with `refuse`, stop with `waiting` as the one-line error instead)."""
     from filelock import FileLock, Timeout
+
+    from agnews.errors import UserError
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / (re.sub(r"[^A-Za-z0-9._-]", "_", name) + ".lock")
@@ -31,6 +34,8 @@ def held(name: str, waiting: str, folder: Path = LOCKS) -> Iterator[Path]:
     try:
         lock.acquire(timeout=0)
     except Timeout:
+        if refuse:
+            raise UserError(waiting) from None
         print(f"{waiting} ({path})", flush=True)
         lock.acquire()
     try:
