@@ -56,7 +56,7 @@ def main(argv=None) -> None:
                             {"input": "CSV or Parquet file of texts (`text`, optional `label`)"})
     source, output = Path(uris.input).expanduser(), Path(cfg.output).expanduser()
     check_paths(source, output)
-    from agnews.data.sources import read_table
+    from agnews.data.tables import read_table
 
     texts = read_table(source, need_label=False)  # every row checked before the model loads
     import mlflow

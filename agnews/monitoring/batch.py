@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from agnews.config import LABELS
+from agnews.data.tables import read_rows, validate
 from agnews.errors import UserError
 from agnews.evaluation.predictions import PROB_COLUMNS
 from agnews.monitoring.drift import (
@@ -38,19 +39,12 @@ def read_batch(path: Path) -> pd.DataFrame:
     """`text`, and `label` / `predicted` (class indices) and `confidence` where the file has
     them: a CSV or Parquet file with a `text` column, the AG News CSV layout, or `predict`'s
     output as it is. Predictions are kept only when every class probability is there."""
-    from agnews.data.sources import read_csv
-
     if not path.is_file():
         raise UserError(f"input '{path}' is not a file: pass a CSV or Parquet batch of texts "
                         "(paths are relative to the project folder)")
-    if path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    elif path.suffix == ".csv":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        if len(frame.columns) == 3 and str(frame.columns[0]).strip().isdigit():
-            frame = read_csv(path)  # the AG News layout: class, title, description
-    else:
-        raise UserError(f"input '{path}' is neither .csv nor .parquet: pass a batch file")
+    frame, one_based = read_rows(path)
+    if one_based:  # the AG News layout: its 1-4 class index checked and made 0-3
+        frame = validate(frame, path.name, one_based=True)
     if "text" not in frame.columns:
         raise UserError(f"{path.name} has no `text` column (has: "
                         f"{', '.join(map(str, frame.columns))}): pass a file with one text a row")

@@ -55,7 +55,7 @@ def gather(run_ids: dict[str, str], lang: str, sweep_run: str = "") -> ReportFac
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from agnews.tracking.runs import read_table
+    from agnews.tracking.runs import logged_table
 
     client = MlflowClient()
     runs = {}
@@ -88,10 +88,10 @@ def gather(run_ids: dict[str, str], lang: str, sweep_run: str = "") -> ReportFac
         params=params,
         metrics={s: r.data.metrics for s, r in runs.items() if s != "sweep"},
         run_ids={s: r.info.run_id for s, r in runs.items()}, history=history,
-        per_class=read_table(evaluate, "per_class_metrics.json"),
+        per_class=logged_table(evaluate, "per_class_metrics.json"),
         confusion=confusion_counts(preds["label"].to_numpy(), preds["predicted"].to_numpy()),
-        class_balance=read_table(runs["ingest"].info.run_id, "class_balance.json"),
-        mistakes=read_table(evaluate, "most_confident_mistakes.json"),
+        class_balance=logged_table(runs["ingest"].info.run_id, "class_balance.json"),
+        mistakes=logged_table(evaluate, "most_confident_mistakes.json"),
         mean_confidence=float(preds["confidence"].mean()),
         previous=previous_evaluation(client, runs["evaluate"]),
         registry={k: v for k, v in runs["register"].data.tags.items()

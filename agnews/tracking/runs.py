@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import mlflow
 
 from agnews.errors import UserError
+from agnews.tracking.stale import process_tags
 
 
 @contextlib.contextmanager
@@ -36,7 +37,7 @@ def step_run(step: str, params: dict[str, str], upstream: dict[str, str] | None 
         # MLflow's default of 10 s leaves a default training run (~25-90 s here) few points
         os.environ["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] = "5"
     with mlflow.start_run(log_system_metrics=system_metrics) as run:
-        mlflow.set_tag("step", step)
+        mlflow.set_tags({"step": step, **process_tags()})
         name_run(step)
         logged = mlflow.get_run(run.info.run_id).data.params
         missing = {k: v for k, v in params.items() if k not in logged}
@@ -147,7 +148,7 @@ def log_figure(fig, artifact_path: str) -> None:
     plt.close(fig)
 
 
-def read_table(run_id: str, artifact_file: str):
+def logged_table(run_id: str, artifact_file: str):
     """A table logged with `mlflow.log_table` by one run, as a DataFrame.
 
     `mlflow.load_table` searches only the active experiment; reading the run's artifact

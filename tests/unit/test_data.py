@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import texts_frame
+from support import texts_frame
 
 from agnews.config import DataConfig
 from agnews.data.profile import class_balance, text_length, text_overlap
 from agnews.data.sampling import allocate, sample_splits
-from agnews.data.sources import Source, load_source, read_csv, validate
+from agnews.data.sources import Source, load_source
+from agnews.data.tables import read_table, validate
 from agnews.errors import UserError
 
 
@@ -100,15 +101,28 @@ def test_class_balance_and_text_length_tables():
     assert text_overlap(texts_frame([0, 1]), texts_frame([0, 2, 3])) == 1  # "story 0 ... 0"
 
 
-# -- the real data, read in place ------------------------------------------------------------
+# -- the repository's sample of real AG News rows ---------------------------------------------
 
-def test_real_ag_news_folder_loads_with_text_and_labels(ag_news):
+def test_the_sample_of_real_ag_news_loads_with_text_and_labels(ag_news):
     source = load_source(str(ag_news))
-    assert len(source.train) == 22_438 and len(source.test) == 7_600
-    assert source.test["label"].value_counts().to_dict() == {c: 1900 for c in range(4)}
+    assert len(source.train) == 1_600 and len(source.test) == 1_200
+    assert source.train["label"].value_counts().to_dict() == {c: 400 for c in range(4)}
+    assert source.test["label"].value_counts().to_dict() == {c: 300 for c in range(4)}
     first = source.train.iloc[0]
-    assert first["text"].startswith("Wall St. Bears Claw Back Into the Black (Reuters) Reuters")
+    assert first["text"].startswith("South Korea lowers interest rates South Korea's central")
     assert first["label"] == 2  # "3" = Business in the 1-4 CSV layout
+    assert not set(source.train["text"]) & set(source.test["text"])  # no row in both splits
+
+
+def test_the_sample_is_the_one_its_sources_note_describes(ag_news):
+    import hashlib
+    import re
+
+    note = (ag_news / "SOURCES.md").read_text(encoding="utf-8")
+    for name in ("train.csv", "test.csv", "classes.txt"):
+        listed = re.search(rf"\| {re.escape(name)} \|.*\| ([0-9a-f]{{32}}) \|", note).group(1)
+        assert hashlib.md5((ag_news / name).read_bytes()).hexdigest() == listed, name
+    assert sum((ag_news / n).stat().st_size for n in ("train.csv", "test.csv")) < 1_000_000
 
 
 def test_default_sample_of_real_data_is_disjoint_and_balanced(ag_news):
@@ -189,7 +203,27 @@ def test_spreadsheet_csv_with_bom_and_crlf_loads_like_any_other(tmp_path, layout
     plain, excel = tmp_path / "plain.csv", tmp_path / "excel.csv"
     plain.write_bytes("\n".join(rows).encode() + b"\n")
     excel.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(rows).encode("utf-8") + b"\r\n")
-    loaded = read_csv(excel)
-    assert loaded.equals(read_csv(plain))
+    loaded = read_table(excel)
+    assert loaded.equals(read_table(plain))
     assert loaded["text"].tolist() == ["Oil climbs Crude rose again.", "Cup final Underdogs win."]
     assert loaded["label"].tolist() == [2, 1]
+
+
+@pytest.mark.parametrize("reader", ["predict", "monitor", "ingest"])
+def test_a_latin1_csv_stops_with_one_line_naming_the_line_and_the_fix(tmp_path, reader):
+    """What an older spreadsheet program saves: Latin-1. Every entry point reads it the same
+    way and names the first line that is not UTF-8 and how to convert the file."""
+    from agnews.monitoring.batch import read_batch
+
+    path = tmp_path / "train.csv"
+    path.write_bytes("text,label\nMarkets rally,2\nCafé owners strike in Paris,0\n"
+                     .encode("latin-1"))
+    (tmp_path / "test.csv").write_bytes(path.read_bytes())
+    read = {"predict": lambda: read_table(path, need_label=False),
+            "monitor": lambda: read_batch(path),
+            "ingest": lambda: load_source(str(tmp_path))}[reader]
+    with pytest.raises(UserError) as err:
+        read()
+    message = str(err.value)
+    assert "is not UTF-8 text (line 3 has byte 0xe9" in message
+    assert "iconv -f latin1 -t utf-8 train.csv" in message and "\n" not in message
