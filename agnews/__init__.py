@@ -6,8 +6,11 @@
 - `agnews.training`: the training loop, its checkpoints, training across processes, its curves.
 - `agnews.evaluation`: metrics, prediction tables, evaluation plots.
 - `agnews.report`: the report's facts, content, conclusions, wording and rendering.
-- `agnews.tracking`: MLflow runs, lineage, the step cache, the registry, chaining the steps.
-- `agnews.search`: the hyperparameter search space (for the coming `sweep` entry point).
+- `agnews.tracking`: MLflow runs, lineage, the step cache, locks, runs a crash left
+  RUNNING, chaining the steps.
+- `agnews.registry`: the register step's promotion policy and its Model Registry calls.
+- `agnews.search`: the `sweep` entry point's space, Optuna study, pruning hook, trials, plots.
+- `agnews.monitoring`: the `monitor` entry point's drift checks, reference, batches, series.
 - `agnews.config`, `agnews.cli`, `agnews.errors`, `agnews.hub`: parameters, their parsing,
   one-line errors, and pinning a Hub id to a commit.
 """

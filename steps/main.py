@@ -39,15 +39,14 @@ from agnews.config import (
     TrainConfig,
 )
 from agnews.errors import UserError
+from agnews.tracking.pins import go_offline_if_unreachable, pin_revisions
 from agnews.tracking.pipeline import (
     close_parent,
-    go_offline_if_unreachable,
-    pin_revisions,
     run_or_reuse,
-    run_title,
     step_parameters,
 )
 from agnews.tracking.step_cache import STEPS, forced_steps, step_keys
+from agnews.tracking.titles import run_title
 
 CHECKPOINTS = PROJECT_DIR / ".checkpoints"
 
@@ -76,11 +75,13 @@ def main(argv=None) -> None:
     from mlflow.tracking import MlflowClient
 
     from agnews.tracking.runs import name_run
+    from agnews.tracking.stale import process_tags
 
     client = MlflowClient()
     with mlflow.start_run() as parent:
         experiment_id = parent.info.experiment_id
         name_run(title)
+        mlflow.set_tags(process_tags())
         for flag, pin in pins.items():
             mlflow.set_tags({f"{flag}.revision": pin.sha,
                              f"{flag}.source": "hub" if pin.online else "cache"})
@@ -89,7 +90,8 @@ def main(argv=None) -> None:
             mlflow.set_tag(f"step.{step}.cache_key", keys[step])
             try:
                 done[step], cached = run_or_reuse(
-                    client, step, keys[step], lambda: step_parameters(configs, done)[step],
+                    client, step, keys[step],
+                    lambda step=step: step_parameters(configs, done)[step],
                     experiment_id, parent.info.run_id, forced=step in forced)
             except UserError:
                 mlflow.set_tag("failed_step", step)

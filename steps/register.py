@@ -32,16 +32,15 @@ def main(argv=None) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from agnews.tracking.locks import registry_lock
-    from agnews.tracking.registry import (
+    from agnews.registry.policy import decide, gate_failures
+    from agnews.registry.versions import (
         champion_version,
-        decide,
-        gate_failures,
         model_run_id,
         register_version,
         rescore,
         same_source_version,
     )
+    from agnews.tracking.locks import registry_lock
     from agnews.tracking.runs import step_run
 
     client = MlflowClient()

@@ -41,16 +41,15 @@ from agnews.search.study import (
     study_name,
 )
 from agnews.search.trials import apply, kept_epoch_scores, study_summary, trial_title
+from agnews.tracking.pins import go_offline_if_unreachable, pin_revisions
 from agnews.tracking.pipeline import (
     close_parent,
-    go_offline_if_unreachable,
-    pin_revisions,
     run_child,
     run_or_reuse,
-    run_title,
     step_parameters,
 )
 from agnews.tracking.step_cache import step_keys
+from agnews.tracking.titles import run_title
 
 # Trials train in one process; the training settings a trial may vary are set through the
 # space (a fixed value there: `epochs=3`), so a value has one place to come from.
@@ -100,6 +99,7 @@ def main(argv=None) -> None:
     import optuna
 
     from agnews.tracking.runs import name_run
+    from agnews.tracking.stale import process_tags
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with study_lock(name, location):
@@ -108,6 +108,7 @@ def main(argv=None) -> None:
         with mlflow.start_run() as parent:
             sweep.experiment_id, sweep.parent_id = parent.info.experiment_id, parent.info.run_id
             name_run(run_title(config_params(sw), config_params(SweepConfig()), head="sweep"))
+            mlflow.set_tags(process_tags())
             logged = mlflow.get_run(sweep.parent_id).data.params
             mlflow.log_params({k: v for k, v in {**settings, **config_params(ev, reg, rep, sw)}
                                .items() if k not in logged and k not in searched})
@@ -152,7 +153,7 @@ def run_trial(sweep: Sweep, trial) -> float:
     keys, done = step_keys(configs), {}
     for step in ("ingest", "tokenize"):
         done[step], _ = run_or_reuse(
-            client, step, keys[step], lambda: step_parameters(configs, done)[step],
+            client, step, keys[step], lambda step=step: step_parameters(configs, done)[step],
             sweep.experiment_id, sweep.parent_id, who=f"sweep: trial {trial.number}")
         trial.set_user_attr(f"{step}_run", done[step])
     title = trial_title(trial.number, values)
@@ -219,7 +220,7 @@ def evaluate_best(sweep: Sweep, best: dict):
             "train": best["run_id"]}
     for step in ("evaluate", "register", "report"):
         done[step], _ = run_or_reuse(client, step, keys[step],
-                                     lambda: step_parameters(configs, done)[step],
+                                     lambda step=step: step_parameters(configs, done)[step],
                                      sweep.experiment_id, sweep.parent_id, who="sweep")
         mlflow.set_tag(f"step.{step}.run_id", done[step])
     return close_parent(done)

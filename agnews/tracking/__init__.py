@@ -1,2 +1,2 @@
-"""MLflow plumbing: a step's run and its inputs, lineage, the step cache, the Model Registry,
-and how `main` chains the steps as nested runs."""
+"""MLflow plumbing: a step's run and its inputs, lineage, the step cache and its locks, runs a
+crash left RUNNING, and how `main` chains the steps as nested runs."""

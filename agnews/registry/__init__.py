@@ -1,0 +1,1 @@
+"""The Model Registry: the promotion policy (policy.py) and the registry calls (versions.py)."""
