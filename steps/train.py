@@ -38,102 +38,105 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import torch
 
 from agnews.cli import config_params, parse, quiet_libraries, run_step
 from agnews.config import TrainConfig, TrialConfig
+from agnews.training.callbacks import Callback, ProgressBar
 from agnews.training.distributed import Processes, in_worker, launch_command
-from agnews.training.loop import fit
+from agnews.training.loop import FitResult, fit
 
 
 def checkpoint_path(cfg: TrainConfig) -> Path | None:
     return Path(cfg.checkpoint_dir) / "checkpoint.pt" if cfg.checkpoint_dir else None
 
 
+class LiveCurves(Callback):
+    """The run's curves as training goes: the per-step points and every epoch's metrics."""
+
+    def on_step(self, step: int, point: dict[str, float]) -> None:
+        mlflow.log_metrics({k: point[k] for k in ("train_loss_step", "learning_rate")},
+                           step=step)
+
+    def on_epoch(self, epoch: int, row: dict[str, float]) -> bool:
+        mlflow.log_metrics(row, step=epoch)
+        return False
+
+
+def sweep_pruning(trial: TrialConfig, epochs: int) -> Callback | None:
+    """In a trial of a sweep, the callback that reports each epoch to Optuna and stops the
+    trial when the study's pruner says so; None otherwise."""
+    if not trial.sweep_study:
+        return None
+    from agnews.search.study import TrialPruning
+
+    mlflow.set_tags({"sweep.study": trial.sweep_study, "sweep.trial": str(trial.sweep_trial)})
+    return TrialPruning(trial.sweep_study, trial.sweep_storage, trial.sweep_trial, epochs)
+
+
+def log_trained(result: FitResult, model, tokenizer_dir: Path, max_length: int,
+                cfg: TrainConfig, processes: Processes) -> None:
+    """On the active run: the kept epoch, the precision and device, the plots and the model."""
+    mlflow.log_metric("best_epoch", result.best_epoch)
+    mlflow.set_tags({**result.precision.tags(), "device": str(next(model.parameters()).device),
+                     "num_processes": str(processes.world), "best_epoch": str(result.best_epoch)})
+    print(f"train: kept the weights of epoch {result.best_epoch}"
+          + (" (lowest val_loss)" if cfg.select_best else " (last; select_best=false)"))
+    # Loaded only now: what training does not need stays out of its peak memory.
+    from transformers import AutoTokenizer
+
+    from agnews.model.logged_model import log_classifier
+    from agnews.tracking.runs import log_figure
+    from agnews.training.plots import learning_rate_schedule, loss_curves, metric_evolution
+
+    history = pd.DataFrame(result.history)
+    history.insert(0, "epoch", range(1, len(history) + 1))
+    steps = pd.DataFrame(result.steps)
+    log_figure(loss_curves(history, steps), "plots/loss_curves.png")
+    log_figure(metric_evolution(history, result.best_epoch), "plots/metric_evolution.png")
+    if not steps.empty:
+        log_figure(learning_rate_schedule(steps), "plots/learning_rate.png")
+    log_classifier(model.cpu(), AutoTokenizer.from_pretrained(str(tokenizer_dir)), max_length)
+
+
 def train(cfg: TrainConfig, uris, processes: Processes, trial: TrialConfig = TrialConfig()
           ) -> None:
     """Train in this process; process 0 alone logs the run, its curves and the model."""
-    import mlflow
     from tqdm.auto import tqdm
 
     from agnews.data.tokenized import read_tokenized
     from agnews.model.pretrained import load_classifier, locate
-    from agnews.tracking.runs import fetch, log_figure, step_run
+    from agnews.tracking.runs import fetch, step_run
 
     splits, meta = read_tokenized(fetch(uris.tokenized, "tokenized", "tokenize"))
     tokenizer_dir = fetch(uris.tokenizer, "tokenizer", "tokenize")
     source = locate(cfg.model, cfg.model_revision)
     torch.manual_seed(cfg.seed)  # the new classification head is drawn at load time
     model = load_classifier(source).to(processes.device)
+    checkpoint = checkpoint_path(cfg)
+    data = (splits["train"], splits["val"], cfg, meta["pad_token_id"])
     if not processes.main:  # the other processes train their share and log nothing
-        fit(model, splits["train"], splits["val"], cfg, meta["pad_token_id"],
-            checkpoint=checkpoint_path(cfg), processes=processes)
+        fit(model, *data, checkpoint=checkpoint, processes=processes)
         return
     upstream = {"tokenized": uris.tokenized, "tokenizer": uris.tokenizer}
     with step_run("train", config_params(cfg), upstream, system_metrics=True):
         mlflow.set_tags(source.tags())
         bar = tqdm(total=cfg.epochs * len(splits["train"]), unit="sample", desc="train",
                    dynamic_ncols=True, mininterval=1.0)
-
-        def log_step(step: int, point: dict[str, float]) -> None:
-            mlflow.log_metrics({k: point[k] for k in ("train_loss_step", "learning_rate")},
-                               step=step)
-
-        report, pruned, ran = None, (), []  # `except ()` catches nothing outside a sweep
-        if trial.sweep_study:
-            from optuna import TrialPruned
-
-            from agnews.search.study import EpochReporter
-
-            report = EpochReporter(trial.sweep_study, trial.sweep_storage, trial.sweep_trial)
-            pruned = TrialPruned
-            mlflow.set_tags({"sweep.study": trial.sweep_study,
-                             "sweep.trial": str(trial.sweep_trial)})
-
-        def log_epoch(epoch: int, row: dict[str, float]) -> None:
-            mlflow.log_metrics(row, step=epoch)
-            ran.append(epoch)
-            bar.write(f"train: epoch {epoch}/{cfg.epochs}  loss {row['train_running_loss']:.4f}"
-                      f"  val_loss {row['val_loss']:.4f}  val_f1 {row['val_f1']:.4f}  "
-                      f"val_accuracy {row['val_accuracy']:.4f}  ({row['epoch_seconds']:.0f} s)")
-            if report is not None:  # raises optuna.TrialPruned to stop here
-                report(epoch, row["val_loss"], last=epoch == cfg.epochs)
-
-        checkpoint = checkpoint_path(cfg)
+        pruning = sweep_pruning(trial, cfg.epochs)
+        callbacks = [LiveCurves(), ProgressBar(bar, cfg.epochs), *([pruning] if pruning else [])]
         if checkpoint is not None and checkpoint.is_file():
             bar.write(f"train: resuming from {checkpoint}")
-        try:
-            result = fit(model, splits["train"], splits["val"], cfg, meta["pad_token_id"],
-                         log_epoch, log_step, bar, checkpoint, processes)
-        except pruned as err:
-            bar.close()
-            mlflow.set_tags({"pruned": "true", "pruned_at_epoch": str(ran[-1])})
-            print(f"train: the sweep's pruner stopped this trial after epoch {ran[-1]} ({err})")
-            return
+        result = fit(model, *data, callbacks, checkpoint, processes)
         bar.close()
-        mlflow.log_metric("best_epoch", result.best_epoch)
-        mlflow.set_tags({**result.precision.tags(),
-                         "device": str(next(model.parameters()).device),
-                         "num_processes": str(processes.world)})
-        mlflow.set_tag("best_epoch", str(result.best_epoch))
-        print(f"train: kept the weights of epoch {result.best_epoch}"
-              + (" (lowest val_loss)" if cfg.select_best else " (last; select_best=false)"))
-        # Loaded only now: what training does not need stays out of its peak memory.
-        from transformers import AutoTokenizer
-
-        from agnews.model.logged_model import log_classifier
-        from agnews.training.plots import learning_rate_schedule, loss_curves, metric_evolution
-
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-        history = pd.DataFrame(result.history)
-        history.insert(0, "epoch", range(1, len(history) + 1))
-        steps = pd.DataFrame(result.steps)
-        log_figure(loss_curves(history, steps), "plots/loss_curves.png")
-        log_figure(metric_evolution(history, result.best_epoch), "plots/metric_evolution.png")
-        if not steps.empty:
-            log_figure(learning_rate_schedule(steps), "plots/learning_rate.png")
-        log_classifier(model.cpu(), tokenizer, meta["max_length"])
+        if result.stopped_at is not None:  # only a sweep's pruner stops a run
+            mlflow.set_tags({"pruned": "true", "pruned_at_epoch": str(result.stopped_at)})
+            print(f"train: the sweep's pruner stopped this trial after epoch "
+                  f"{result.stopped_at} ({pruning.reason})")
+            return
+        log_trained(result, model, tokenizer_dir, meta["max_length"], cfg, processes)
     if checkpoint is not None:
         # The finished run is now the record (and the step cache's hit); the checkpoint
         # only existed to survive a crash.

@@ -14,12 +14,13 @@ import contextlib
 import datetime
 import json
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from agnews import PROJECT_DIR
 from agnews.errors import UserError
 from agnews.tracking.locks import LOCKS, held
+from agnews.training.callbacks import Callback
 
 SWEEPS = PROJECT_DIR / ".sweeps"
 HEARTBEAT_SECONDS = 60  # a database trial without a heartbeat for 2 of these was left behind
@@ -41,7 +42,7 @@ def storage_location(study: str, storage: str, folder: Path = SWEEPS) -> str:
 
     try:
         url = urlsplit(storage)
-        url.port  # raises on a port that is not a number
+        _ = url.port  # raises on a port that is not a number
     except ValueError:
         raise UserError(f"storage='{storage}' is not a database URL: pass e.g. "
                         "postgresql+psycopg://mlflow@127.0.0.1/optuna") from None
@@ -145,11 +146,12 @@ def finished(study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
-class EpochReporter:
-    """In a train run started by a sweep: hands each epoch's val_loss to its trial and raises
-    optuna.TrialPruned when the study's median pruner says to stop."""
+class TrialPruning(Callback):
+    """In a train run started by a sweep, a training callback: hands each epoch's val_loss to
+    its trial and stops training when the study's median pruner says to (never after the
+    last epoch, which completes the trial)."""
 
-    def __init__(self, study: str, location: str, number: int):
+    def __init__(self, study: str, location: str, number: int, epochs: int):
         import optuna
 
         storage = open_storage(location)
@@ -158,10 +160,11 @@ class EpochReporter:
         trial_id = storage.get_trial_id_from_study_id_trial_number(
             storage.get_study_id_from_name(study), number)
         self.trial = optuna.trial.Trial(self.study, trial_id)
+        self.epochs, self.reason = epochs, ""
 
-    def __call__(self, epoch: int, val_loss: float, last: bool) -> None:
-        import optuna
-
-        self.trial.report(val_loss, epoch)
-        if not last and self.trial.should_prune():
-            raise optuna.TrialPruned(f"val_loss {val_loss:.4f} at epoch {epoch}")
+    def on_epoch(self, epoch: int, row: dict[str, float]) -> bool:
+        self.trial.report(row["val_loss"], epoch)
+        if epoch < self.epochs and self.trial.should_prune():
+            self.reason = f"val_loss {row['val_loss']:.4f} at epoch {epoch}"
+            return True
+        return False

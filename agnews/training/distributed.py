@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,7 +55,7 @@ class Processes:
         return self.rank == 0
 
     @classmethod
-    def join(cls) -> "Processes":
+    def join(cls) -> Processes:
         """Join the process group torchrun set up (or stay alone outside torchrun)."""
         if not in_worker():
             from agnews.model.device import pick_device

@@ -6,9 +6,9 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ from agnews.model.batching import (
 )
 from agnews.model.device import Precision, autocast, grad_scaler
 from agnews.model.precision import choose_precision
+from agnews.training.callbacks import Callback, tell_epoch
 from agnews.training.checkpoint import (
     UnreadableCheckpoint,
     load_checkpoint,
@@ -33,8 +34,6 @@ from agnews.training.checkpoint import (
 )
 from agnews.training.distributed import Processes, sharded_probs
 
-EpochCallback = Callable[[int, dict[str, float]], None]
-StepCallback = Callable[[int, dict[str, float]], None]
 POINTS_PER_RUN = 40  # per-step points when log_every_steps=0 ("auto")
 # train_* metrics are measured on at most this many training rows (a fixed sample): accuracy
 # near 0.9 to about ±0.013, enough to see over- or underfitting, for ~2 s an epoch on 2 CPU
@@ -48,6 +47,33 @@ class FitResult:
     steps: list[dict[str, float]]     # one row per logged optimiser step
     best_epoch: int                   # the epoch whose weights the model holds now
     precision: Precision              # what training and scoring ran in, and why
+    stopped_at: int | None = None     # the epoch after which a callback stopped training
+
+
+@dataclass
+class TrainState:
+    """fit's bookkeeping: what a checkpoint holds beside the training objects' own states."""
+
+    epoch: int = 0                    # epochs done
+    step: int = 0                     # optimiser steps done
+    history: list = field(default_factory=list)   # one metrics row per epoch
+    steps: list = field(default_factory=list)     # one row per logged optimiser step
+    window: list = field(default_factory=list)    # step losses since the last logged point
+    best_loss: float = float("inf")   # the lowest val_loss so far, and its epoch
+    best_epoch: int = 0
+    best_state: dict | None = None    # that epoch's trainable weights, while not the last
+
+
+@dataclass
+class Optimisation:
+    """The objects one optimiser step uses, and how often a step is logged."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: object
+    precision: Precision
+    steps_per_epoch: int
+    log_every: int
 
 
 def seed_everything(seed: int) -> None:
@@ -109,72 +135,140 @@ def backward(net, idx: np.ndarray, ids: torch.Tensor, mask: torch.Tensor, labels
     return processes.total(loss)
 
 
-def resume_from(checkpoint: Path, state: dict, model, optimizer, scheduler, scaler,
+def resume_from(checkpoint: Path, state: TrainState, model, opt: Optimisation,
                 rng: np.random.Generator) -> bool:
     """Restore `state` and the training objects from `checkpoint`; an unreadable one is set
     aside with a warning and training starts over (False), as a crash mid-write or a foreign
     file must not fail every later run."""
     try:
-        state.update(load_checkpoint(checkpoint, model, optimizer, scheduler, scaler, rng))
+        saved = load_checkpoint(checkpoint, model, opt.optimizer, opt.scheduler, opt.scaler, rng)
     except UnreadableCheckpoint as err:
         moved = set_aside(checkpoint)
         logging.getLogger(__name__).warning(
             "train: checkpoint %s cannot be read (%s); set aside as %s, training starts over",
             checkpoint, err, moved.name)
         return False
+    vars(state).update(saved)
     return True
 
 
+def optimisation(model, cfg: TrainConfig, rows: int, processes: Processes) -> Optimisation:
+    """AdamW over the trainable weights with a linear decay to zero, in the precision chosen
+    for this model and device."""
+    from transformers import get_linear_schedule_with_warmup
+
+    # The word-embedding matrix is about half the stand-in's weights (a third of TinyBERT's);
+    # frozen, it needs no gradient and no AdamW moments (docs/performance.md, Memory).
+    model.get_input_embeddings().weight.requires_grad_(not cfg.freeze_embeddings)
+    precision = processes.decided_by_main(lambda: choose_precision(cfg.precision, model))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    # fused: one kernel per parameter instead of a chain of element-wise ops, which made an
+    # epoch ~15% faster on CPU and creates no full-size temporaries.
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, fused=True)
+    steps_per_epoch = -(-rows // cfg.train_batch_size)
+    return Optimisation(optimizer,
+                        get_linear_schedule_with_warmup(optimizer, 0, steps_per_epoch * cfg.epochs),
+                        grad_scaler(precision.train, next(model.parameters()).device), precision,
+                        steps_per_epoch, log_interval(cfg, steps_per_epoch))
+
+
+def train_epoch(net, train_df: pd.DataFrame, cfg: TrainConfig, pad_id: int, opt: Optimisation,
+                state: TrainState, rng: np.random.Generator, callbacks: Sequence[Callback],
+                processes: Processes) -> list[float]:
+    """One pass over the training rows in length-grouped batches; returns each step's loss."""
+    seqs, labels = train_df["input_ids"].tolist(), torch.tensor(train_df["label"].to_numpy())
+    lengths = np.fromiter((len(q) for q in seqs), dtype=np.int64, count=len(seqs))
+    epoch, losses = state.epoch + 1, []
+    order = length_grouped_order(lengths, cfg.train_batch_size, rng)
+    for idx, ids, mask in batches(seqs, cfg.train_batch_size, pad_id, order):
+        loss = backward(net, idx, ids, mask, labels, cfg.micro_batch_tokens,
+                        opt.precision.train, opt.scaler, processes)
+        opt.scaler.step(opt.optimizer)  # skips the step if fp16 gradients overflowed
+        opt.scaler.update()
+        lr = opt.scheduler.get_last_lr()[0]  # the rate this step used
+        opt.scheduler.step()
+        opt.optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        losses.append(loss)
+        state.window.append(loss)
+        for c in callbacks:
+            c.on_batch(epoch, len(idx), loss)
+        if state.step % opt.log_every == 0:
+            point = {"train_loss_step": float(np.mean(state.window)), "learning_rate": lr,
+                     "epoch": state.step / opt.steps_per_epoch}
+            state.window = []
+            state.steps.append({"step": state.step, **point})
+            for c in callbacks:
+                c.on_step(state.step, point)
+    return losses
+
+
+def evaluate_epoch(model, splits: dict[str, pd.DataFrame], cfg: TrainConfig, pad_id: int,
+                   precision: Precision, processes: Processes) -> dict[str, float]:
+    """`<split>_loss`, `_accuracy`, `_f1`, `_precision`, `_recall` of each split, in eval mode."""
+    row = {}
+    for split, df in splits.items():
+        row.update({f"{split}_{k}": v for k, v in score(
+            model, df, cfg.eval_batch_size, pad_id, precision.score, processes).items()})
+    return row
+
+
+def keep_if_best(state: TrainState, model, row: dict[str, float], epoch: int,
+                 cfg: TrainConfig) -> None:
+    """Remember the epoch with the lowest val_loss, and its trainable weights unless it is the
+    last epoch (whose weights the model holds anyway)."""
+    # Validation loss, not F1, picks the epoch (as the Hugging Face Trainer's default): on 200
+    # rows F1 moves in steps of 0.005 and once kept a half-trained epoch whose F1 was 0.0004
+    # higher, costing 1.3 points of test accuracy; the loss is continuous.
+    if row["val_loss"] < state.best_loss:
+        state.best_loss, state.best_epoch = row["val_loss"], epoch
+        if cfg.select_best and epoch < cfg.epochs:
+            # Only what training changes: frozen weights and buffers stay as they are.
+            state.best_state = {k: p.detach().clone()
+                                for k, p in model.named_parameters() if p.requires_grad}
+
+
+def replay(state: TrainState, callbacks: Sequence[Callback], rows: int) -> None:
+    """Tell the callbacks what a resumed run did before, so their record has no gap."""
+    for c in callbacks:
+        c.on_resume(state.epoch, state.epoch * rows)
+        for point in state.steps:
+            c.on_step(point["step"], {k: v for k, v in point.items() if k != "step"})
+        for epoch, row in enumerate(state.history, start=1):
+            c.on_epoch(epoch, row)
+
+
 def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, pad_id: int,
-        on_epoch: EpochCallback | None = None, on_step: StepCallback | None = None,
-        progress=None, checkpoint: Path | None = None,
+        callbacks: Sequence[Callback] = (), checkpoint: Path | None = None,
         processes: Processes = Processes()) -> FitResult:
     """Fine-tune with AdamW and a linear decay to zero.
 
-    `on_step(step, {"train_loss_step", "learning_rate", "epoch"})` fires every
-    `log_interval` steps and `on_epoch(epoch, row)` as each epoch ends, so the caller logs
-    while training runs. `progress` (a tqdm bar or None) advances by samples. With
-    `cfg.select_best`, the model ends holding the weights of the epoch with the lowest
-    `val_loss`, kept in memory as training goes.
+    The callbacks hear of every optimiser step, every `log_interval` steps' point and every
+    epoch's metrics as training runs (`agnews.training.callbacks`); one may stop training after
+    an epoch. With `cfg.select_best`, the model ends holding the weights of the epoch with the
+    lowest `val_loss`, kept in memory as training goes.
 
     With `checkpoint`, everything training depends on (weights, optimiser, schedule, random
-    states, history) is saved there after every epoch; if the file exists when fit starts,
+    states, `TrainState`) is saved there after every epoch; if the file exists when fit starts,
     training resumes after its last epoch, first replaying the saved history through the
-    callbacks so the caller's record has no gap, and ends exactly as an uninterrupted run.
-    A file there that cannot be read is set aside (`resume_from`) and training starts over.
+    callbacks, and ends exactly as an uninterrupted run. A file there that cannot be read is
+    set aside (`resume_from`) and training starts over.
 
     Across `processes` (torchrun), every process takes its share of each batch's rows and
     DDP sums the gradients into the update one process would make; process 0 alone writes the
-    checkpoint and should alone be given callbacks and a progress bar.
+    checkpoint and should alone be given callbacks.
     """
-    from transformers import get_linear_schedule_with_warmup
-
     seed_everything(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    device = next(model.parameters()).device
     # A fixed sample (its own seeded generator, so training's shuffles stay as they were).
     train_eval = train_df if len(train_df) <= TRAIN_EVAL_ROWS else train_df.sample(
         n=TRAIN_EVAL_ROWS, random_state=cfg.seed)
-    # The word-embedding matrix is about half the stand-in's weights (a third of TinyBERT's);
-    # frozen, it needs no gradient and no AdamW moments: ~200 MB less peak memory here, and on
-    # the benchmark's 1,000 rows test accuracy was no lower.
-    model.get_input_embeddings().weight.requires_grad_(not cfg.freeze_embeddings)
-    precision = processes.decided_by_main(lambda: choose_precision(cfg.precision, model))
-    scaler = grad_scaler(precision.train, device)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    # fused: one kernel per parameter instead of a chain of element-wise ops, which on this
-    # CPU made an epoch ~15% faster and creates no full-size temporaries.
-    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, fused=True)
-    steps_per_epoch = -(-len(train_df) // cfg.train_batch_size)
-    scheduler = get_linear_schedule_with_warmup(optimizer, 0, steps_per_epoch * cfg.epochs)
-    every = log_interval(cfg, steps_per_epoch)
-    seqs, labels = train_df["input_ids"].tolist(), torch.tensor(train_df["label"].to_numpy())
-    lengths = np.fromiter((len(q) for q in seqs), dtype=np.int64, count=len(seqs))
-    state = {"epoch": 0, "step": 0, "history": [], "steps": [], "window": [],
-             "best_loss": float("inf"), "best_epoch": 0, "best_state": None}
+    opt = optimisation(model, cfg, len(train_df), processes)
+    state = TrainState()
+
     def resume() -> bool:
         return checkpoint is not None and checkpoint.is_file() and resume_from(
-            checkpoint, state, model, optimizer, scheduler, scaler, rng)
+            checkpoint, state, model, opt, rng)
 
     restored = processes.decided_by_main(resume)  # process 0 alone sets a bad file aside
     if restored and not processes.main and not resume():
@@ -185,64 +279,26 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
                         "checkpoint_dir, on storage they all see")
     net = processes.wrap(model)
     if restored:
-        for row in state["steps"]:
-            if on_step:
-                on_step(row["step"], {k: v for k, v in row.items() if k != "step"})
-        for epoch, row in enumerate(state["history"], start=1):
-            if on_epoch:
-                on_epoch(epoch, row)
-        if progress is not None:
-            progress.update(state["epoch"] * len(seqs))
-    for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+        replay(state, callbacks, len(train_df))
+    stopped_at = None
+    while state.epoch < cfg.epochs and stopped_at is None:
         net.train()
-        start, losses = time.perf_counter(), []
-        order = length_grouped_order(lengths, cfg.train_batch_size, rng)
-        for idx, ids, mask in batches(seqs, cfg.train_batch_size, pad_id, order):
-            loss = backward(net, idx, ids, mask, labels, cfg.micro_batch_tokens, precision.train,
-                            scaler, processes)
-            scaler.step(optimizer)  # skips the step if fp16 gradients overflowed
-            scaler.update()
-            lr = scheduler.get_last_lr()[0]  # the rate this step used
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state["step"] += 1
-            losses.append(loss)
-            state["window"].append(losses[-1])
-            if progress is not None:
-                progress.set_postfix(epoch=f"{epoch}/{cfg.epochs}", loss=f"{losses[-1]:.4f}",
-                                     refresh=False)
-                progress.update(len(idx))
-            if state["step"] % every == 0:
-                point = {"train_loss_step": float(np.mean(state["window"])), "learning_rate": lr,
-                         "epoch": state["step"] / steps_per_epoch}
-                state["window"] = []
-                state["steps"].append({"step": state["step"], **point})
-                if on_step:
-                    on_step(state["step"], point)
+        start = time.perf_counter()
+        losses = train_epoch(net, train_df, cfg, pad_id, opt, state, rng, callbacks, processes)
         seconds = time.perf_counter() - start
         row = {"train_running_loss": float(np.mean(losses)), "epoch_seconds": seconds,
-               "train_samples_per_second": len(train_df) / seconds}
-        for split, df in (("train", train_eval), ("val", val_df)):
-            row.update({f"{split}_{k}": v for k, v in score(
-                model, df, cfg.eval_batch_size, pad_id, precision.score, processes).items()})
-        state["history"].append(row)
-        # Validation loss, not F1, picks the epoch (as the Hugging Face Trainer's default):
-        # on 200 rows F1 moves in steps of 0.005 and once kept a half-trained epoch 1 whose
-        # F1 was 0.0004 higher, costing 1.3 points of test accuracy; the loss is continuous.
-        if row["val_loss"] < state["best_loss"]:
-            state["best_loss"], state["best_epoch"] = row["val_loss"], epoch
-            if cfg.select_best and epoch < cfg.epochs:  # the last epoch's weights are live
-                # Only what training changes: frozen weights and buffers stay as they are.
-                state["best_state"] = {k: p.detach().clone()
-                                       for k, p in model.named_parameters() if p.requires_grad}
-        state["epoch"] = epoch
+               "train_samples_per_second": len(train_df) / seconds,
+               **evaluate_epoch(model, {"train": train_eval, "val": val_df}, cfg, pad_id,
+                                opt.precision, processes)}
+        state.history.append(row)
+        state.epoch += 1
+        keep_if_best(state, model, row, state.epoch, cfg)
         if checkpoint is not None and processes.main:
-            save_checkpoint(checkpoint, state, model, optimizer, scheduler, scaler, rng)
-        if on_epoch:
-            on_epoch(epoch, row)
-    best_epoch = state["best_epoch"]
-    if not cfg.select_best:
-        best_epoch = cfg.epochs
-    elif best_epoch < cfg.epochs:
-        model.load_state_dict(state["best_state"], strict=False)
-    return FitResult(state["history"], state["steps"], best_epoch, precision)
+            save_checkpoint(checkpoint, vars(state), model, opt.optimizer, opt.scheduler,
+                            opt.scaler, rng)
+        if tell_epoch(callbacks, state.epoch, row):
+            stopped_at = state.epoch
+    best_epoch = state.best_epoch if cfg.select_best else state.epoch
+    if best_epoch < state.epoch:
+        model.load_state_dict(state.best_state, strict=False)
+    return FitResult(state.history, state.steps, best_epoch, opt.precision, stopped_at)

@@ -26,7 +26,8 @@ def loss_curves(history: pd.DataFrame, steps: pd.DataFrame | None = None) -> Fig
     if steps is not None and not steps.empty:
         ax.plot(steps["epoch"], steps["train_loss_step"], "-", color=TRAIN, alpha=0.3, lw=1,
                 label="train, per step (mean since last point)")
-    ax.plot(history["epoch"], history["train_loss"], "o-", color=TRAIN, label="train (end of epoch)")
+    ax.plot(history["epoch"], history["train_loss"], "o-", color=TRAIN,
+            label="train (end of epoch)")
     ax.plot(history["epoch"], history["val_loss"], "o-", color=VAL, label="validation")
     ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss", xticks=history["epoch"])
     ax.grid(alpha=0.3)
@@ -39,7 +40,7 @@ def metric_evolution(history: pd.DataFrame, best_epoch: int | None = None) -> Fi
     """Accuracy, F1, precision and recall per epoch, train vs validation; the kept epoch
     marked with a dashed line."""
     fig, axes = plt.subplots(2, 2, figsize=(8, 6), sharex=True)
-    for ax, metric in zip(axes.flat, METRICS):
+    for ax, metric in zip(axes.flat, METRICS, strict=True):
         ax.plot(history["epoch"], history[f"train_{metric}"], "o-", color=TRAIN, label="train")
         ax.plot(history["epoch"], history[f"val_{metric}"], "o-", color=VAL, label="validation")
         if best_epoch:

@@ -12,7 +12,7 @@ from agnews.config import DataConfig, TrainConfig
 from agnews.errors import UserError
 from agnews.search.plots import search_figures
 from agnews.search.study import (
-    EpochReporter,
+    TrialPruning,
     close_stale,
     finished,
     open_study,
@@ -94,17 +94,21 @@ def test_one_sweep_at_a_time_per_journal_study(journal, tmp_path):
         pass
 
 
-def test_the_train_runs_hook_prunes_a_trial_worse_than_the_median_but_never_at_its_end(journal):
+def test_the_train_runs_pruning_callback_stops_a_trial_worse_than_the_median_not_at_its_end(
+        journal):
     study = open_study("s", journal, SETTINGS, startup_trials=1, seed=0)
     done = study.ask()
-    for epoch, loss in ((1, 1.0), (2, 0.8)):
-        EpochReporter("s", journal, done.number)(epoch, loss, last=epoch == 2)
+    hook = TrialPruning("s", journal, done.number, epochs=2)
+    assert [hook.on_epoch(e, {"val_loss": loss}) for e, loss in ((1, 1.0), (2, 0.8))] == \
+        [False, False]
     study.tell(done, 0.8)
-    with pytest.raises(optuna.TrialPruned):
-        EpochReporter("s", journal, study.ask().number)(1, 1.5, last=False)
-    EpochReporter("s", journal, study.ask().number)(1, 1.5, last=True)  # its end: keep it
+    worse = TrialPruning("s", journal, study.ask().number, epochs=2)
+    assert worse.on_epoch(1, {"val_loss": 1.5}) is True
+    assert worse.reason == "val_loss 1.5000 at epoch 1"
+    last = TrialPruning("s", journal, study.ask().number, epochs=1)
+    assert last.on_epoch(1, {"val_loss": 1.5}) is False  # its end: keep it
     better = study.ask().number
-    EpochReporter("s", journal, better)(1, 0.5, last=False)
+    assert TrialPruning("s", journal, better, epochs=2).on_epoch(1, {"val_loss": 0.5}) is False
     assert open_study("s", journal, SETTINGS, 1, 0).trials[better].intermediate_values == {1: 0.5}
 
 

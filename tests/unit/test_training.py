@@ -5,13 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import texts_frame
+from support import texts_frame
 
 from agnews.config import TrainConfig
 from agnews.data.tokenized import encode, length_summary, token_lengths
 from agnews.errors import UserError
 from agnews.model.batching import batches, micro_batches, pad_batch, predict_logits
 from agnews.model.pretrained import load_classifier, load_tokenizer
+from agnews.training.callbacks import Callback, Hooks, ProgressBar
 from agnews.training.loop import fit, log_interval, score
 
 
@@ -103,7 +104,7 @@ def test_fit_lowers_the_loss_and_logs_every_metric_per_epoch(tiny_model, tokeniz
     seen = []
     cfg = TrainConfig(model=str(tiny_model), epochs=6, train_batch_size=8, learning_rate=1e-2)
     history = fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id,
-                  on_epoch=lambda epoch, row: seen.append(epoch)).history
+                  [Hooks(on_epoch=lambda epoch, row: seen.append(epoch))]).history
     assert seen == [1, 2, 3, 4, 5, 6]
     for split in ("train", "val"):
         for metric in ("loss", "accuracy", "f1", "precision", "recall"):
@@ -146,6 +147,9 @@ class Bar:
     def set_postfix(self, refresh=False, **kw):
         self.postfix = kw
 
+    def write(self, line):
+        self.lines = [*getattr(self, "lines", []), line]
+
 
 def test_live_step_points_learning_rate_and_progress(tiny_model, tokenizer):
     train, val = learnable_frames(tokenizer)  # 40 rows: 5 steps of 8 per epoch
@@ -153,7 +157,8 @@ def test_live_step_points_learning_rate_and_progress(tiny_model, tokenizer):
     cfg = TrainConfig(model=str(tiny_model), epochs=2, train_batch_size=8, learning_rate=1e-3,
                       log_every_steps=2)
     result = fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id,
-                 on_step=lambda step, point: points.append((step, point)), progress=bar)
+                 [Hooks(on_step=lambda step, point: points.append((step, point))),
+                  ProgressBar(bar, cfg.epochs)])
     assert [s for s, _ in points] == [2, 4, 6, 8, 10]
     assert [p["epoch"] for _, p in points] == [0.4, 0.8, 1.2, 1.6, 2.0]
     rates = [p["learning_rate"] for _, p in points]
@@ -219,6 +224,22 @@ def test_folder_without_a_model_is_refused(tmp_path):
         load_classifier(str(tmp_path))
 
 
+def test_a_callback_stops_training_after_an_epoch_and_the_kept_weights_are_of_those_run(
+        tiny_model, tokenizer):
+    """What a sweep's pruner does: training ends after the epoch a callback returns True."""
+    train, val = learnable_frames(tokenizer)
+    cfg = TrainConfig(model=str(tiny_model), epochs=4, train_batch_size=8, learning_rate=1e-2)
+
+    class StopAfterTwo(Callback):
+        def on_epoch(self, epoch, row):
+            return epoch == 2
+
+    result = fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id,
+                 [StopAfterTwo()])
+    assert result.stopped_at == 2 and len(result.history) == 2
+    assert result.best_epoch in (1, 2)
+
+
 class Killed(Exception):
     pass
 
@@ -240,18 +261,19 @@ def test_a_killed_training_resumes_from_its_checkpoint_and_ends_identical(tiny_m
     torch.manual_seed(cfg.seed)
     with pytest.raises(Killed):
         fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id,
-            on_epoch=die_after_epoch_2, checkpoint=checkpoint)
+            [Hooks(on_epoch=die_after_epoch_2)], checkpoint=checkpoint)
     assert checkpoint.is_file()
 
     epochs, steps, bar = [], [], Bar()
     torch.manual_seed(cfg.seed)
     resumed = fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id,
-                  on_epoch=lambda e, row: epochs.append(e),
-                  on_step=lambda s, p: steps.append(s), progress=bar, checkpoint=checkpoint)
+                  [Hooks(on_epoch=lambda e, row: epochs.append(e),
+                         on_step=lambda s, p: steps.append(s)), ProgressBar(bar, cfg.epochs)],
+                  checkpoint=checkpoint)
     assert epochs == [1, 2, 3]  # epochs 1-2 replayed from the checkpoint, 3 trained
     assert steps == [2, 4, 6, 8, 10, 12, 14]  # 5 steps per epoch, a point every 2: no gap
     assert bar.samples == 3 * 40
-    for a, b in zip(straight.history, resumed.history):
+    for a, b in zip(straight.history, resumed.history, strict=True):
         for key in ("train_loss", "val_loss", "val_f1", "train_running_loss"):
             assert a[key] == pytest.approx(b[key], abs=1e-6), key
     assert resumed.best_epoch == straight.best_epoch
@@ -276,9 +298,9 @@ def test_an_unreadable_checkpoint_is_set_aside_and_training_starts_over(
     torch.manual_seed(cfg.seed)
     with caplog.at_level("WARNING"):
         again = fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id,
-                    on_epoch=lambda e, row: epochs.append(e), checkpoint=checkpoint)
+                    [Hooks(on_epoch=lambda e, row: epochs.append(e))], checkpoint=checkpoint)
     assert epochs == [1, 2]  # trained from the start, nothing replayed
-    for a, b in zip(straight.history, again.history):
+    for a, b in zip(straight.history, again.history, strict=True):
         assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-6)
     aside = list(tmp_path.glob("checkpoint.pt.unreadable-*"))
     assert len(aside) == 1 and aside[0].read_bytes() == original  # kept for a post-mortem
