@@ -16,7 +16,8 @@ def browser_or_skip():
     if not (chromium and driver):
         if os.environ.get("CI"):
             pytest.fail("chromium and chromedriver are required in CI (.ci/run installs them)")
-        pytest.skip("chromium/chromedriver not installed (apt-get install chromium chromium-driver)")
+        pytest.skip("chromium/chromedriver not installed "
+                    "(apt-get install chromium chromium-driver)")
     from selenium import webdriver
 
     options = webdriver.ChromeOptions()

@@ -36,7 +36,7 @@ def main(rows: int) -> None:
                     grad_scaler("fp32", torch.device("cpu")), processes)
     whole = reference(input_ids=ids, attention_mask=mask, labels=labels[idx.copy()]).loss
     whole.backward()
-    for (name, mine), theirs in zip(model.named_parameters(), reference.parameters()):
+    for (name, mine), theirs in zip(model.named_parameters(), reference.parameters(), strict=True):
         assert torch.allclose(mine.grad, theirs.grad, rtol=1e-4, atol=1e-7), name
     assert abs(loss - whole.item()) < 1e-6, (loss, whole.item())
     print(f"rank {processes.rank} of {processes.world}: the gradients of {rows} rows match")

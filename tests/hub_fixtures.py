@@ -33,10 +33,10 @@ except UserError as err:
 def hub(ag_news):
     """The stand-in Hub with real AG News rows (enough for the default sizes) and a tiny
     TinyBERT-shaped model."""
-    from agnews.data.sources import read_csv
+    from agnews.data.tables import read_table
 
-    train = read_csv(ag_news / "train.csv").sample(n=1400, random_state=0)
-    test = read_csv(ag_news / "test.csv").sample(n=600, random_state=0)
+    train = read_table(ag_news / "train.csv").sample(n=1400, random_state=0)
+    test = read_table(ag_news / "test.csv").sample(n=600, random_state=0)
     vocab = (Path(standin_model_dir()) / "vocab.txt").read_bytes()
     repos = {("model", MODEL_ID): Repo(tinybert_files(vocab), MODEL_SHA),
              ("dataset", DATASET_ID): Repo(ag_news_files(train, test), DATA_SHA),
@@ -46,7 +46,7 @@ def hub(ag_news):
 
 
 def hub_env(hf_home: Path, endpoint: str | None = None, offline: bool = False, **extra):
-    from conftest import subprocess_env
+    from support import subprocess_env
 
     env = subprocess_env()
     env["HF_HOME"] = str(hf_home)

@@ -52,7 +52,7 @@ class HubStandin:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_port}"
 
-    def __enter__(self) -> "HubStandin":
+    def __enter__(self) -> HubStandin:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 

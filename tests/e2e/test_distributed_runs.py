@@ -1,6 +1,7 @@
-"""`-P num_processes=2`: train runs under torchrun in two CPU processes (gloo), through
-`mlflow run` as a user starts it, next to the same main with one process; and the gradient
-of one batch under torchrun against one process's (tests/ddp_gradients.py).
+"""`-P num_processes=2`: the train entry point runs under torchrun in two CPU processes
+(gloo), through `mlflow run` as a user starts it, next to the same train with one process on
+the same tokenized rows; and the gradient of one batch under torchrun against one process's
+(tests/ddp_gradients.py).
 
 With dropout off the update of each step does not depend on how its rows are split, so two
 processes must reproduce one process's curves to float rounding: that checks the sharing of
@@ -10,48 +11,45 @@ epoch and metric, one model.
 """
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import mlflow
 import pytest
-from conftest import ROOT, subprocess_env
-from mlflow.tracking import MlflowClient
-from test_main import EPOCH_METRICS, artifact_paths
+from runs import EPOCH_METRICS, artifact_paths, make_store, mlflow_run
+from support import ROOT, subprocess_env
 
 # 40 rows in batches of 13: shares of 7 and 6 rows, and a last batch of 1 row that leaves
 # process 1 without one; 64 tokens per forward pass splits every share into micro-batches.
-PARAMS = {"train_size": 40, "val_size": 12, "test_size": 24, "epochs": 2,
-          "train_batch_size": 13, "micro_batch_tokens": 64, "learning_rate": 3e-3,
-          "precision": "fp32"}
+DATA = {"train_size": 40, "val_size": 12, "test_size": 24}
+TRAIN = {"epochs": 2, "train_batch_size": 13, "micro_batch_tokens": 64, "learning_rate": 3e-3,
+         "precision": "fp32"}
+
+
+def run_id_of(proc) -> str:
+    return re.findall(r"Run \(ID '([0-9a-f]+)'\)", proc.stderr)[-1]
 
 
 @pytest.fixture(scope="module")
 def trains(tmp_path_factory, ag_news):
-    """The train runs of main with one process and with two, on the same rows."""
+    """Train runs with one process and with two, on the rows one tokenize run wrote."""
     from tiny_model import make_tiny_bert
 
     tmp = tmp_path_factory.mktemp("ddp")
     model = make_tiny_bert(tmp / "model", dropout=0.0)
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    experiment = client.create_experiment("ddp", artifact_location=str(tmp / "artifacts"))
-    env = {**subprocess_env(), "MLFLOW_TRACKING_URI": uri,
-           "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1"}  # a tiny model trains in seconds
+    store = make_store(tmp, "ddp")
+    ingest = run_id_of(mlflow_run("ingest", {"data": ag_news, **DATA}, store))
+    tokenize = run_id_of(mlflow_run("tokenize", {"splits": f"runs:/{ingest}/data",
+                                                 "model": model}, store))
+    uris = {"tokenized": f"runs:/{tokenize}/tokenized", "tokenizer": f"runs:/{tokenize}/tokenizer"}
     runs = {}
     for n in (1, 2):
-        args = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "main", "--env-manager",
-                "local", "--experiment-id", experiment]
-        for key, value in {**PARAMS, "data": ag_news, "model": model, "num_processes": n}.items():
-            args += ["-P", f"{key}={value}"]
-        proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=600)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-        parent = next(r for r in client.search_runs([experiment], order_by=["start_time DESC"])
-                      if "step.train.run_id" in r.data.tags)
-        runs[n] = client.get_run(parent.data.tags["step.train.run_id"])
-    mlflow.set_tracking_uri(None)
-    return {"client": client, "runs": runs, "experiment": experiment}
+        # sample system metrics every second: a tiny model trains in seconds
+        proc = mlflow_run("train", {**uris, **TRAIN, "model": model, "num_processes": n}, store,
+                          MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="1")
+        runs[n] = store.client.get_run(run_id_of(proc))
+    return {"client": store.client, "runs": runs, "experiment": store.experiment_id}
 
 
 @pytest.mark.parametrize("rows", [5, 1])  # uneven shares; a process without a row

@@ -13,9 +13,9 @@ import subprocess
 import time
 
 import pytest
-from conftest import ROOT, module_store
 from hub_fixtures import DATA_SHA, DATASET_ID, MODEL_ID, MODEL_SHA, hub_env, python
 from mlflow.tracking import MlflowClient
+from support import ROOT, module_store
 
 from agnews.tracking.step_cache import STEPS
 

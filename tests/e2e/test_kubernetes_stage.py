@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, subprocess_env
 from mlflow.projects._project_spec import load_project
 from mlflow.tracking import MlflowClient
+from support import ROOT, subprocess_env
 
 from agnews.tracking.step_cache import STEPS
 

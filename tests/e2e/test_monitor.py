@@ -1,26 +1,26 @@
-"""The `monitor` entry point through `mlflow run`, against a model `main` trained and
-registered (the offline stand-in, all-MiniLM-L6-v2, on 400 real AG News rows), with batches
-of real texts the model never saw: an in-distribution batch is not flagged; only Sports,
-titles only and label noise are, each by the checks that should catch it. Also: `predict`'s
-output is taken as is, `fail_on_drift` exits 3 with the run logged, the batches chart over
-time in their series run, and bad input stops with one line.
+"""The `monitor` entry point through `mlflow run`, against the model the session pipeline
+trained and registered (the offline stand-in, all-MiniLM-L6-v2, on 400 real AG News rows),
+with batches of real texts the model never saw: an in-distribution batch is not flagged; only
+Sports, titles only and label noise are, each by the checks that should catch it. Also:
+`predict`'s output is taken as is, `fail_on_drift` exits 3 with the run logged, the batches
+chart over time in their series run, and bad input stops with one line.
 """
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 
 import mlflow
 import pandas as pd
 import pytest
-from conftest import ROOT, copy_project, subprocess_env
-from mlflow.tracking import MlflowClient
-from test_main import artifact_paths
-from tiny_model import standin_model_dir
+from runs import artifact_paths, mlflow_run
+from support import ROOT
+
+from agnews import cli
+from steps import monitor
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from drift_batches import make_batches  # noqa: E402
+from drift_batches import make_batches  # noqa: E402  (benchmarks/ is not a package)
 
 CHECKS = ("length_tokens", "unseen_pieces", "vocabulary_auc", "class_mix", "confidence",
           "accuracy")
@@ -34,48 +34,29 @@ EXPECTED = {
 }
 
 
-def mlflow_run(cwd, env, entry_point: str, params: dict):
-    args = [sys.executable, "-m", "mlflow", "run", ".", "-e", entry_point, "--env-manager",
-            "local"]
-    for key, value in params.items():
-        args += ["-P", f"{key}={value}"]
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-
-
 def run_id_of(proc) -> str:
     return re.findall(r"Run \(ID '([0-9a-f]+)'\)", proc.stderr)[-1]
 
 
 @pytest.fixture(scope="module")
-def monitored(tmp_path_factory, ag_news):
-    cwd = copy_project(tmp_path_factory.mktemp("monitor"))
-    env = subprocess_env()
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{cwd / 'mlflow.db'}"
-    proc = mlflow_run(cwd, env, "main", {
-        "data": ag_news, "model": standin_model_dir(), "train_size": 400, "val_size": 100,
-        "test_size": 300, "epochs": 1, "min_test_accuracy": 0, "min_test_f1": 0})
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
-    (evaluate,) = client.search_runs(["0"], filter_string="tags.step = 'evaluate'")
-    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
-    try:
+def monitored(session_pipeline, ag_news):
+    store, cwd = session_pipeline.store, session_pipeline.project
+    evaluate = session_pipeline.children["evaluate"]
+    with store.tracking():
         reference = pd.read_parquet(mlflow.artifacts.download_artifacts(
             run_id=evaluate.info.run_id, artifact_path="predictions.parquet"))
-    finally:
-        mlflow.set_tracking_uri(None)
     paths = make_batches(ag_news / "test.csv", set(reference["text"]), cwd / "batches")
     # predict's output goes to monitor as it is: its predictions are used, not recomputed
     scored = cwd / "batches" / "label_noise_scored.parquet"
-    assert mlflow_run(cwd, env, "predict", {"input": paths["label_noise"],
-                                            "output": scored}).returncode == 0
+    mlflow_run("predict", {"input": paths["label_noise"], "output": scored}, store, cwd)
     runs, outputs = {}, {}
     for name, path in {**paths, "label_noise": scored}.items():
         params = {"input": path, **({"fail_on_drift": "true"} if name == "only_sports" else {})}
-        proc = mlflow_run(cwd, env, "monitor", params)
+        proc = mlflow_run("monitor", params, store, cwd, check=False)
         outputs[name] = proc
-        runs[name] = client.get_run(run_id_of(proc))
-    return {"cwd": cwd, "env": env, "client": client, "runs": runs, "outputs": outputs,
-            "evaluate": evaluate, "scored": scored}
+        runs[name] = store.client.get_run(run_id_of(proc))
+    return {"cwd": cwd, "store": store, "client": store.client, "runs": runs,
+            "outputs": outputs, "evaluate": evaluate, "scored": scored}
 
 
 @pytest.mark.parametrize("batch", list(EXPECTED))
@@ -95,9 +76,12 @@ def test_each_batch_is_flagged_by_the_checks_that_should_catch_it(monitored, bat
 
 
 def test_the_reference_is_the_models_lineage(monitored):
-    run = monitored["runs"]["in_distribution"]
-    assert run.data.tags["input.reference_evaluate"] == \
-        f"runs:/{monitored['evaluate'].info.run_id}"
+    run, client = monitored["runs"]["in_distribution"], monitored["client"]
+    # an evaluate run of the champion's model (the pipeline's, or a later one of the same model)
+    evaluate = client.get_run(run.data.tags["input.reference_evaluate"].split("/")[1])
+    champion = client.get_model_version_by_alias("agnews-classifier", "champion")
+    assert evaluate.data.tags["step"] == "evaluate"
+    assert evaluate.data.params["model_uri"] == f"runs:/{champion.run_id}/model"
     assert run.data.tags["monitor.model"] == "agnews-classifier v1"
     assert run.info.status == "FINISHED"
     files = set(artifact_paths(monitored["client"], run.info.run_id))
@@ -109,12 +93,9 @@ def test_the_reference_is_the_models_lineage(monitored):
 def test_predicts_output_is_taken_as_it_is(monitored):
     run = monitored["runs"]["label_noise"]
     scored = pd.read_parquet(monitored["scored"])
-    mlflow.set_tracking_uri(monitored["env"]["MLFLOW_TRACKING_URI"])
-    try:
+    with monitored["store"].tracking():
         checked = pd.read_parquet(mlflow.artifacts.download_artifacts(
             run_id=run.info.run_id, artifact_path="batch_predictions.parquet"))
-    finally:
-        mlflow.set_tracking_uri(None)
     assert checked["predicted"].tolist() == scored["predicted"].tolist()
     assert checked["confidence"].tolist() == pytest.approx(scored["confidence"].tolist())
     accuracy = (scored["label"] == scored["predicted"]).mean()
@@ -132,7 +113,7 @@ def test_fail_on_drift_exits_3_with_the_run_logged(monitored):
 
 def test_batches_chart_over_time_in_the_models_series_run(monitored):
     client = monitored["client"]
-    (series,) = client.search_runs(["0"], filter_string="tags.step = 'monitor-series'")
+    (series,) = monitored["store"].runs("tags.step = 'monitor-series'")
     assert series.info.run_name == "monitor agnews-classifier v1"
     numbers = sorted(int(r.data.tags["monitor.batch"]) for r in monitored["runs"].values())
     assert numbers == [1, 2, 3, 4]
@@ -152,9 +133,15 @@ def test_batches_chart_over_time_in_the_models_series_run(monitored):
     ({"reference": "0123456789abcdef"}, "is not a run in this tracking store"),
     ({"input": "batches/missing.csv"}, "is not a file"),
 ])
-def test_bad_input_stops_with_one_line(monitored, params, message):
+def test_bad_input_stops_with_one_line(monitored, params, message, monkeypatch, capsys):
+    """The entry point's command line, called in this process from the project folder."""
     params = {"input": "batches/in_distribution.csv", **params}
-    proc = mlflow_run(monitored["cwd"], monitored["env"], "monitor", params)
-    assert proc.returncode != 0
-    errors = [x for x in proc.stderr.splitlines() if x.startswith("monitor: error")]
-    assert len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
+    monkeypatch.chdir(monitored["cwd"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", monitored["store"].uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", monitored["store"].experiment_id)
+    with pytest.raises(SystemExit) as exited:
+        cli.run_step("monitor", monitor.main,
+                     [arg for k, v in params.items() for arg in (f"--{k}", str(v))])
+    assert exited.value.code == 2
+    errors = [x for x in capsys.readouterr().err.splitlines() if x.startswith("monitor: error")]
+    assert len(errors) == 1 and message in errors[0], errors

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, subprocess_env
 from serving import TEXTS, ask_served_model
+from support import ROOT, subprocess_env
 
 from agnews.config import LABELS
 

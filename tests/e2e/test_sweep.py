@@ -17,10 +17,10 @@ import time
 
 import optuna
 import pytest
-from conftest import copy_project, subprocess_env
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
-from test_main import artifact_paths
+from runs import artifact_paths
+from support import copy_project, subprocess_env
 
 from agnews.search.study import open_storage
 

@@ -20,10 +20,10 @@ import uuid
 
 import pandas as pd
 import pytest
-from conftest import ROOT, copy_project, subprocess_env
 from mlflow.tracking import MlflowClient
+from runs import EPOCH_METRICS, artifact_paths
 from serving import ask_served_model, free_port, wait_for
-from test_main import EPOCH_METRICS, artifact_paths
+from support import ROOT, copy_project, subprocess_env
 from test_serve import check_predictions
 
 from agnews.tracking.step_cache import STEPS
@@ -91,7 +91,7 @@ def mains_at_once(cwd, env, seeds, data, model) -> float:
     start = time.monotonic()
     processes = [start_main(cwd, env, seed, data, model) for seed in seeds]
     outputs = [p.communicate(timeout=900)[0] for p in processes]
-    for process, output in zip(processes, outputs):
+    for process, output in zip(processes, outputs, strict=True):
         assert process.returncode == 0, output[-4000:]
     return time.monotonic() - start
 

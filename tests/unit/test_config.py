@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 import yaml
-from conftest import ROOT
+from support import ROOT
 
 from agnews.cli import build_parser, parse
 from agnews.config import (

@@ -6,7 +6,7 @@ import re
 import sys
 
 import yaml
-from conftest import ROOT
+from support import ROOT
 
 
 def requirement_pins() -> dict[str, str]:
@@ -38,12 +38,14 @@ def test_conda_yaml_pins_python_and_the_same_packages():
 def test_installed_versions_match_the_pins():
     for name, version in requirement_pins().items():
         installed = importlib.metadata.version(name)
-        assert installed.split("+")[0] == version, f"{name}: {installed} installed, {version} pinned"
+        assert installed.split("+")[0] == version, \
+            f"{name}: {installed} installed, {version} pinned"
 
 
 def test_the_code_imports_only_pinned_third_party_packages():
     pins = requirement_pins()
-    module_to_dist = {"sklearn": "scikit-learn", "huggingface_hub": "huggingface-hub", "yaml": "pyyaml"}
+    module_to_dist = {"sklearn": "scikit-learn", "huggingface_hub": "huggingface-hub",
+                      "yaml": "pyyaml"}
     imported = set()
     for path in [*(ROOT / "steps").glob("*.py"), *(ROOT / "agnews").rglob("*.py")]:
         for match in re.finditer(r"^\s*(?:from|import) ([a-zA-Z_]\w*)", path.read_text(), re.M):

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import texts_frame
+from support import texts_frame
 
 from agnews.config import TrainConfig
 from agnews.data.tokenized import encode

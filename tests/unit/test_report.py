@@ -215,7 +215,8 @@ def test_reproduce_command_pins_the_hub_commits_the_run_read():
 def test_reproduce_command_carries_every_main_parameter_given():
     cmd = reproduce_command({"data": "ag", "epochs": "3", "splits": "runs:/x/data",
                              "report_lang": "es"})
-    assert cmd == "mlflow run . -e main --env-manager local -P data=ag -P epochs=3 -P report_lang=es"
+    assert cmd == ("mlflow run . -e main --env-manager local -P data=ag -P epochs=3 "
+                   "-P report_lang=es")
 
 
 def test_html_is_self_contained_and_escaped():

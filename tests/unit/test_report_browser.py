@@ -76,7 +76,8 @@ def test_the_check_catches_an_image_that_does_not_decode(tmp_path):
     driver = browser_or_skip()
     try:
         driver.get(path.as_uri())
-        widths = driver.execute_script("return Array.from(document.images).map(i => i.naturalWidth)")
+        widths = driver.execute_script(
+            "return Array.from(document.images).map(i => i.naturalWidth)")
         assert widths and all(w == 0 for w in widths)
     finally:
         driver.quit()

@@ -5,7 +5,7 @@ import dataclasses
 import shutil
 
 import pytest
-from conftest import ROOT
+from support import ROOT
 
 from agnews.config import (
     DataConfig,

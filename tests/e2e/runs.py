@@ -1,0 +1,109 @@
+"""What the end-to-end tests share, as plain helpers: a tracking store of their own, the one
+`mlflow run` command line, and a finished `main` (a pipeline) read back from its store."""
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+from support import ROOT, subprocess_env
+
+from agnews.tracking.step_cache import STEPS
+
+CHAMPION = "models:/agnews-classifier@champion"
+EPOCH_METRICS = [f"{split}_{m}" for split in ("train", "val")
+                 for m in ("loss", "accuracy", "f1", "precision", "recall")]
+
+
+@dataclass
+class Store:
+    """A sqlite tracking store of its own and one experiment in it."""
+
+    uri: str
+    experiment_id: str
+    client: MlflowClient = field(repr=False)
+
+    @contextlib.contextmanager
+    def tracking(self) -> Iterator[None]:
+        """This store as the tracking store of the test process while the block runs."""
+        mlflow.set_tracking_uri(self.uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(None)
+
+    def runs(self, filter_string: str = "") -> list:
+        return self.client.search_runs([self.experiment_id], filter_string,
+                                       order_by=["attributes.start_time DESC"])
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment of a process that logs here."""
+        return {**subprocess_env(), "MLFLOW_TRACKING_URI": self.uri, **extra}
+
+
+def make_store(folder: Path, name: str = "e2e") -> Store:
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment(name, artifact_location=str(folder / "artifacts"))
+    return Store(uri, experiment_id, client)
+
+
+def mlflow_run_args(entry_point: str, params: dict, project: Path | str = ROOT,
+                    experiment_id: str | None = None) -> list[str]:
+    """`python -m mlflow run <project> -e <entry point> --env-manager local -P k=v ...`"""
+    args = [sys.executable, "-m", "mlflow", "run", str(project), "-e", entry_point,
+            "--env-manager", "local"]
+    if experiment_id is not None:
+        args += ["--experiment-id", experiment_id]
+    for key, value in params.items():
+        args += ["-P", f"{key}={value}"]
+    return args
+
+
+def mlflow_run(entry_point: str, params: dict, store: Store, project: Path | str = ROOT,
+               check: bool = True, timeout: int = 900, **env: str) -> subprocess.CompletedProcess:
+    """Run an entry point as a user does, logging to `store`; with `check`, it must succeed."""
+    proc = subprocess.run(mlflow_run_args(entry_point, params, project, store.experiment_id),
+                          cwd=project, env=store.env(**env), capture_output=True, text=True,
+                          timeout=timeout)
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc
+
+
+def newest_main(store: Store, before: set[str]):
+    """The parent run and its step runs (children, or the cached runs it reused) of the
+    newest `main` started after the runs in `before`."""
+    new = [r for r in store.runs() if r.info.run_id not in before]
+    parent = next(r for r in new if "step.ingest.run_id" in r.data.tags)
+    steps = {s: store.client.get_run(parent.data.tags[f"step.{s}.run_id"]) for s in STEPS}
+    return parent, steps
+
+
+@dataclass
+class Pipeline:
+    """A finished `main`: its store, the project folder it ran from, its parameters, the
+    parent and the step runs, and what it printed."""
+
+    store: Store
+    project: Path
+    params: dict
+    parent: object
+    children: dict
+    stdout: str
+    champion_uri: str = CHAMPION
+
+    def tracking(self):
+        return self.store.tracking()
+
+
+def artifact_paths(client, run_id, path=None):
+    out = []
+    for item in client.list_artifacts(run_id, path):
+        out += artifact_paths(client, run_id, item.path) if item.is_dir else [item.path]
+    return out

@@ -1,0 +1,63 @@
+"""Helpers the tests share (plain functions; the fixtures live in the conftest files): the
+project's folder, the repository's AG News sample, a step process's environment, a copy of
+the project, small text frames and a module's own tracking store."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+AG_NEWS = ROOT / "data" / "ag_news_sample"
+HUB_NETWORK_VARS = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "TRANSFORMERS_OFFLINE"}
+
+
+@contextlib.contextmanager
+def module_store(tmp: Path):
+    """A sqlite tracking store in `tmp` for a module-scoped fixture (monkeypatch is
+    function-scoped): yields (uri, experiment id) and restores the environment after."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.create_experiment("module", artifact_location=str(tmp / "artifacts"))
+    mp.setenv("MLFLOW_EXPERIMENT_ID", experiment)
+    try:
+        yield uri, experiment
+    finally:
+        mp.undo()
+        mlflow.set_tracking_uri(None)
+
+
+def texts_frame(labels: list[int], prefix: str = "story") -> pd.DataFrame:
+    """A small `text`/`label` frame with distinct texts."""
+    return pd.DataFrame({"text": [f"{prefix} {i} about topic {label}"
+                                  for i, label in enumerate(labels)],
+                         "label": labels})
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for a step run as its own process: this venv first on PATH; Hub
+    settings of the machine running the tests left out (tests that need them set their own)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("HF_") and k.upper() not in HUB_NETWORK_VARS}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def copy_project(dest: Path) -> Path:
+    """The project's runnable files copied to `dest` (a folder a test may edit or fill)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("MLproject", "conda.yaml", "requirements.txt"):
+        shutil.copy(ROOT / name, dest / name)
+    for folder in ("steps", "agnews"):
+        shutil.copytree(ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
