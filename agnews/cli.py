@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import os
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from agnews.errors import UserError
 

@@ -31,7 +31,7 @@ def per_class_metrics(labels: np.ndarray, pred: np.ndarray) -> list[dict]:
         labels, pred, labels=list(range(len(LABELS))), zero_division=0)
     return [{"class": name, "precision": float(p), "recall": float(r), "f1": float(f),
              "support": int(s)}
-            for name, p, r, f, s in zip(LABELS, precision, recall, f1, support)]
+            for name, p, r, f, s in zip(LABELS, precision, recall, f1, support, strict=True)]
 
 
 def confusion_counts(labels: np.ndarray, pred: np.ndarray) -> np.ndarray:

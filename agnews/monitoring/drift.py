@@ -65,7 +65,7 @@ def class_mix_check(reference_counts: np.ndarray, batch_counts: np.ndarray,
     p = float(chisquare(batch_counts, ref_share * n).pvalue)
     index = psi(ref_share, batch_counts / n)
     drift = p < alpha and index >= MIN_PSI
-    shares = ", ".join(f"{c} {s:.0%}" for c, s in zip(names, batch_counts / n))
+    shares = ", ".join(f"{c} {s:.0%}" for c, s in zip(names, batch_counts / n, strict=True))
     reason = (f"the predicted class mix moved (PSI {index:.2f}, p {p:.1e}): {shares}"
               if drift else "")
     return Check("class_mix", index, MIN_PSI, drift, reason, {"p": p})

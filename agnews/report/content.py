@@ -32,7 +32,8 @@ CURVE_COLUMNS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "tr
 # reruns on exactly the data and model this run read, even after the Hub has moved on.
 MAIN_PARAMS = ("data", "data_revision", "model", "model_revision", "train_size", "val_size",
                "test_size", "max_length", "epochs", "train_batch_size", "eval_batch_size",
-               "micro_batch_tokens", "learning_rate", "freeze_embeddings", "seed", "log_every_steps", "select_best", "precision",
+               "micro_batch_tokens", "learning_rate", "freeze_embeddings", "seed",
+               "log_every_steps", "select_best", "precision",
                "registered_model", "min_test_accuracy", "min_test_f1", "report_lang")
 HEADLINE = ("accuracy", "f1", "precision", "recall", "roc_auc", "ece", "loss")
 
@@ -91,7 +92,8 @@ def limitations(f: ReportFacts) -> list[str]:
     if improving is not None:
         out.append(t(lang, "lim_epochs", epochs=len(f.history), convergence=t(
             lang, "lim_epochs_more" if improving else "lim_epochs_done")))
-    out.append(t(lang, "lim_truncation", share=f"{f.metrics['tokenize'].get('truncated_share', 0):.1%}",
+    truncated = f.metrics["tokenize"].get("truncated_share", 0)
+    out.append(t(lang, "lim_truncation", share=f"{truncated:.1%}",
                  max_length=f.params.get("max_length")))
     return out
 

@@ -65,7 +65,8 @@ TEXT: dict[str, dict[str, str]] = {
         "one_epoch": "Only one epoch ran, so convergence cannot be judged from the curve.",
         "confused": "Most confused pairs: {pairs}.",
         "confused_pair": "{true} read as {pred} {n} times",
-        "weakest": "The weakest class is {name} with F1 {f1} (the strongest: {best} with {best_f1}).",
+        "weakest": "The weakest class is {name} with F1 {f1} "
+                   "(the strongest: {best} with {best_f1}).",
         "calibrated": "Calibration: ECE {ece} (below {good}): the scores can be read as "
                       "probabilities, e.g. for thresholds or abstaining on low confidence.",
         "miscalibrated": "Calibration: ECE {ece} (above {good}); the model is {direction} (mean "

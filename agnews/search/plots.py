@@ -49,7 +49,8 @@ def parallel_coordinates(study) -> Figure:
     from optuna.visualization.matplotlib import plot_parallel_coordinate
 
     return _figure(plot_parallel_coordinate, study,
-                   "Search: each completed trial's parameters and val_loss", size=(11.0, 5.5), pad=16,
+                   "Search: each completed trial's parameters and val_loss", size=(11.0, 5.5),
+                   pad=16,
                    target_name=OBJECTIVE)
 
 
