@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 from agnews.cli import config_params, parse, quiet_libraries, run_step
 from agnews.config import LABELS, EvalConfig, MonitorConfig
 from agnews.errors import UserError
@@ -40,25 +42,12 @@ def save_figures(figures: dict, folder: Path) -> dict[str, bytes]:
     return out
 
 
-def main(argv=None) -> None:
-    quiet_libraries()
-    (cfg, ev), uris = parse("monitor", argv, [MonitorConfig, EvalConfig], {
-        "input": "CSV or Parquet batch of texts (`text`; `label` and predict's columns kept)"})
-    source = Path(uris.input).expanduser()
-    batch = read_batch(source)  # a bad batch stops here, before any model loads
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
+def check_batch(client, batch: pd.DataFrame, cfg: MonitorConfig, ev: EvalConfig):
+    """The model's reference, the word pieces of the reference's and the batch's texts, and
+    every check of the batch (scored by the model first unless it holds predictions)."""
     from agnews.model.logged_model import load_logged_classifier, score_texts
-    from agnews.monitoring.batch import label_metrics, token_lengths
-    from agnews.monitoring.plots import drift_figures
     from agnews.monitoring.reference import load_reference
-    from agnews.monitoring.report import drift_report
-    from agnews.monitoring.series import log_to_series, series_run
-    from agnews.report.document import write_report
-    from agnews.tracking.runs import log_dataframe, step_run
 
-    client = MlflowClient()
     ref = load_reference(client, cfg.model_uri, cfg.reference)
     try:
         clf = load_logged_classifier(cfg.model_uri, ev.precision)
@@ -75,23 +64,33 @@ def main(argv=None) -> None:
 
     ids = {"train": tokenize(ref.train_texts), "test": tokenize(ref.test["text"].tolist()),
            "batch": tokenize(batch["text"].tolist())}
-    checks = batch_checks(ref, batch, ids, clf.tokenizer.unk_token_id, cfg.seed)
+    return ref, ids, batch_checks(ref, batch, ids, clf.tokenizer.unk_token_id, cfg.seed)
+
+
+def log_batch(client, run, ref, batch: pd.DataFrame, ids: dict, checks: list) -> int:
+    """On the active (batch) run: its place in the model's series, the checks as metrics and
+    tags, the plots, the drift report and the scored batch; returns the batch's number."""
+    import mlflow
+
+    from agnews.monitoring.batch import label_metrics, token_lengths
+    from agnews.monitoring.plots import drift_figures
+    from agnews.monitoring.report import drift_report
+    from agnews.monitoring.series import log_to_series, series_run
+    from agnews.report.document import write_report
+    from agnews.tracking.runs import log_dataframe
+
     flagged = [c for c in checks if c.drift]
-    upstream = {"input": str(source.resolve()), "model_uri": cfg.model_uri,
-                **{f"reference_{k}": f"runs:/{v}" for k, v in ref.runs.items()}}
-    with step_run("monitor", config_params(cfg, ev), upstream) as run, \
-            tempfile.TemporaryDirectory() as tmp:
-        series_id, number = series_run(client, run.info.experiment_id, ref.model)
-        mlflow.set_tags({"mlflow.parentRunId": series_id, "monitor.model": ref.model,
-                         "monitor.batch": str(number), "drift": str(bool(flagged)).lower(),
-                         "drift_reasons": " | ".join(c.reason for c in flagged)})
-        if mlflow.get_run(run.info.run_id).info.run_name == "monitor":  # not the user's name
-            mlflow.set_tag("mlflow.runName", f"batch {number} {ref.model}")
-        metrics = {**check_metrics(checks), "batch_rows": float(len(batch)),
-                   "drift": float(bool(flagged))}
-        metrics.update(label_metrics(batch))
-        mlflow.log_metrics(metrics)
-        log_to_series(client, series_id, number, metrics)
+    series_id, number = series_run(client, run.info.experiment_id, ref.model)
+    mlflow.set_tags({"mlflow.parentRunId": series_id, "monitor.model": ref.model,
+                     "monitor.batch": str(number), "drift": str(bool(flagged)).lower(),
+                     "drift_reasons": " | ".join(c.reason for c in flagged)})
+    if mlflow.get_run(run.info.run_id).info.run_name == "monitor":  # not the user's name
+        mlflow.set_tag("mlflow.runName", f"batch {number} {ref.model}")
+    metrics = {**check_metrics(checks), "batch_rows": float(len(batch)),
+               "drift": float(bool(flagged)), **label_metrics(batch)}
+    mlflow.log_metrics(metrics)
+    log_to_series(client, series_id, number, metrics)
+    with tempfile.TemporaryDirectory() as tmp:
         figures = drift_figures(ref.test, batch, token_lengths(ids["test"]),
                                 token_lengths(ids["batch"]))
         images = save_figures(figures, Path(tmp) / "plots")
@@ -99,8 +98,28 @@ def main(argv=None) -> None:
         write_report(drift_report(ref.model, number, len(batch), checks, images, ref.runs),
                      Path(tmp) / "drift_report", f"Drift report: {ref.model}, batch {number}")
         mlflow.log_artifacts(str(Path(tmp) / "drift_report"), "drift_report")
-        log_dataframe(batch.assign(predicted=[LABELS[i] for i in batch["predicted"]]),
-                      "batch_predictions.parquet")
+    log_dataframe(batch.assign(predicted=[LABELS[i] for i in batch["predicted"]]),
+                  "batch_predictions.parquet")
+    return number
+
+
+def main(argv=None) -> None:
+    quiet_libraries()
+    (cfg, ev), uris = parse("monitor", argv, [MonitorConfig, EvalConfig], {
+        "input": "CSV or Parquet batch of texts (`text`; `label` and predict's columns kept)"})
+    source = Path(uris.input).expanduser()
+    batch = read_batch(source)  # a bad batch stops here, before any model loads
+    from mlflow.tracking import MlflowClient
+
+    from agnews.tracking.runs import step_run
+
+    client = MlflowClient()
+    ref, ids, checks = check_batch(client, batch, cfg, ev)
+    upstream = {"input": str(source.resolve()), "model_uri": cfg.model_uri,
+                **{f"reference_{k}": f"runs:/{v}" for k, v in ref.runs.items()}}
+    with step_run("monitor", config_params(cfg, ev), upstream) as run:
+        number = log_batch(client, run, ref, batch, ids, checks)
+    flagged = [c for c in checks if c.drift]
     verdict = ("drift: " + "; ".join(c.reason for c in flagged)) if flagged else "no drift"
     print(f"monitor: batch {number} of {ref.model}, {len(batch)} texts: {verdict}")
     if flagged and cfg.fail_on_drift:

@@ -20,39 +20,76 @@ from __future__ import annotations
 
 import sys
 
+import mlflow
+from mlflow.tracking import MlflowClient
+
 from agnews.cli import config_params, parse, quiet_libraries, run_step
 from agnews.config import EvalConfig, RegisterConfig
 from agnews.errors import UserError
+from agnews.registry.policy import decide, gate_failures
+from agnews.registry.versions import (
+    champion_version,
+    model_run_id,
+    register_version,
+    rescore,
+    same_source_version,
+)
+from agnews.tracking.locks import registry_lock
+from agnews.tracking.runs import step_run
+
+
+def evaluated_model(client: MlflowClient, run_id: str):
+    """The evaluate run `run_id` and the URI of the model it scored; one line if it is none."""
+    try:
+        evaluated = client.get_run(run_id)
+    except Exception:
+        raise UserError(f"evaluate_run '{run_id}' is not a run in this tracking store: pass the "
+                        "run id of a finished evaluate run") from None
+    model_uri = evaluated.data.tags.get("input.model_uri")
+    if evaluated.data.tags.get("step") != "evaluate" or not model_uri:
+        raise UserError(f"run {run_id} is not an evaluate run (no input.model_uri tag): pass "
+                        "the run id of a finished evaluate run")
+    return evaluated, model_uri
+
+
+def decide_and_register(client: MlflowClient, cfg: RegisterConfig, ev: EvalConfig, evaluated,
+                        model_uri: str) -> str:
+    """On the active run, holding the registry lock: register the model unless it already is,
+    as champion or challenger against the champion re-scored on the same rows; returns the
+    console line."""
+    metrics, name = evaluated.data.metrics, cfg.registered_model
+    # Champion read, registration and alias as one decision: a second register of the same
+    # model waits, then compares against whoever is champion by then.
+    with registry_lock(name):
+        existing = same_source_version(client, name, model_run_id(model_uri))
+        if existing is not None:  # the cache was bypassed: the same model is already in
+            mlflow.set_tags({"registered": "true", "outcome": "already", "registered_model": name,
+                             "registered_version": existing.version,
+                             "decision": f"already registered as version {existing.version}"})
+            return f"register: {name} version {existing.version} is this model already; " \
+                   "nothing to do"
+        champion = champion_version(client, name)
+        champion_scores = None
+        if champion is not None:
+            champion_scores = rescore(champion, evaluated.info.run_id, ev)
+            mlflow.log_metrics({f"champion_{k}": v for k, v in champion_scores.items()})
+        decision = decide(metrics["test_f1"], champion_scores and champion_scores["test_f1"],
+                          champion and champion.version)
+        scores = {k: f"{metrics[k]:.4f}" for k in ("test_f1", "test_accuracy")}
+        version = register_version(client, name, model_uri, decision.alias, scores)
+        mlflow.set_tags({"registered": "true", "registered_model": name,
+                         "registered_version": version, "alias": decision.alias,
+                         "outcome": decision.outcome, "decision": decision.reason,
+                         "champion_version": champion.version if champion else ""})
+    return f"register: {name} version {version} is now '{decision.alias}': {decision.reason}"
 
 
 def main(argv=None) -> None:
     quiet_libraries()
     (cfg, ev), uris = parse("register", argv, [RegisterConfig, EvalConfig],
                             {"evaluate_run": "run id of the evaluate run whose model to register"})
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    from agnews.registry.policy import decide, gate_failures
-    from agnews.registry.versions import (
-        champion_version,
-        model_run_id,
-        register_version,
-        rescore,
-        same_source_version,
-    )
-    from agnews.tracking.locks import registry_lock
-    from agnews.tracking.runs import step_run
-
     client = MlflowClient()
-    try:
-        evaluated = client.get_run(uris.evaluate_run)
-    except Exception:
-        raise UserError(f"evaluate_run '{uris.evaluate_run}' is not a run in this tracking "
-                        "store: pass the run id of a finished evaluate run") from None
-    model_uri = evaluated.data.tags.get("input.model_uri")
-    if evaluated.data.tags.get("step") != "evaluate" or not model_uri:
-        raise UserError(f"run {uris.evaluate_run} is not an evaluate run (no input.model_uri "
-                        "tag): pass the run id of a finished evaluate run")
+    evaluated, model_uri = evaluated_model(client, uris.evaluate_run)
     metrics = evaluated.data.metrics
     with step_run("register", config_params(cfg, ev), {"evaluate_run": uris.evaluate_run,
                                                        "model_uri": model_uri}):
@@ -66,35 +103,8 @@ def main(argv=None) -> None:
             print(f"register: not registered in '{cfg.registered_model}': "
                   + "; ".join(failures) + " (the gate is -P min_test_accuracy / min_test_f1)")
             return
-        # Champion read, registration and alias as one decision: a second register of the
-        # same model waits, then compares against whoever is champion by then.
-        with registry_lock(cfg.registered_model):
-            existing = same_source_version(client, cfg.registered_model, model_run_id(model_uri))
-            if existing is not None:  # the cache was bypassed: the same model is already in
-                mlflow.set_tags({"registered": "true", "outcome": "already",
-                                 "registered_model": cfg.registered_model,
-                                 "registered_version": existing.version,
-                                 "decision": f"already registered as version {existing.version}"})
-                print(f"register: {cfg.registered_model} version {existing.version} is this model "
-                      "already; nothing to do")
-                return
-            champion = champion_version(client, cfg.registered_model)
-            champion_scores = None
-            if champion is not None:
-                champion_scores = rescore(champion, evaluated.info.run_id, ev)
-                mlflow.log_metrics({f"champion_{k}": v for k, v in champion_scores.items()})
-            decision = decide(metrics["test_f1"], champion_scores and champion_scores["test_f1"],
-                              champion and champion.version)
-            scores = {k: f"{metrics[k]:.4f}" for k in ("test_f1", "test_accuracy")}
-            version = register_version(client, cfg.registered_model, model_uri, decision.alias,
-                                       scores)
-            mlflow.set_tags({"registered": "true", "registered_model": cfg.registered_model,
-                             "registered_version": version, "alias": decision.alias,
-                             "outcome": decision.outcome,
-                             "decision": decision.reason,
-                             "champion_version": champion.version if champion else ""})
-    print(f"register: {cfg.registered_model} version {version} is now '{decision.alias}': "
-          f"{decision.reason}")
+        line = decide_and_register(client, cfg, ev, evaluated, model_uri)
+    print(line)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from agnews.cli import config_params, parse, quiet_libraries, run_step
 from agnews.config import (
@@ -61,6 +61,17 @@ class TrainFailed(UserError):
     the sweep goes on. A failed ingest or tokenize stops the sweep: every trial needs them."""
 
 
+class BaseConfigs(NamedTuple):
+    """Every step's settings before a trial's values are applied."""
+
+    data: DataConfig
+    tok: TokenizeConfig
+    train: TrainConfig
+    ev: EvalConfig
+    reg: RegisterConfig
+    rep: ReportConfig
+
+
 @dataclass
 class Sweep:
     """What every trial shares: the study, the base configs, the parent run."""
@@ -69,7 +80,7 @@ class Sweep:
     name: str
     location: str
     searched: dict
-    configs: tuple  # data, tokenize, train, evaluate, register, report
+    configs: BaseConfigs
     experiment_id: str = ""
     parent_id: str = ""
 
@@ -104,7 +115,8 @@ def main(argv=None) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with study_lock(name, location):
         study = open_study(name, location, settings, sw.pruner_startup_trials, data.seed)
-        sweep = Sweep(study, name, location, searched, (data, tok, train, ev, reg, rep))
+        sweep = Sweep(study, name, location, searched,
+                      BaseConfigs(data, tok, train, ev, reg, rep))
         with mlflow.start_run() as parent:
             sweep.experiment_id, sweep.parent_id = parent.info.experiment_id, parent.info.run_id
             name_run(run_title(config_params(sw), config_params(SweepConfig()), head="sweep"))
@@ -214,7 +226,7 @@ def evaluate_best(sweep: Sweep, best: dict):
 
     client = MlflowClient()
     configs = sweep.step_configs(best["params"], dataclasses.replace(
-        sweep.configs[5], sweep_run=sweep.parent_id))
+        sweep.configs.rep, sweep_run=sweep.parent_id))
     keys = step_keys(configs)
     done = {"ingest": best["ingest_run"], "tokenize": best["tokenize_run"],
             "train": best["run_id"]}

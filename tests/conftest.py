@@ -3,11 +3,19 @@ isolated tracking store, the stand-in Hub. Tests under tests/e2e run the entry p
 marked `e2e`: `pytest -m "not e2e"` is the quick loop."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from hub_fixtures import hub, silent_endpoint, warm_home  # noqa: F401  (session fixtures)
 from support import AG_NEWS, ROOT, module_store
+
+# Under pytest-xdist each worker starts processes of its own: one math thread per process
+# keeps two workers from running four threads on two cores (torch, OpenMP and BLAS default
+# to a thread per core in every process). Set before any test imports torch or numpy.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
 
 
 @pytest.fixture(scope="session")

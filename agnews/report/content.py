@@ -134,19 +134,23 @@ def search_section(f: ReportFacts) -> list[Block]:
                           for n in ("history", "val_loss", "importances", "parallel")))]
 
 
-def build_report(f: ReportFacts) -> list[Block]:
-    lang, ev, p = f.lang, f.metrics["evaluate"], f.params
-    best = _best_epoch(f)
-    ingest = f.metrics["ingest"]
-    blocks: list[Block] = [
+def summary_section(f: ReportFacts) -> list[Block]:
+    lang, ev, p, ingest = f.lang, f.metrics["evaluate"], f.params, f.metrics["ingest"]
+    return [
         Heading(t(lang, "title"), 1),
         Heading(t(lang, "h_summary")),
         Table([t(lang, "metric"), "test"],
               [[m, fmt(ev[f"test_{m}"])] for m in HEADLINE if f"test_{m}" in ev]),
         Para(t(lang, "summary", model=p.get("model"), train_rows=int(ingest.get("train_rows", 0)),
-               epochs=len(f.history), best=best, acc=fmt(ev["test_accuracy"]),
+               epochs=len(f.history), best=_best_epoch(f), acc=fmt(ev["test_accuracy"]),
                f1=fmt(ev["test_f1"]), test_rows=int(ingest.get("test_rows", 0)))
              + f" {t(lang, 'verdict')} " + " ".join(conclusions(f)[:2])),
+    ]
+
+
+def data_section(f: ReportFacts) -> list[Block]:
+    lang, p, ingest = f.lang, f.params, f.metrics["ingest"]
+    return [
         Heading(t(lang, "h_data")),
         Para(t(lang, "data", source=p.get("data"), seed=p.get("seed"),
                overlap=int(ingest.get("train_test_text_overlap", 0)),
@@ -158,6 +162,16 @@ def build_report(f: ReportFacts) -> list[Block]:
                for split, g in f.class_balance.groupby("split", sort=False)]),
         *_images(f, ("class_balance.png", "cap_balance"), ("text_length_words.png", "cap_words"),
                  ("text_length_tokens.png", "cap_tokens")),
+    ]
+
+
+def process_section(f: ReportFacts) -> list[Block]:
+    lang, p, best = f.lang, f.params, _best_epoch(f)
+    compute = ([Para(t(lang, "compute", device=f.compute["device"],
+                       train=f.compute["precision_train"], score=f.compute["precision_score"],
+                       reason=f.compute["precision_reason"]))]
+               if "precision_reason" in f.compute else [])
+    return [
         Heading(t(lang, "h_process")),
         Para(t(lang, "process", model=p.get("model"), lr=p.get("learning_rate"),
                batch=p.get("train_batch_size"), epochs=len(f.history), best=best,
@@ -165,10 +179,7 @@ def build_report(f: ReportFacts) -> list[Block]:
                       else "rule_last"))),
         Table([t(lang, "parameter"), t(lang, "value")],
               [[k, p[k]] for k in MAIN_PARAMS if k in p]),
-        *([Para(t(lang, "compute", device=f.compute["device"],
-                  train=f.compute["precision_train"], score=f.compute["precision_score"],
-                  reason=f.compute["precision_reason"]))] if "precision_reason" in f.compute
-          else []),
+        *compute,
         Heading(t(lang, "h_curves")),
         Para(t(lang, "curves")),
         Table([t(lang, "epoch")] + list(CURVE_COLUMNS),
@@ -176,6 +187,12 @@ def build_report(f: ReportFacts) -> list[Block]:
                + [fmt(r[c]) for c in CURVE_COLUMNS] for _, r in f.history.iterrows()]),
         *_images(f, ("loss_curves.png", "cap_loss"), ("metric_evolution.png", "cap_metrics"),
                  ("learning_rate.png", "cap_lr")),
+    ]
+
+
+def evaluation_section(f: ReportFacts) -> list[Block]:
+    lang = f.lang
+    blocks: list[Block] = [
         Heading(t(lang, "h_evaluation")),
         Table([t(lang, "class"), "precision", "recall", "f1", t(lang, "support")],
               [[r["class"], fmt(r["precision"]), fmt(r["recall"]), fmt(r["f1"]),
@@ -195,15 +212,23 @@ def build_report(f: ReportFacts) -> list[Block]:
                           t(lang, "confidence")],
                          [[_clip(r["text"]), r["true"], r["predicted"], fmt(r["confidence"])]
                           for _, r in f.mistakes.iterrows()])]
-    blocks += _images(f, ("confidence_histogram.png", "cap_confidence"))
-    blocks += search_section(f)
-    blocks += registry_section(f)
-    blocks += [Heading(t(lang, "h_conclusions")), Bullets(conclusions(f)),
-               Heading(t(lang, "h_limitations")), Bullets(limitations(f)),
-               Heading(t(lang, "h_reproduce")), Para(t(lang, "reproduce")),
-               Code(reproduce_command(p)),
-               Table([t(lang, "step"), t(lang, "run_id")], [[k, v] for k, v in f.run_ids.items()])]
-    return blocks
+    return blocks + _images(f, ("confidence_histogram.png", "cap_confidence"))
+
+
+def closing_section(f: ReportFacts) -> list[Block]:
+    lang = f.lang
+    return [Heading(t(lang, "h_conclusions")), Bullets(conclusions(f)),
+            Heading(t(lang, "h_limitations")), Bullets(limitations(f)),
+            Heading(t(lang, "h_reproduce")), Para(t(lang, "reproduce")),
+            Code(reproduce_command(f.params)),
+            Table([t(lang, "step"), t(lang, "run_id")], [[k, v] for k, v in f.run_ids.items()])]
+
+
+def build_report(f: ReportFacts) -> list[Block]:
+    """The report's blocks, section by section, in the order a reader wants them."""
+    return [*summary_section(f), *data_section(f), *process_section(f),
+            *evaluation_section(f), *search_section(f), *registry_section(f),
+            *closing_section(f)]
 
 
 def _clip(text: str, limit: int = 160) -> str:

@@ -16,6 +16,7 @@ import json
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from agnews import PROJECT_DIR
 from agnews.errors import UserError
@@ -38,7 +39,6 @@ def storage_location(study: str, storage: str, folder: Path = SWEEPS) -> str:
     if "://" not in storage:
         raise UserError(f"storage='{storage}' is not a database URL: pass e.g. postgresql+"
                         "psycopg://mlflow@127.0.0.1/optuna, or leave it empty for a journal file")
-    from urllib.parse import urlsplit
 
     try:
         url = urlsplit(storage)

@@ -5,7 +5,11 @@ Only the steps' `main` functions call these; the pure functions never see MLflow
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import resource
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,8 +83,6 @@ def name_run(name: str) -> None:
 
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far, in MB (Linux reports KB, macOS bytes)."""
-    import resource
-    import sys
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
@@ -88,7 +90,6 @@ def peak_rss_mb() -> float:
 
 def peak_gpu_mb() -> float | None:
     """Peak GPU memory torch allocated in this process, in MB; None if it used no GPU."""
-    import sys
 
     torch = sys.modules.get("torch")  # a step that never imported torch used no GPU
     if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
@@ -131,7 +132,6 @@ def fetch(uri: str, what: str, produced_by: str) -> Path:
 
 def log_dataframe(df, artifact_path: str) -> None:
     """Log a DataFrame as a Parquet artifact at exactly `artifact_path`."""
-    import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / Path(artifact_path).name
@@ -154,7 +154,6 @@ def logged_table(run_id: str, artifact_file: str):
     `mlflow.load_table` searches only the active experiment; reading the run's artifact
     directly works wherever the run lives.
     """
-    import json
 
     import pandas as pd
 

@@ -228,6 +228,25 @@ def keep_if_best(state: TrainState, model, row: dict[str, float], epoch: int,
                                 for k, p in model.named_parameters() if p.requires_grad}
 
 
+def restore(checkpoint: Path | None, state: TrainState, model, opt: Optimisation,
+            rng: np.random.Generator, processes: Processes) -> bool:
+    """Resume from `checkpoint` if it exists and can be read; every process resumes, or none.
+    Process 0 decides (and alone sets an unreadable file aside); another process that cannot
+    read what process 0 resumed from stops with one line."""
+    def resume() -> bool:
+        return checkpoint is not None and checkpoint.is_file() and resume_from(
+            checkpoint, state, model, opt, rng)
+
+    restored = processes.decided_by_main(resume)
+    if restored and not processes.main and not resume():
+        from agnews.errors import UserError
+
+        raise UserError(f"train process {processes.rank} cannot read the checkpoint process 0 "
+                        f"resumed from ({checkpoint}): pass every machine the same "
+                        "checkpoint_dir, on storage they all see")
+    return restored
+
+
 def replay(state: TrainState, callbacks: Sequence[Callback], rows: int) -> None:
     """Tell the callbacks what a resumed run did before, so their record has no gap."""
     for c in callbacks:
@@ -265,21 +284,9 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
         n=TRAIN_EVAL_ROWS, random_state=cfg.seed)
     opt = optimisation(model, cfg, len(train_df), processes)
     state = TrainState()
-
-    def resume() -> bool:
-        return checkpoint is not None and checkpoint.is_file() and resume_from(
-            checkpoint, state, model, opt, rng)
-
-    restored = processes.decided_by_main(resume)  # process 0 alone sets a bad file aside
-    if restored and not processes.main and not resume():
-        from agnews.errors import UserError
-
-        raise UserError(f"train process {processes.rank} cannot read the checkpoint process 0 "
-                        f"resumed from ({checkpoint}): pass every machine the same "
-                        "checkpoint_dir, on storage they all see")
-    net = processes.wrap(model)
-    if restored:
+    if restore(checkpoint, state, model, opt, rng, processes):
         replay(state, callbacks, len(train_df))
+    net = processes.wrap(model)
     stopped_at = None
     while state.epoch < cfg.epochs and stopped_at is None:
         net.train()
