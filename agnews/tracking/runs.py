@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import resource
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -83,6 +82,7 @@ def name_run(name: str) -> None:
 
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far, in MB (Linux reports KB, macOS bytes)."""
+    import resource  # POSIX only: imported here so the module still imports elsewhere
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
