@@ -1,5 +1,5 @@
 """Started by torchrun in CPU processes (tests/e2e/test_distributed_runs.py): after
-`agnews.training.loop.backward` under DDP, every parameter's gradient equals, to float
+`agnews.training.gradients.backward` under DDP, every parameter's gradient equals, to float
 rounding, the gradient of the whole batch's mean loss computed in one process.
 
     python -m torch.distributed.run --standalone --nproc_per_node 2 tests/ddp_gradients.py ROWS
@@ -15,7 +15,7 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from agnews.model.device import grad_scaler
 from agnews.training.distributed import Processes
-from agnews.training.loop import backward
+from agnews.training.gradients import backward
 
 
 def main(rows: int) -> None:

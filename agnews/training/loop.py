@@ -2,7 +2,6 @@
 validation metrics, the best epoch kept, and a checkpoint after every epoch to resume from."""
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import time
@@ -19,11 +18,10 @@ from agnews.evaluation.metrics import classification_metrics
 from agnews.model.batching import (
     batches,
     length_grouped_order,
-    micro_batches,
     predict_logits,
     softmax,
 )
-from agnews.model.device import Precision, autocast, grad_scaler
+from agnews.model.device import Precision, grad_scaler
 from agnews.model.precision import choose_precision
 from agnews.training.callbacks import Callback, tell_epoch
 from agnews.training.checkpoint import (
@@ -33,6 +31,7 @@ from agnews.training.checkpoint import (
     set_aside,
 )
 from agnews.training.distributed import Processes, sharded_probs
+from agnews.training.gradients import backward
 
 POINTS_PER_RUN = 40  # per-step points when log_every_steps=0 ("auto")
 # train_* metrics are measured on at most this many training rows (a fixed sample): accuracy
@@ -97,42 +96,6 @@ def score(model, df: pd.DataFrame, batch_size: int, pad_id: int, precision: str 
     probs = sharded_probs(lambda rows: softmax(predict_logits(
         model, [seqs[i] for i in rows], batch_size, pad_id, precision)), len(seqs), processes)
     return classification_metrics(df["label"].to_numpy(), probs)
-
-
-def rows_of(share: slice, part: slice) -> slice:
-    """`part` (a micro-batch of this process's share) as rows of the whole batch."""
-    return slice(share.start + part.start, min(share.start + part.stop, share.stop))
-
-
-def backward(net, idx: np.ndarray, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
-             micro_batch_tokens: int, precision: str, scaler, processes: Processes) -> float:
-    """The backward passes of one batch (rows `idx` of `labels`, padded as `ids`/`mask`):
-    this process's share of the rows, in micro-batches of at most `micro_batch_tokens`, leaves
-    in every parameter's `.grad` the gradient of the whole batch's mean loss (summed over
-    processes by DDP). Returns that mean loss."""
-    device = next(net.parameters()).device
-    loss, share = 0.0, processes.share(len(idx))
-    # A process with no row in a short last batch still joins the gradient average, with one
-    # row weighted 0.
-    weight = 1.0 if share.stop > share.start else 0.0
-    share = share if weight else slice(0, 1)
-    parts = micro_batches(share.stop - share.start, ids.shape[1], micro_batch_tokens)
-    for i, part in enumerate(parts):
-        rows = rows_of(share, part)
-        # DDP averages gradients over processes at the last part's backward only.
-        last = i == len(parts) - 1 or processes.world == 1
-        with contextlib.nullcontext() if last else net.no_sync():
-            # Each part's mean loss, weighted by its share of the batch's rows (times the
-            # processes DDP averages over): the summed gradients equal those of the whole
-            # batch's mean loss.
-            with autocast(precision, device):
-                part_loss = net(input_ids=ids[rows].to(device),
-                                attention_mask=mask[rows].to(device),
-                                labels=labels[idx[rows]].to(device)).loss
-            part_loss = part_loss * (weight * len(idx[rows]) / len(idx))
-            scaler.scale(part_loss * processes.world).backward()
-        loss += part_loss.item()
-    return processes.total(loss)
 
 
 def resume_from(checkpoint: Path, state: TrainState, model, opt: Optimisation,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from agnews.training.distributed import Processes, launch_command, sharded_probs
-from agnews.training.loop import rows_of
+from agnews.training.gradients import rows_of
 
 
 @pytest.mark.parametrize("n,world", [(13, 2), (1, 2), (7, 3), (8, 4), (0, 2), (5, 1)])
