@@ -7,15 +7,16 @@ not pay for it).
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # no display on servers or in CI; must precede pyplot
+from agnews.config import LABELS
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from agnews.config import LABELS  # noqa: E402
+# No display on servers or in CI. pyplot resolves its backend at the first figure, so
+# choosing it after the imports is in time.
+matplotlib.use("Agg")
 
 
 def class_balance(balance: pd.DataFrame) -> Figure:

@@ -6,22 +6,23 @@ Inputs are the true labels, the predicted class probabilities and the metrics co
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
-matplotlib.use("Agg")  # no display on servers or in CI; must precede pyplot
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from sklearn.metrics import auc, precision_recall_curve, roc_curve  # noqa: E402
-
-from agnews.config import LABELS  # noqa: E402
-from agnews.evaluation.metrics import (  # noqa: E402
+from agnews.config import LABELS
+from agnews.evaluation.metrics import (
     METRICS,
     calibration_bins,
     confusion_counts,
     expected_calibration_error,
 )
+
+# No display on servers or in CI. pyplot resolves its backend at the first figure, so
+# choosing it after the imports is in time.
+matplotlib.use("Agg")
 
 
 def confusion_matrices(labels: np.ndarray, pred: np.ndarray) -> Figure:

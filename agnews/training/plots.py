@@ -4,14 +4,15 @@ the caller logs it (`mlflow.log_figure`) and closes it, so these stay pure and t
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # no display on servers or in CI; must precede pyplot
+from agnews.evaluation.metrics import METRICS
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from agnews.evaluation.metrics import METRICS  # noqa: E402
+# No display on servers or in CI. pyplot resolves its backend at the first figure, so
+# choosing it after the imports is in time.
+matplotlib.use("Agg")
 
 TRAIN, VAL = "#1f77b4", "#ff7f0e"
 
