@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
+import pytest
 from mlflow.tracking import MlflowClient
 from support import ROOT, subprocess_env
 
+from agnews import cli
 from agnews.tracking.step_cache import STEPS
 
 CHAMPION = "models:/agnews-classifier@champion"
@@ -107,3 +111,14 @@ def artifact_paths(client, run_id, path=None):
     for item in client.list_artifacts(run_id, path):
         out += artifact_paths(client, run_id, item.path) if item.is_dir else [item.path]
     return out
+
+
+def command_line(module: str, args: list[str], capsys) -> SimpleNamespace:
+    """A step's command line called in this process (`agnews.cli.run_step` over the step's
+    `main`, which is what `python -m steps.<module>` runs), expected to stop with an error:
+    its exit code, stdout and stderr."""
+    main = importlib.import_module(f"steps.{module}").main
+    with pytest.raises(SystemExit) as exited:
+        cli.run_step(module, main, args)
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=exited.value.code, stdout=out.out, stderr=out.err)

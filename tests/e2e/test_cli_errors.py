@@ -6,16 +6,13 @@ the step as its own process, as `mlflow run` does, to keep that boundary tested 
 """
 from __future__ import annotations
 
-import importlib
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from runs import command_line
 from support import ROOT, subprocess_env, texts_frame
-
-from agnews import cli
 
 
 @pytest.fixture
@@ -30,11 +27,7 @@ def run_step(monkeypatch, capsys):
                                   text=True, timeout=120)
         for key, value in store.items():
             monkeypatch.setenv(key, value)
-        main = importlib.import_module(f"steps.{module}").main
-        with pytest.raises(SystemExit) as exited:
-            cli.run_step(module, main, args)
-        out = capsys.readouterr()
-        return SimpleNamespace(returncode=exited.value.code, stdout=out.out, stderr=out.err)
+        return command_line(module, args, capsys)
     return run
 
 

@@ -13,11 +13,8 @@ import sys
 import mlflow
 import pandas as pd
 import pytest
-from runs import artifact_paths, mlflow_run
+from runs import artifact_paths, command_line, mlflow_run
 from support import ROOT
-
-from agnews import cli
-from steps import monitor
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from drift_batches import make_batches  # noqa: E402  (benchmarks/ is not a package)
@@ -139,9 +136,8 @@ def test_bad_input_stops_with_one_line(monitored, params, message, monkeypatch, 
     monkeypatch.chdir(monitored["cwd"])
     monkeypatch.setenv("MLFLOW_TRACKING_URI", monitored["store"].uri)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", monitored["store"].experiment_id)
-    with pytest.raises(SystemExit) as exited:
-        cli.run_step("monitor", monitor.main,
-                     [arg for k, v in params.items() for arg in (f"--{k}", str(v))])
-    assert exited.value.code == 2
-    errors = [x for x in capsys.readouterr().err.splitlines() if x.startswith("monitor: error")]
+    proc = command_line("monitor", [a for k, v in params.items() for a in (f"--{k}", str(v))],
+                        capsys)
+    assert proc.returncode == 2
+    errors = [x for x in proc.stderr.splitlines() if x.startswith("monitor: error")]
     assert len(errors) == 1 and message in errors[0], errors
