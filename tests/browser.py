@@ -24,7 +24,9 @@ def browser_or_skip():
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"):
+                 "--disable-sync", "--no-first-run", "--disable-quic",
+                 # a desktop-sized window: the MLflow UI renders only the table rows in view
+                 "--window-size=1400,2400"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     return webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver),

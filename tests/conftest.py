@@ -87,3 +87,12 @@ def pytest_collection_modifyitems(items):
                  else item.module.__name__)
         item.add_marker(pytest.mark.xdist_group(group))
 
+
+def pytest_xdist_node_collection_finished(node, ids):
+    """Under `--dist loadgroup` each test id a worker collects carries its group (`...@group`):
+    that is how pytest-xdist keeps a group on one worker. Where a pytest and pytest-xdist pair
+    loses it (pytest-dev/pytest-xdist#1386) the session pipeline and every module's fixtures
+    would be built on each worker, silently: stop and say so instead."""
+    if node.config.getvalue("dist") == "loadgroup" and ids and "@" not in ids[0]:
+        pytest.exit("pytest-xdist does not group tests on this pytest (pytest-xdist#1386): "
+                    "install requirements-dev.txt's pins, or run with -n 0", returncode=4)

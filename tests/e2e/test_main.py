@@ -260,7 +260,7 @@ def test_the_readmes_link_opens_the_runs_table_with_the_named_main_run(pipeline)
     import time
 
     from browser import browser_or_skip
-    from serving import free_port
+    from serving import free_port, wait_for
 
     link = re.search(r"http://127\.0\.0\.1:5000/(#/experiments/0/runs\?\S+?)>",
                      (ROOT / "README.md").read_text())
@@ -277,16 +277,12 @@ def test_the_readmes_link_opens_the_runs_table_with_the_named_main_run(pipeline)
                                      f"/experiments/{pipeline.store.experiment_id}/")
         # the runs table shows the start of a long name
         name = pipeline.parent.info.run_name[:40]
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                browser.get(f"http://127.0.0.1:{port}/{page}")
-            except Exception:  # the server is still starting
-                time.sleep(1)
-                continue
-            time.sleep(3)
-            if name in browser.find_element("tag name", "body").text:
-                break
+        wait_for(f"http://127.0.0.1:{port}/health", server, 90)
+        browser.get(f"http://127.0.0.1:{port}/{page}")
+        deadline = time.monotonic() + 60  # the table fills in after the page loads
+        while name not in browser.find_element("tag name", "body").text \
+                and time.monotonic() < deadline:
+            time.sleep(1)
         text = browser.find_element("tag name", "body").text
         assert name.startswith("main ") and name in text, text[:2000]
         assert "/runs" in browser.current_url
