@@ -64,6 +64,7 @@ def test_default_main_online_pins_records_and_caches_the_hub_commits(online_run)
         assert children[step].data.tags["model.revision"] == MODEL_SHA
     assert children["ingest"].data.tags["data_fingerprint"] == f"id:{DATASET_ID}@{DATA_SHA}"
     assert children["train"].data.tags["precision_reason"]
+    assert children["tokenize"].data.tags["tokenizer.library"] == "tokenizers"  # vocab.txt only
     assert (home / "hub" / "models--huawei-noah--TinyBERT_General_4L_312D").is_dir()
 
 

@@ -103,6 +103,8 @@ def test_each_step_logs_its_named_artifacts_and_plots(pipeline):
     tokenize = artifact_paths(client, ch["tokenize"].info.run_id)
     assert {f"tokenized/{s}.parquet" for s in ("train", "val", "test")} <= set(tokenize)
     assert "tokenized/meta.json" in tokenize and "tokenizer/tokenizer_config.json" in tokenize
+    # the stand-in's BERT tokenizer, through the tokenizers library alone
+    assert ch["tokenize"].data.tags["tokenizer.library"] == "tokenizers"
     evaluate = artifact_paths(client, ch["evaluate"].info.run_id)
     assert {"predictions.parquet", "per_class_metrics.json",
             "most_confident_mistakes.json"} <= set(evaluate)

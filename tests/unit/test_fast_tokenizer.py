@@ -1,0 +1,95 @@
+"""tokenize's tokenizer through the `tokenizers` library alone gives the ids transformers
+gives, for each kind of model it is used with: a folder with tokenizer.json (the tiny test
+model, the MiniLM stand-in), a TinyBERT-shaped folder with only vocab.txt, and the Hub's
+TinyBERT from its cache and online; and what it saves, transformers loads back unchanged."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hub_fixtures import MODEL_ID, hub_env, python
+from hub_standin import tinybert_files
+from tiny_model import standin_model_dir
+
+from agnews.model.fast_tokenizer import FastTokenizer, fast_tokenizer
+from agnews.model.pretrained import load_tokenizer, locate
+
+ODD = ["Ünïcode café naïve résumé", "北京 and 東京 in one line", "", "  tabs\tand\nnewlines  ",
+       "emoji 😀 and a control\x07char", "x" * 300, "A.B.C. U.S.-led $1.5bn (AP) -- Reuters"]
+SETTINGS = [{"truncation": True, "max_length": 128}, {"truncation": True, "max_length": 16},
+            {"truncation": False}]
+
+
+@pytest.fixture(scope="module")
+def texts(ag_news) -> list[str]:
+    frames = [pd.read_csv(ag_news / f"{s}.csv", header=None) for s in ("train", "test")]
+    rows = pd.concat(frames)
+    return (rows[1] + " " + rows[2]).tolist() + ODD
+
+
+@pytest.fixture(scope="module")
+def legacy_folder(tmp_path_factory):
+    """TinyBERT as huawei-noah ships it: a legacy config.json, weights and vocab.txt only."""
+    folder = tmp_path_factory.mktemp("tinybert-shaped")
+    vocab = (Path(standin_model_dir()) / "vocab.txt").read_bytes()
+    for name, content in tinybert_files(vocab).items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["tiny", "standin", "legacy"])
+def test_the_ids_and_the_saved_folder_equal_transformers(kind, texts, tiny_model, legacy_folder,
+                                                          tmp_path):
+    from transformers import AutoTokenizer
+
+    folder = {"tiny": tiny_model, "standin": standin_model_dir(), "legacy": legacy_folder}[kind]
+    source = locate(str(folder))
+    fast, reference = fast_tokenizer(source), load_tokenizer(source)
+    assert isinstance(fast, FastTokenizer)
+    assert fast.pad_token_id == reference.pad_token_id is not None
+    for kwargs in SETTINGS:
+        assert fast(texts, **kwargs)["input_ids"] == reference(texts, **kwargs)["input_ids"], kwargs
+    fast.save_pretrained(tmp_path / "saved")
+    back = AutoTokenizer.from_pretrained(str(tmp_path / "saved"))
+    assert type(back) is type(reference)
+    assert back(texts, truncation=True, max_length=64)["input_ids"] == \
+        reference(texts, truncation=True, max_length=64)["input_ids"]
+
+
+def test_another_tokenizer_class_is_left_to_transformers(tiny_model, tmp_path):
+    folder = shutil.copytree(tiny_model, tmp_path / "model")
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({**config, "tokenizer_class": "RobertaTokenizer"}))
+    assert fast_tokenizer(locate(str(folder))) is None
+
+
+def test_a_folder_without_tokenizer_files_is_left_to_transformers(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
+    assert fast_tokenizer(locate(str(tmp_path))) is None
+    (tmp_path / "tokenizer.json").write_text("{not json")  # unreadable: transformers says why
+    assert fast_tokenizer(locate(str(tmp_path))) is None
+
+
+PARITY = f"""
+from agnews.model.fast_tokenizer import fast_tokenizer
+from agnews.model.pretrained import load_tokenizer, locate
+texts = {ODD!r} + ["Oil prices climb as OPEC cuts production"]
+source = locate("{MODEL_ID}")
+fast = fast_tokenizer(source)
+same = fast(texts, truncation=True, max_length=16)["input_ids"] == \\
+    load_tokenizer(source)(texts, truncation=True, max_length=16)["input_ids"]
+print(type(fast).__name__, same)
+"""
+
+
+@pytest.mark.parametrize("where", ["cache", "online"])
+def test_the_hubs_tinybert_from_the_cache_and_online(where, warm_home, hub, tmp_path):
+    env = (hub_env(warm_home, offline=True) if where == "cache"
+           else hub_env(tmp_path / "cold-home", hub.url))
+    proc = python(["-c", PARITY], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "FastTokenizer True"
