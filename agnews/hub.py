@@ -18,6 +18,9 @@ from pathlib import Path
 
 from agnews.errors import UserError
 
+# Deferred imports: huggingface_hub, httpx and datasets load where the Hub or its cache is asked: a
+# local folder or file never needs them.
+
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 KINDS = ("model", "dataset")

@@ -23,6 +23,9 @@ from agnews.config import LABELS, EvalConfig
 from agnews.evaluation.metrics import per_class_metrics
 from agnews.evaluation.predictions import as_test_metrics, confident_mistakes, predictions_frame
 
+# Deferred imports: mlflow and the heavier libraries (and the agnews modules that import them)
+# load in main, after the arguments parse: a bad parameter gets its one-line error at once.
+
 
 def main(argv=None) -> None:
     quiet_libraries()

@@ -21,6 +21,9 @@ from agnews.data.profile import class_balance, text_length, text_overlap
 from agnews.data.sampling import sample_splits
 from agnews.data.sources import dataset_source, load_source, source_tags
 
+# Deferred imports: mlflow and the heavier libraries (and the agnews modules that import them)
+# load in main, after the arguments parse: a bad parameter gets its one-line error at once.
+
 
 def main(argv=None) -> None:
     quiet_libraries()

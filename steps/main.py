@@ -48,6 +48,9 @@ from agnews.tracking.pipeline import (
 from agnews.tracking.step_cache import STEPS, forced_steps, step_keys
 from agnews.tracking.titles import run_title
 
+# Deferred imports: mlflow and the heavier libraries (and the agnews modules that import them)
+# load in main, after the arguments parse: a bad parameter gets its one-line error at once.
+
 CHECKPOINTS = PROJECT_DIR / ".checkpoints"
 
 

@@ -26,6 +26,9 @@ from agnews.config import LABELS, EvalConfig, MonitorConfig
 from agnews.errors import UserError
 from agnews.monitoring.batch import batch_checks, check_metrics, read_batch
 
+# Deferred imports: mlflow and the heavier libraries (and the agnews modules that import them)
+# load in main, after the arguments parse: a bad parameter gets its one-line error at once.
+
 DRIFT_EXIT = 3
 
 

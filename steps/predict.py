@@ -25,6 +25,9 @@ from agnews.config import EvalConfig, PredictConfig
 from agnews.errors import UserError
 from agnews.evaluation.predictions import prediction_table
 
+# Deferred imports: mlflow and the heavier libraries (and the agnews modules that import them)
+# load in main, after the arguments parse: a bad parameter gets its one-line error at once.
+
 
 def write_atomic(table: pd.DataFrame, path: Path) -> None:
     """Write CSV or Parquet (by suffix) to a temporary name beside `path`, then rename."""

@@ -22,6 +22,9 @@ from agnews.report.document import write_report
 from agnews.report.facts import STEP_INPUTS, gather
 from agnews.report.wording import t
 
+# Deferred imports: mlflow and the heavier libraries (and the agnews modules that import them)
+# load in main, after the arguments parse: a bad parameter gets its one-line error at once.
+
 
 def main(argv=None) -> None:
     quiet_libraries()

@@ -51,6 +51,9 @@ from agnews.tracking.pipeline import (
 from agnews.tracking.step_cache import step_keys
 from agnews.tracking.titles import run_title
 
+# Deferred imports: mlflow and optuna load in the functions that use them, after the arguments
+# parse: a bad parameter or search space gets its one-line error at once.
+
 # Trials train in one process; the training settings a trial may vary are set through the
 # space (a fixed value there: `epochs=3`), so a value has one place to come from.
 EXCLUDED = {"checkpoint_dir", "num_processes", "sweep_run"} | (set(TUNABLE) - {"train_size"})

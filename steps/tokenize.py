@@ -25,6 +25,9 @@ from agnews.config import SPLITS, TokenizeConfig
 from agnews.data.tokenized import encode, length_summary, token_lengths
 from agnews.errors import UserError
 
+# Deferred imports: mlflow and the heavier libraries (and the agnews modules that import them)
+# load in main, after the arguments parse: a bad parameter gets its one-line error at once.
+
 
 def main(argv=None) -> None:
     quiet_libraries()

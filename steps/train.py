@@ -48,6 +48,10 @@ from agnews.training.callbacks import Callback, ProgressBar
 from agnews.training.distributed import Processes, in_worker, launch_command
 from agnews.training.loop import FitResult, fit
 
+# Deferred imports: what only one branch needs (the sweep's pruning, transformers' tokenizer for
+# logging the model, the plots) loads in that branch, so the processes that only train never import
+# it.
+
 
 def checkpoint_path(cfg: TrainConfig) -> Path | None:
     return Path(cfg.checkpoint_dir) / "checkpoint.pt" if cfg.checkpoint_dir else None

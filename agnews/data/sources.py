@@ -25,6 +25,8 @@ from agnews.data.tables import read_table, validate
 from agnews.errors import UserError
 from agnews.hub import Revision, is_hub_id, resolve
 
+# Deferred imports: datasets and mlflow's Hugging Face source, only for a Hub data set.
+
 
 @dataclass
 class Source:

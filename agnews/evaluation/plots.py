@@ -20,6 +20,8 @@ from agnews.evaluation.metrics import (
     expected_calibration_error,
 )
 
+# Deferred import: seaborn (a second), only for the two plots drawn with it.
+
 # No display on servers or in CI. pyplot resolves its backend at the first figure, so
 # choosing it after the imports is in time.
 matplotlib.use("Agg")

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
+from agnews.model.device import autocast
+
 # Batch widths are rounded up to a multiple of this. Every distinct input shape makes the CPU
 # backend (oneDNN) build and cache its own kernels, and those caches plus the allocator's
 # fragmentation grew training's memory by ~300 MB over an epoch of free widths; with widths
@@ -87,8 +89,6 @@ def predict_logits(model, seqs: Sequence[Sequence[int]], batch_size: int, pad_id
     resolved precision (`agnews.model.device`); inputs go to the model's device. `progress` (a tqdm
     bar or None) advances by rows.
     """
-    from agnews.model.device import autocast
-
     model.eval()
     device = next(model.parameters()).device
     lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))

@@ -19,6 +19,8 @@ from tokenizers.models import WordPiece
 
 from agnews.model.pretrained import Pretrained
 
+# Deferred import: huggingface_hub's download, for Hub ids only (a folder needs none).
+
 FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
          "config.json")
 BERT_TOKENIZERS = {"BertTokenizer", "BertTokenizerFast"}

@@ -14,6 +14,9 @@ import numpy as np
 
 from agnews.errors import UserError
 
+# Deferred imports: torch, transformers and accelerate load where a model is loaded or logged:
+# register and report import this module for names and settings only.
+
 if TYPE_CHECKING:
     from agnews.model.device import Precision
 

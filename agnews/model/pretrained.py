@@ -18,6 +18,9 @@ from agnews.config import LABELS
 from agnews.errors import UserError
 from agnews.hub import Revision, is_hub_id, resolve
 
+# Deferred imports: transformers (seconds, with torch) loads only where a model or tokenizer is
+# loaded; `locate` and the tokenize step's `tokenizers`-only path never need it.
+
 BERT_KEYS = ("hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size",
              "vocab_size")
 

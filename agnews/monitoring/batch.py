@@ -21,6 +21,9 @@ from agnews.monitoring.drift import (
 )
 from agnews.monitoring.reference import Reference
 
+# Deferred import: scikit-learn's metrics, only for a labelled batch; steps.monitor imports this
+# module before its arguments parse.
+
 
 def _class_index(values: pd.Series, column: str, name: str) -> np.ndarray:
     """Class indices 0-3 from indices or class names (as `predict` writes them)."""

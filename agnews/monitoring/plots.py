@@ -10,6 +10,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from agnews.config import LABELS
+from agnews.data.plots import length_distribution
+from agnews.evaluation.plots import confusion_matrices
+
+# Deferred import: seaborn (a second), only for the two plots drawn with it.
 
 # No display on servers or in CI. pyplot resolves its backend at the first figure, so
 # choosing it after the imports is in time.
@@ -51,9 +55,6 @@ def confidence(reference: np.ndarray, batch: np.ndarray) -> Figure:
 def drift_figures(reference: pd.DataFrame, batch: pd.DataFrame, reference_lengths: np.ndarray,
                   batch_lengths: np.ndarray) -> dict[str, Figure]:
     """File name -> Figure for one batch against the reference's test predictions."""
-    from agnews.data.plots import length_distribution
-    from agnews.evaluation.plots import confusion_matrices
-
     counts = [np.bincount(frame["predicted"].to_numpy(), minlength=len(LABELS))
               for frame in (reference, batch)]
     figures = {"length_tokens.png": length_distribution(

@@ -16,6 +16,8 @@ import pandas as pd
 
 from agnews.errors import UserError
 
+# Deferred import: mlflow, only where runs and artifacts are read; the pure functions need none.
+
 
 @dataclass
 class Reference:

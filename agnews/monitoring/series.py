@@ -7,6 +7,8 @@ import time
 
 from agnews.tracking.locks import held
 
+# Deferred import: mlflow's Metric, only where a batch's metrics are written to the series run.
+
 SERIES_TAG = "monitor.series"
 
 

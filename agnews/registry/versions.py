@@ -12,6 +12,9 @@ from mlflow.tracking import MlflowClient
 
 from agnews.config import EvalConfig
 
+# Deferred imports: torch and transformers, only to rescore the champion when a challenger is
+# compared.
+
 
 def model_run_id(model_uri: str) -> str | None:
     """The train run of a `runs:/<id>/model` URI (None for other URIs)."""

@@ -11,6 +11,9 @@ from agnews.errors import UserError
 from agnews.evaluation.metrics import confusion_counts
 from agnews.report.content import ReportFacts
 
+# Deferred imports: mlflow, only where facts are gathered from runs; the report's pure functions
+# and their tests need none.
+
 # The runs the report reads; the step cache's UPSTREAM["report"] is the same (a test checks).
 STEP_INPUTS = ("ingest", "tokenize", "train", "evaluate", "register")
 COMPUTE_TAGS = ("device", "precision_train", "precision_score", "precision_reason")

@@ -7,6 +7,8 @@ import warnings
 
 from matplotlib.figure import Figure
 
+# Deferred imports: optuna (about a second), only in a sweep's plots.
+
 OBJECTIVE = "val_loss (kept epoch)"
 
 

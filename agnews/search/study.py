@@ -23,6 +23,9 @@ from agnews.errors import UserError
 from agnews.tracking.locks import LOCKS, held
 from agnews.training.callbacks import Callback
 
+# Deferred imports: optuna (about a second): train imports TrialPruning's module only in a sweep's
+# trials, and a sweep loads it after its arguments parse.
+
 SWEEPS = PROJECT_DIR / ".sweeps"
 HEARTBEAT_SECONDS = 60  # a database trial without a heartbeat for 2 of these was left behind
 

@@ -8,6 +8,8 @@ from typing import Any
 from agnews.config import DataConfig, TrainConfig
 from agnews.search.space import show
 
+# Deferred import: optuna's TrialState, only where trials are summarised.
+
 DATA_FIELDS = {f.name for f in dataclasses.fields(DataConfig)}
 
 

@@ -15,7 +15,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from agnews import PROJECT_DIR
+from agnews.errors import UserError
 
 LOCKS = PROJECT_DIR / ".locks"
 
@@ -24,9 +27,7 @@ LOCKS = PROJECT_DIR / ".locks"
 def held(name: str, waiting: str, folder: Path = LOCKS, refuse: bool = False) -> Iterator[Path]:
     """Hold the lock `name`; if another process holds it, print `waiting` and wait for it
     (with `refuse`, stop with `waiting` as the one-line error instead)."""
-    from filelock import FileLock, Timeout
 
-    from agnews.errors import UserError
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / (re.sub(r"[^A-Za-z0-9._-]", "_", name) + ".lock")

@@ -12,6 +12,9 @@ from agnews.tracking.locks import step_lock
 from agnews.tracking.stale import close_stale, process_tags
 from agnews.tracking.step_cache import UPSTREAM
 
+# Deferred imports: mlflow, only in the functions that start or close runs; the step wiring is pure
+# and its tests need none.
+
 TEST_METRICS = ("test_accuracy", "test_f1", "test_precision", "test_recall", "test_loss")
 
 

@@ -13,9 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 
 from agnews.errors import UserError
+from agnews.tracking.lineage import environment, git_state
 from agnews.tracking.stale import process_tags
+
+# Deferred imports: matplotlib.pyplot only where a figure is logged; `resource` is POSIX-only;
+# MLflow's private name lists, guarded.
 
 
 @contextlib.contextmanager
@@ -65,7 +70,7 @@ def generated_name(name: str) -> bool:
     parts = name.split("-")
     if len(parts) != 3 or not parts[2].isdigit():
         return False
-    try:
+    try:  # private lists of MLflow's: imported here, guarded, in case they move
         from mlflow.utils.name_utils import _GENERATOR_NOUNS, _GENERATOR_PREDICATES
     except ImportError:  # the lists moved: fall back to the shape alone
         return parts[0].isalpha() and parts[1].isalpha()
@@ -99,8 +104,6 @@ def peak_gpu_mb() -> float | None:
 
 def log_lineage() -> None:
     """Git commit and dirtiness (with the diff if dirty), Python and package versions."""
-    from agnews.tracking.lineage import environment, git_state
-
     env = environment()
     mlflow.set_tag("python_version", env["python"])
     mlflow.log_dict(env, "lineage/environment.json")
@@ -154,9 +157,6 @@ def logged_table(run_id: str, artifact_file: str):
     `mlflow.load_table` searches only the active experiment; reading the run's artifact
     directly works wherever the run lives.
     """
-
-    import pandas as pd
-
     path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_file)
     with open(path, encoding="utf-8") as fh:
         table = json.load(fh)

@@ -22,6 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
+
+# Deferred imports: accelerate and the device probe, only when processes join a run
+# (`Processes.join`).
 
 # torchrun's settings for more than one machine; without them the processes meet on this one.
 MULTI_NODE_VARS = ("PET_NNODES", "PET_RDZV_ENDPOINT")
@@ -83,8 +87,6 @@ class Processes:
         """The model as the training loop calls it: DDP across processes, itself alone."""
         if self.world == 1:
             return model
-        from torch.nn.parallel import DistributedDataParallel
-
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
 

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from agnews.config import TrainConfig
+from agnews.errors import UserError
 from agnews.evaluation.metrics import classification_metrics
 from agnews.model.batching import (
     batches,
@@ -32,6 +33,8 @@ from agnews.training.checkpoint import (
 )
 from agnews.training.distributed import Processes, sharded_probs
 from agnews.training.gradients import backward
+
+# Deferred import: transformers (seconds) only for the learning-rate schedule, once per fit.
 
 POINTS_PER_RUN = 40  # per-step points when log_every_steps=0 ("auto")
 # train_* metrics are measured on at most this many training rows (a fixed sample): accuracy
@@ -202,8 +205,6 @@ def restore(checkpoint: Path | None, state: TrainState, model, opt: Optimisation
 
     restored = processes.decided_by_main(resume)
     if restored and not processes.main and not resume():
-        from agnews.errors import UserError
-
         raise UserError(f"train process {processes.rank} cannot read the checkpoint process 0 "
                         f"resumed from ({checkpoint}): pass every machine the same "
                         "checkpoint_dir, on storage they all see")
