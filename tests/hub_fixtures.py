@@ -70,6 +70,15 @@ def resolve(env: dict, repo_id: str, kind: str, revision: str = "main"):
     return out if out.startswith("UserError") else json.loads(out)
 
 
+def tinybert_folder(folder: Path) -> Path:
+    """The stand-in Hub's TinyBERT as a folder: as huawei-noah ships it, a legacy config.json,
+    weights and vocab.txt only."""
+    vocab = (Path(standin_model_dir()) / "vocab.txt").read_bytes()
+    for name, content in tinybert_files(vocab).items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def warm_home(hub, tmp_path_factory) -> Path:
     """An HF_HOME as an earlier online run leaves it: filled by the project's own loaders,

@@ -43,6 +43,12 @@ def texts_frame(labels: list[int], prefix: str = "story") -> pd.DataFrame:
                          "label": labels})
 
 
+def sample_texts(ag_news: Path) -> list[str]:
+    """Every title and description of the sample (train, then test) as the steps join them."""
+    rows = pd.concat(pd.read_csv(ag_news / f"{s}.csv", header=None) for s in ("train", "test"))
+    return (rows[1] + " " + rows[2]).tolist()
+
+
 def subprocess_env() -> dict[str, str]:
     """The environment for a step run as its own process: this venv first on PATH; Hub
     settings of the machine running the tests left out (tests that need them set their own)."""

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
-import pandas as pd
 import pytest
-from hub_fixtures import MODEL_ID, hub_env, python
-from hub_standin import tinybert_files
+from hub_fixtures import tinybert_folder
+from support import sample_texts
 from tiny_model import standin_model_dir
 
 from agnews.model.fast_tokenizer import FastTokenizer, fast_tokenizer
@@ -25,19 +23,12 @@ SETTINGS = [{"truncation": True, "max_length": 128}, {"truncation": True, "max_l
 
 @pytest.fixture(scope="module")
 def texts(ag_news) -> list[str]:
-    frames = [pd.read_csv(ag_news / f"{s}.csv", header=None) for s in ("train", "test")]
-    rows = pd.concat(frames)
-    return (rows[1] + " " + rows[2]).tolist() + ODD
+    return sample_texts(ag_news) + ODD
 
 
 @pytest.fixture(scope="module")
 def legacy_folder(tmp_path_factory):
-    """TinyBERT as huawei-noah ships it: a legacy config.json, weights and vocab.txt only."""
-    folder = tmp_path_factory.mktemp("tinybert-shaped")
-    vocab = (Path(standin_model_dir()) / "vocab.txt").read_bytes()
-    for name, content in tinybert_files(vocab).items():
-        (folder / name).write_bytes(content)
-    return folder
+    return tinybert_folder(tmp_path_factory.mktemp("tinybert-shaped"))
 
 
 @pytest.mark.parametrize("kind", ["tiny", "standin", "legacy"])
@@ -72,24 +63,3 @@ def test_a_folder_without_tokenizer_files_is_left_to_transformers(tmp_path):
     assert fast_tokenizer(locate(str(tmp_path))) is None
     (tmp_path / "tokenizer.json").write_text("{not json")  # unreadable: transformers says why
     assert fast_tokenizer(locate(str(tmp_path))) is None
-
-
-PARITY = f"""
-from agnews.model.fast_tokenizer import fast_tokenizer
-from agnews.model.pretrained import load_tokenizer, locate
-texts = {ODD!r} + ["Oil prices climb as OPEC cuts production"]
-source = locate("{MODEL_ID}")
-fast = fast_tokenizer(source)
-same = fast(texts, truncation=True, max_length=16)["input_ids"] == \\
-    load_tokenizer(source)(texts, truncation=True, max_length=16)["input_ids"]
-print(type(fast).__name__, same)
-"""
-
-
-@pytest.mark.parametrize("where", ["cache", "online"])
-def test_the_hubs_tinybert_from_the_cache_and_online(where, warm_home, hub, tmp_path):
-    env = (hub_env(warm_home, offline=True) if where == "cache"
-           else hub_env(tmp_path / "cold-home", hub.url))
-    proc = python(["-c", PARITY], env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == "FastTokenizer True"

@@ -5,10 +5,23 @@ wrong ids, and TinyBERT's legacy config. Against a local stand-in for the Hub
 """
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
-from hub_fixtures import DATA_SHA, DATASET_ID, MODEL_ID, MODEL_SHA, hub_env, python, resolve
+from hub_fixtures import (
+    DATA_SHA,
+    DATASET_ID,
+    MODEL_ID,
+    MODEL_SHA,
+    hub_env,
+    python,
+    resolve,
+    tinybert_folder,
+)
+from support import sample_texts
+
+from agnews.model.pretrained import load_tokenizer
 
 
 def test_warm_cache_is_in_the_hubs_own_layouts(warm_home):
@@ -76,3 +89,30 @@ def test_legacy_tinybert_config_loads_as_bert_with_its_weights(warm_home, hub):
 
 
 # --- the default `main`, through `mlflow run`, with no -P ----------------------------------
+
+
+FAST_IDS = """
+import hashlib, json, sys
+from agnews.model.fast_tokenizer import fast_tokenizer
+from agnews.model.pretrained import locate
+texts = json.load(open(sys.argv[1]))
+ids = fast_tokenizer(locate(sys.argv[2]))(texts, truncation=True, max_length=32)["input_ids"]
+print(hashlib.md5(json.dumps(ids).encode()).hexdigest())
+"""
+
+
+@pytest.mark.parametrize("where", ["cache", "online"])
+def test_tokenize_reads_the_hubs_tinybert_without_transformers(where, warm_home, hub, tmp_path,
+                                                                ag_news):
+    """The `tokenizers`-only path finds TinyBERT's vocab.txt in the Hub's cache layout (and
+    downloads it from a cold cache) and gives transformers' ids for the same files."""
+    texts = sample_texts(ag_news)
+    (tmp_path / "texts.json").write_text(json.dumps(texts))
+    env = (hub_env(warm_home, offline=True) if where == "cache"
+           else hub_env(tmp_path / "cold-home", hub.url))
+    proc = python(["-c", FAST_IDS, str(tmp_path / "texts.json"), MODEL_ID], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    same_files = load_tokenizer(str(tinybert_folder(tmp_path)))
+    expected = same_files(texts, truncation=True, max_length=32)["input_ids"]
+    assert proc.stdout.strip().splitlines()[-1] == \
+        hashlib.md5(json.dumps(expected).encode()).hexdigest()
