@@ -138,13 +138,6 @@ def test_force_all_reruns_everything_and_reproduces_every_metric(project, first)
             [m.value for m in client.get_metric_history(first_train, name)], abs=1e-6)
 
 
-def test_a_changed_train_parameter_reuses_ingest_and_tokenize(project, first):
-    proc, result = run_main(project, learning_rate=2e-3)
-    assert ran(result) == ["train", "evaluate", "register", "report"]
-    assert "main: train running" in proc.stdout
-    assert "learning_rate=0.002" in result["parent"].info.run_name
-
-
 def test_code_only_the_report_runs_reruns_only_the_report(project, first):
     """agnews/report/wording.py is imported by the report step alone."""
     with edited(project["dir"] / "agnews" / "report" / "wording.py", "\nUNUSED = 1\n"):
@@ -185,9 +178,10 @@ def test_a_failed_run_is_never_reused(project, first):
     assert result["steps"]["report"][0] != report
 
 
-def test_two_identical_mains_at_once_run_each_step_once(project, first):
-    """The second waits for each step the first is running, then reuses it: no shared
-    checkpoint, no step run twice, both FINISHED."""
+def test_a_changed_train_parameter_at_once_in_two_mains_runs_each_step_once(project, first):
+    """A changed train parameter reruns train and what follows it, and reuses ingest and
+    tokenize; two identical such mains at once: the second waits for each step the first is
+    running, then reuses it: no shared checkpoint, no step run twice, both FINISHED."""
     params = {"learning_rate": 1e-3}  # train and every step after it have to run once
     client = project["client"]
     before = {r.info.run_id for r in client.search_runs([project["experiment_id"]])}
@@ -203,6 +197,12 @@ def test_two_identical_mains_at_once_run_each_step_once(project, first):
     assert len(parents) == 2 and all(r.info.status == "FINISHED" for r in new)
     ran_once = ["train", "evaluate", "register", "report"]
     assert sorted(r.data.tags["step"] for r in children) == sorted(ran_once)  # each step once
+    assert all("learning_rate=0.001" in p.info.run_name for p in parents)
+    for step in ("ingest", "tokenize"):  # reused: the first main's work (or a forced rerun's)
+        key = client.get_run(first["steps"][step][0]).data.tags["cache_key"]
+        assert {client.get_run(p.data.tags[f"step.{step}.run_id"]).data.tags["cache_key"]
+                for p in parents} == {key}, step
+    assert any("main: train running" in o for o in outputs)
     for step in STEPS:  # both parents point at the one run of each step
         assert len({p.data.tags[f"step.{step}.run_id"] for p in parents}) == 1, step
     assert any("train waits for another run of the same step" in o for o in outputs)
