@@ -1,7 +1,8 @@
 """tokenize's tokenizer through the `tokenizers` library alone gives the ids transformers
 gives, for each kind of model it is used with: a folder with tokenizer.json (the tiny test
-model, the MiniLM stand-in), a TinyBERT-shaped folder with only vocab.txt, and the Hub's
-TinyBERT from its cache and online; and what it saves, transformers loads back unchanged."""
+model, the MiniLM stand-in) and a TinyBERT-shaped folder with only vocab.txt (the Hub's
+TinyBERT, from its cache and online, is checked in test_hub.py); and what it saves,
+transformers loads back unchanged."""
 from __future__ import annotations
 
 import json
