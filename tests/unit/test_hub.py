@@ -1,8 +1,8 @@
 """The Hugging Face Hub as the libraries meet it: pinning an id to a commit at the Hub's
 endpoint, through a proxy, from the cache when the Hub does not answer, one-line errors for
 wrong ids, TinyBERT's legacy config, and tokenize reading TinyBERT's vocabulary without
-transformers. Against a local stand-in for the Hub
-(tests/hub_standin.py) whose downloads fill HF_HOME with the libraries' own code.
+transformers. Against a local stand-in for the Hub (tests/hub_standin.py) whose downloads
+fill HF_HOME with the libraries' own code.
 """
 from __future__ import annotations
 
