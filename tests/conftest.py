@@ -4,6 +4,7 @@ marked `e2e`: `pytest -m "not e2e"` is the quick loop."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,15 @@ def own_cache_home(tmp_path_factory):
     mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
     yield
     mp.undo()
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Plot functions return open Figures (the caller logs or closes them); close what a test
+    left, since one xdist worker runs many modules and pyplot keeps every open figure."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
 
 
 @pytest.fixture(scope="session")
