@@ -17,7 +17,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
 
-from agnews.model.pretrained import Pretrained
+from agnews.model.pretrained import BERT_KEYS, Pretrained
 
 # Deferred import: huggingface_hub's download, for Hub ids only (a folder needs none).
 
@@ -68,7 +68,8 @@ def settings(files: dict[str, Path]) -> dict | None:
     config = read.get("tokenizer_config.json")
     if config is None:
         model = read.get("config.json", {})
-        if model.get("model_type", "bert") != "bert" or "hidden_size" not in model:
+        # as load_tokenizer reads it: a BERT config, or one without model_type but BERT-shaped
+        if model.get("model_type", "bert") != "bert" or not all(k in model for k in BERT_KEYS):
             return None
         config = {"tokenizer_class": "BertTokenizer", "do_lower_case": True}
     if config.get("tokenizer_class") not in BERT_TOKENIZERS:

@@ -60,7 +60,9 @@ def test_another_tokenizer_class_is_left_to_transformers(tiny_model, tmp_path):
 
 
 def test_a_folder_without_tokenizer_files_is_left_to_transformers(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"model_type": "bert", "hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 1,
+         "intermediate_size": 16, "vocab_size": 30}))
     assert fast_tokenizer(locate(str(tmp_path))) is None
     (tmp_path / "tokenizer.json").write_text("{not json")  # unreadable: transformers says why
     assert fast_tokenizer(locate(str(tmp_path))) is None
