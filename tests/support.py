@@ -15,6 +15,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 AG_NEWS = ROOT / "data" / "ag_news_sample"
 HUB_NETWORK_VARS = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "TRANSFORMERS_OFFLINE"}
+# A `main` or `sweep` started with this runs its steps in its own process
+# (agnews.tracking.inline): the same runs, without each step's start-up. Tests of what main
+# decides use it; tests where the step's own process matters (a crash, a launcher, the Hub's
+# environment, the session pipeline users' way) leave it out.
+INLINE_STEPS = {"AGNEWS_INLINE_STEPS": "1"}
 
 
 @contextlib.contextmanager
@@ -51,9 +56,11 @@ def sample_texts(ag_news: Path) -> list[str]:
 
 def subprocess_env() -> dict[str, str]:
     """The environment for a step run as its own process: this venv first on PATH; Hub
-    settings of the machine running the tests left out (tests that need them set their own)."""
+    settings of the machine running the tests left out (tests that need them set their own),
+    and steps in their own processes unless a test adds INLINE_STEPS."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("HF_") and k.upper() not in HUB_NETWORK_VARS}
+           if not k.startswith("HF_") and k.upper() not in HUB_NETWORK_VARS
+           and k not in INLINE_STEPS}  # each test says how its steps run
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(ROOT)
     return env

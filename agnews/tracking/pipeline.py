@@ -8,6 +8,7 @@ from __future__ import annotations
 from agnews.cli import config_params
 from agnews.errors import UserError
 from agnews.tracking.image import child_project
+from agnews.tracking.inline import inline_steps, run_inline
 from agnews.tracking.locks import step_lock
 from agnews.tracking.stale import close_stale, process_tags
 from agnews.tracking.step_cache import UPSTREAM
@@ -84,13 +85,18 @@ def run_child(step: str, parameters: dict[str, str], experiment_id: str, key: st
         **own, **(tags or {})}))
     run_id = run.info.run_id
     client.log_batch(run_id, params=[Param(k, v) for k, v in parameters.items()])
-    try:
-        mlflow.projects.run(str(project), entry_point=step, parameters=parameters,
-                            env_manager="local", experiment_id=experiment_id, run_id=run_id,
-                            synchronous=True)
-    except ExecutionException:
-        raise UserError(f"step '{step}' failed (run {run_id}); its error is printed above, "
-                        "and the run's logs are in MLflow") from None
+    failed = UserError(f"step '{step}' failed (run {run_id}); its error is printed above, "
+                       "and the run's logs are in MLflow")
+    if inline_steps():  # AGNEWS_INLINE_STEPS=1: in this process (agnews.tracking.inline)
+        if not run_inline(project, step, parameters, run_id):
+            raise failed
+    else:
+        try:
+            mlflow.projects.run(str(project), entry_point=step, parameters=parameters,
+                                env_manager="local", experiment_id=experiment_id,
+                                run_id=run_id, synchronous=True)
+        except ExecutionException:
+            raise failed from None
     if key is not None:  # None: the caller decides whether the run may be reused
         client.set_tag(run_id, "cache_key", key)
     return run_id

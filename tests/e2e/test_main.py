@@ -14,7 +14,7 @@ import mlflow
 import pandas as pd
 import pytest
 from runs import EPOCH_METRICS, artifact_paths, make_store, mlflow_run, newest_main
-from support import ROOT, subprocess_env
+from support import INLINE_STEPS, ROOT, subprocess_env
 
 from agnews.config import TrainConfig
 from agnews.tracking.runs import logged_table
@@ -192,7 +192,8 @@ def test_register_applies_the_gate_and_registers_the_champion(pipeline):
 def test_a_register_only_change_reuses_every_earlier_step_and_adds_no_version(pipeline):
     store = pipeline.store
     before = {r.info.run_id for r in store.runs()}
-    proc = mlflow_run("main", {**pipeline.params, "min_test_f1": 0.71}, store, pipeline.project)
+    proc = mlflow_run("main", {**pipeline.params, "min_test_f1": 0.71}, store, pipeline.project,
+                      **INLINE_STEPS)
     for step in ("ingest", "tokenize", "train", "evaluate"):
         assert f"main: {step} reused" in proc.stdout, step
     assert "main: register running" in proc.stdout
@@ -238,11 +239,15 @@ def test_a_report_alone_in_spanish_compares_with_the_previous_run(pipeline, eval
     assert f"({previous}): test_accuracy {accuracy:.4f} → {accuracy:.4f} (+0.0000)" in md
 
 
-def test_a_failing_step_fails_the_parent_and_names_the_step(tiny_model, tmp_path):
+@pytest.mark.parametrize("inline", [False, True], ids=["own-process", "inline"])
+def test_a_failing_step_fails_the_parent_and_names_the_step(tiny_model, tmp_path, inline):
     store = make_store(tmp_path)
-    proc = mlflow_run("main", {"data": tmp_path, "model": tiny_model}, store, check=False)
+    proc = mlflow_run("main", {"data": tmp_path, "model": tiny_model}, store, check=False,
+                      **(INLINE_STEPS if inline else {}))
     assert proc.returncode != 0
     assert "step 'ingest' failed" in proc.stderr
+    # the step's own one-line error, above main's
+    assert "ingest: error: " in proc.stderr and "Traceback" not in proc.stderr
     parents = [r for r in store.runs() if r.data.tags.get("failed_step")]
     assert len(parents) == 1
     assert parents[0].info.status == "FAILED" and parents[0].data.tags["failed_step"] == "ingest"

@@ -2,20 +2,21 @@
 
 Runs a copy of the project in a temp folder (so a test can edit the code) against a fresh
 tracking store, on a tiny random BERT and real AG News rows. The `first` fixture makes the
-first run, as a user's first `mlflow run` would; each test then runs main as a later run of
-that user would, with parameters or code edits of its own, so every test passes alone and in
-any order.
+first run, as a user's first `mlflow run` would, each step in its own process; each test then
+runs main as a later run of that user would, with parameters or code edits of its own, so
+every test passes alone and in any order. Those later mains run their steps inside main's
+process (INLINE_STEPS), except where a step's own process is what a test kills; the forced
+rerun checks that they log what the first, process-per-step main logged.
 """
 from __future__ import annotations
 
 import contextlib
 import subprocess
-import sys
 import time
 
 import pytest
-from mlflow.tracking import MlflowClient
-from support import copy_project, subprocess_env
+from runs import artifact_paths, make_store, mlflow_run_args
+from support import INLINE_STEPS, copy_project
 
 from agnews.tracking.step_cache import STEPS
 
@@ -24,35 +25,29 @@ from agnews.tracking.step_cache import STEPS
 def project(tmp_path_factory, tiny_model, ag_news):
     tmp = tmp_path_factory.mktemp("cache")
     copy = copy_project(tmp / "project")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    experiment_id = client.create_experiment("cache", artifact_location=str(tmp / "artifacts"))
+    store = make_store(tmp, "cache")
     base = {"data": ag_news, "model": tiny_model, "train_size": 40, "val_size": 12,
             "test_size": 24, "epochs": 2, "train_batch_size": 8, "learning_rate": 3e-3}
-    return {"dir": copy, "uri": uri, "client": client, "experiment_id": experiment_id,
-            "base": base}
+    return {"dir": copy, "store": store, "client": store.client,
+            "experiment_id": store.experiment_id, "base": base}
 
 
 def command(project, **params) -> list[str]:
-    args = [sys.executable, "-m", "mlflow", "run", str(project["dir"]), "-e", "main",
-            "--env-manager", "local", "--experiment-id", project["experiment_id"]]
-    for key, value in {**project["base"], **params}.items():
-        args += ["-P", f"{key}={value}"]
-    return args
+    return mlflow_run_args("main", {**project["base"], **params}, project["dir"],
+                           project["experiment_id"])
 
 
-def env(project) -> dict[str, str]:
-    environment = subprocess_env()
-    environment["MLFLOW_TRACKING_URI"] = project["uri"]
-    environment["PYTHONPATH"] = str(project["dir"])
-    return environment
+def env(project, inline: bool = True) -> dict[str, str]:
+    """The copy's code first on the path; its steps inline unless `inline=False`."""
+    return project["store"].env(PYTHONPATH=str(project["dir"]),
+                                **(INLINE_STEPS if inline else {}))
 
 
-def run_main(project, **params) -> tuple[subprocess.CompletedProcess, dict]:
+def run_main(project, inline: bool = True, **params) -> tuple[subprocess.CompletedProcess, dict]:
     """Run main; return the process and {step: (run id, cached)} from the new parent run."""
     before = {r.info.run_id for r in project["client"].search_runs([project["experiment_id"]])}
-    proc = subprocess.run(command(project, **params), cwd=project["dir"], env=env(project),
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(command(project, **params), cwd=project["dir"],
+                          env=env(project, inline), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
     new = [r for r in project["client"].search_runs([project["experiment_id"]])
            if r.info.run_id not in before]
@@ -69,7 +64,7 @@ def ran(result) -> list[str]:
 @pytest.fixture(scope="module")
 def first(project):
     """The first run of main with the base parameters: every step runs."""
-    _, result = run_main(project)
+    _, result = run_main(project, inline=False)
     return result
 
 
@@ -118,10 +113,35 @@ TIMINGS = ("epoch_seconds", "train_samples_per_second", "predict_rows_per_second
            "peak_rss_mb")  # measured, not computed: they differ run to run
 
 
+# what only a step's own process records: MLflow's backend and the step process's identity
+PROCESS_TAGS = {"mlflow.project.backend", "process.pid", "process.started"}
+
+
 def test_force_all_reruns_everything_and_reproduces_every_metric(project, first):
+    """Forced, every step reruns (here inside main's process, where the first main ran each
+    step in its own): the same parameters, tags, artifacts and metric values."""
     _, result = run_main(project, force="all")
     assert ran(result) == list(STEPS)
     client = project["client"]
+    for step in STEPS:
+        before, again = (client.get_run(r) for r in (first["steps"][step][0],
+                                                     result["steps"][step][0]))
+        # the same values, but the upstream run ids (every upstream step reran too)
+        upstream = {k for k, v in before.data.params.items()
+                    if v.startswith("runs:/") or k.endswith("_run")}
+        assert set(before.data.params) == set(again.data.params), step
+        assert {k: v for k, v in before.data.params.items() if k not in upstream} == {
+            k: v for k, v in again.data.params.items() if k not in upstream}, step
+        assert set(before.data.tags) - PROCESS_TAGS == set(again.data.tags) - PROCESS_TAGS, step
+        assert again.data.tags["mlflow.project.backend"] == "inline"
+        assert set(artifact_paths(client, before.info.run_id)) == set(
+            artifact_paths(client, again.info.run_id)), step
+    with project["store"].tracking():  # the served model's signature, inferred in both
+        import mlflow
+
+        assert mlflow.models.get_model_info(f"runs:/{first['steps']['train'][0]}/model"
+                                            ).signature == mlflow.models.get_model_info(
+            f"runs:/{result['steps']['train'][0]}/model").signature
     for step in ("ingest", "tokenize", "train", "evaluate"):
         before = client.get_run(first["steps"][step][0]).data.metrics
         again = client.get_run(result["steps"][step][0]).data.metrics
@@ -210,8 +230,10 @@ def test_a_changed_train_parameter_at_once_in_two_mains_runs_each_step_once(proj
 
 def test_a_killed_train_resumes_from_its_last_complete_epoch(project):
     params = {"train_size": 400, "epochs": 3, "learning_rate": 1e-3}  # a few seconds per epoch
-    proc = subprocess.Popen(command(project, **params), cwd=project["dir"], env=env(project),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # the train step in a process of its own, for pkill to find by its command line
+    proc = subprocess.Popen(command(project, **params), cwd=project["dir"],
+                            env=env(project, inline=False), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     client, train = project["client"], None
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
@@ -256,7 +278,7 @@ def test_a_main_killed_during_evaluate_leaves_no_run_running_after_the_next(proj
     client = project["client"]
     before = {r.info.run_id for r in client.search_runs([project["experiment_id"]])}
     proc = subprocess.Popen(command(project, force="evaluate"), cwd=project["dir"],
-                            env=env(project), stdout=subprocess.DEVNULL,
+                            env=env(project, inline=False), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     evaluate, deadline = None, time.monotonic() + 300
     while evaluate is None and time.monotonic() < deadline and proc.poll() is None:

@@ -5,7 +5,9 @@ trial trains, then continued with `-P study=`; the tests check what the two left
 tracking store and the study: 4 finished trials and the killed one failed, no finished trial
 repeated, pruning wired to the per-epoch val_loss, nested trial runs with their parameters
 and curves, the best trial chosen on validation alone and tested once, the plots, and the
-report's search section. Bad input stops with one line before any trial.
+report's search section. Bad input stops with one line before any trial. The sweeps run their
+steps and trials inside the sweep's process (INLINE_STEPS), but the one whose `n_jobs` trials
+train at once, each in a process of its own.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 from runs import artifact_paths
-from support import copy_project, subprocess_env
+from support import INLINE_STEPS, copy_project, subprocess_env
 
 from agnews.search.study import open_storage
 
@@ -67,7 +69,7 @@ def kill_during_third_trial(args, cwd, env, journal) -> list:
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, tiny_model, ag_news):
     cwd = copy_project(tmp_path_factory.mktemp("sweep"))
-    env = subprocess_env()
+    env = {**subprocess_env(), **INLINE_STEPS}
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{cwd / 'mlflow.db'}"
     subprocess.run([sys.executable, "-m", "mlflow", "db", "upgrade", env["MLFLOW_TRACKING_URI"]],
                    env=env, check=True, capture_output=True)
@@ -235,7 +237,7 @@ def test_main_with_the_chosen_values_reuses_the_best_trials_model(sweep, ag_news
 
 def test_a_failing_ingest_stops_the_sweep_at_its_first_trial(tmp_path, tiny_model):
     cwd = copy_project(tmp_path / "project")
-    env = subprocess_env()
+    env = {**subprocess_env(), **INLINE_STEPS}
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = subprocess.run(sweep_args({"data": tmp_path / "no-such-folder", "model": tiny_model,
                                       "n_trials": 5, "study": "s2"}),

@@ -2,10 +2,11 @@
 `mlflow server` on PostgreSQL with proxied artifacts) and `main` runs started at once.
 
 Three `main` runs with different seeds start together against the server, and two against a
-SQLite file: every run FINISHED, every metric and artifact present. Then `predict` and
-`mlflow models serve` read the champion those runs registered, through the server only.
-PostgreSQL comes from Debian's packages (.ci/run installs and starts it); outside CI these
-server tests are skipped where it is absent, in CI its absence is a failure.
+SQLite file: every run FINISHED, every metric and artifact present. Each main runs its steps
+inside its own process (INLINE_STEPS): the writers that meet at the store are the mains. Then
+`predict` and `mlflow models serve` read the champion those runs registered, through the
+server only. PostgreSQL comes from Debian's packages (.ci/run installs and starts it); outside
+CI these server tests are skipped where it is absent, in CI its absence is a failure.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from runs import EPOCH_METRICS, artifact_paths
 from serving import ask_served_model, free_port, wait_for
-from support import ROOT, copy_project, subprocess_env
+from support import INLINE_STEPS, ROOT, copy_project, subprocess_env
 from test_serve import check_predictions
 
 from agnews.tracking.step_cache import STEPS
@@ -138,7 +139,7 @@ def three_on_server(server, tiny_model, ag_news):
     """Three mains with different seeds started together against the team server."""
     env = {**subprocess_env(), "MLFLOW_TRACKING_URI": server["url"]}
     seeds = [21, 22, 23]
-    wall = mains_at_once(ROOT, env, seeds, ag_news, tiny_model)
+    wall = mains_at_once(ROOT, {**env, **INLINE_STEPS}, seeds, ag_news, tiny_model)
     return {"seeds": seeds, "wall": wall, "env": env, "parents": parent_runs(server["client"])}
 
 
@@ -199,7 +200,7 @@ def test_two_mains_at_once_against_a_new_sqlite_store_lose_nothing(tmp_path, tin
     subprocess.run([sys.executable, "-m", "mlflow", "db", "upgrade", "sqlite:///mlflow.db"],
                    cwd=project, env=env, check=True, capture_output=True)
     seeds = [31, 32]
-    mains_at_once(project, env, seeds, ag_news, tiny_model)
+    mains_at_once(project, {**env, **INLINE_STEPS}, seeds, ag_news, tiny_model)
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     check_nothing_lost(client, parent_runs(client), seeds)
     assert (project / "mlruns").is_dir()  # the default store's artifacts, in the project
@@ -229,7 +230,8 @@ def test_a_sweep_keeps_its_study_in_the_teams_postgresql(server, tiny_model, ag_
     pgpass.write_text(f"127.0.0.1:{port}:*:{db}:{password}\n")
     pgpass.chmod(0o600)
     storage = f"postgresql+psycopg://{db}@127.0.0.1:{port}/{db}_optuna"
-    env = {**subprocess_env(), "MLFLOW_TRACKING_URI": server["url"], "PGPASSFILE": str(pgpass)}
+    env = {**subprocess_env(), "MLFLOW_TRACKING_URI": server["url"], "PGPASSFILE": str(pgpass),
+           **INLINE_STEPS}
     cwd = copy_project(tmp_path / "project")
     args = [sys.executable, "-m", "mlflow", "run", ".", "-e", "sweep", "--env-manager", "local"]
     for key, value in {"data": ag_news, "model": tiny_model, "train_size": 40, "val_size": 12,

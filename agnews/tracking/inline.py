@@ -1,0 +1,102 @@
+"""Running a step inside `main`'s own process instead of a process of its own.
+
+With `AGNEWS_INLINE_STEPS=1` in main's environment, `run_child` runs each step's `main` in
+this process: the same MLproject command (computed by MLflow's own project code, so its
+parameters are typed and checked as `mlflow run` does), the same pre-created child run, the
+same artifacts and metrics. What it saves is each step's start-up (importing MLflow, torch,
+transformers, the plotting libraries: several seconds per step, paid once instead of six
+times), which matters for many small runs: the test suite uses it where the process
+boundary is not what a test is about. What differs: `peak_rss_mb` is main's process peak,
+a step's `process.pid` is main's, and steps run one at a time (a sweep's `n_jobs` trials
+take turns). MLflow offers no in-process runner for project entry points, hence this one.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import shlex
+import sys
+import tempfile
+import threading
+import traceback
+from pathlib import Path
+
+from agnews.cli import run_step
+
+INLINE_ENV = "AGNEWS_INLINE_STEPS"
+SIGNATURE_TIMEOUT = "MLFLOW_INPUT_EXAMPLE_INFERENCE_TIMEOUT"
+
+# The step's run reaches it through MLFLOW_RUN_ID, an environment variable of the process:
+# two steps at once would take each other's.
+_ONE_AT_A_TIME = threading.Lock()
+
+
+def inline_steps() -> bool:
+    """Whether main runs its steps in its own process (`AGNEWS_INLINE_STEPS=1`)."""
+    return os.environ.get(INLINE_ENV, "") == "1"
+
+
+def step_argv(project: Path, step: str, parameters: dict[str, str], storage_dir: str) -> list[str]:
+    """The arguments of `steps.<step>`'s `main`, from the entry point's MLproject command
+    exactly as `mlflow run` computes it (`python -m steps.<step> --name value ...`)."""
+    from mlflow.projects import _project_spec
+
+    entry_point = _project_spec.load_project(str(project)).get_entry_point(step)
+    argv = shlex.split(entry_point.compute_command(parameters, storage_dir))
+    if argv[:3] != ["python", "-m", f"steps.{step}"]:
+        raise ValueError(f"entry point '{step}' does not run `python -m steps.{step}`: "
+                         f"{' '.join(argv[:3])}")
+    return argv[3:]
+
+
+def exit_code(step: str, argv: list[str]) -> int:
+    """Run `steps.<step>` as its command line would (`agnews.cli.run_step`: a UserError is
+    one line on stderr) and return its exit code; a crash prints its traceback, code 1."""
+    try:
+        run_step(step, importlib.import_module(f"steps.{step}").main, argv)
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    except BaseException:  # what a step's own process would die of
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+def run_inline(project: Path, step: str, parameters: dict[str, str], run_id: str) -> bool:
+    """Run one step in this process inside its existing run `run_id`; True if it succeeded.
+
+    The step runs in a thread of its own because MLflow keeps the active run per thread:
+    there the step starts `run_id` as its process would, while main's thread keeps the
+    parent active. The run is then closed FINISHED or FAILED, as `mlflow.projects` does
+    when a step's process exits."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    # where `mlflow.projects` would record its "local" backend: say what ran it instead
+    client.set_tag(run_id, "mlflow.project.backend", "inline")
+    result: list[int] = []
+    with _ONE_AT_A_TIME, tempfile.TemporaryDirectory() as storage:
+        argv = step_argv(project, step, parameters, storage)
+        print(f"main: {step} runs in this process ({' '.join(argv[:2])} ...)", flush=True)
+        os.environ["MLFLOW_RUN_ID"] = run_id  # mlflow.start_run takes it and unsets it
+        # MLflow bounds a model's signature inference with SIGALRM, which only the main
+        # thread may set: without a timeout it infers the same signature in this thread.
+        timeout = os.environ.get(SIGNATURE_TIMEOUT)
+        os.environ[SIGNATURE_TIMEOUT] = "0"
+
+        def body() -> None:
+            result.append(exit_code(step, argv))
+            sys.stdout.flush()
+
+        thread = threading.Thread(target=body, name=f"step-{step}", daemon=True)
+        thread.start()
+        thread.join()
+        os.environ.pop("MLFLOW_RUN_ID", None)  # a step that failed before its run began
+        if timeout is None:
+            os.environ.pop(SIGNATURE_TIMEOUT)
+        else:
+            os.environ[SIGNATURE_TIMEOUT] = timeout
+    ok = result == [0]
+    if client.get_run(run_id).info.status == "RUNNING":
+        client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
+    return ok
