@@ -15,6 +15,7 @@ import time
 import pytest
 from hub_fixtures import DATA_SHA, DATASET_ID, MODEL_ID, MODEL_SHA, hub_env, python
 from mlflow.tracking import MlflowClient
+from runs import mlflow_run_args
 from support import ROOT, module_store
 
 from agnews.tracking.step_cache import STEPS
@@ -26,10 +27,16 @@ def store(tmp_path_factory):
         yield {"uri": uri, "experiment_id": experiment, "client": MlflowClient(uri)}
 
 
-def run_main(env: dict, store: dict, timeout: int = 600) -> subprocess.CompletedProcess:
+# The Hub ids and revisions stay the defaults; fewer rows and one epoch where a test is about
+# where main finds them, not about what it trains (the online run trains on the defaults).
+SMALL = {"train_size": 100, "val_size": 40, "test_size": 80, "epochs": 1}
+
+
+def run_main(env: dict, store: dict, timeout: int = 600,
+             params: dict | None = None) -> subprocess.CompletedProcess:
     env = {**env, "MLFLOW_TRACKING_URI": store["uri"]}
-    return python(["-m", "mlflow", "run", str(ROOT), "-e", "main", "--env-manager", "local",
-                   "--experiment-id", store["experiment_id"]], env, timeout)
+    return python(mlflow_run_args("main", params or {}, ROOT, store["experiment_id"])[1:], env,
+                  timeout)
 
 
 def finished_family(store: dict, proc) -> tuple:
@@ -100,7 +107,7 @@ def test_default_main_runs_offline_from_the_cache_a_run_left(online_run, store):
 def test_default_main_offline_from_a_warm_cache_runs_every_step(warm_home, tmp_path):
     with module_store(tmp_path) as (uri, experiment):
         own = {"uri": uri, "experiment_id": experiment, "client": MlflowClient(uri)}
-        proc = run_main(hub_env(warm_home, offline=True), own)
+        proc = run_main(hub_env(warm_home, offline=True), own, params=SMALL)
         parent, children = finished_family(own, proc)
     assert not any(parent.data.tags.get(f"step.{s}.cached") for s in STEPS)
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children.values())
@@ -118,7 +125,7 @@ def test_default_main_with_a_hub_that_hangs_runs_from_a_warm_cache(warm_home, tm
     with module_store(tmp_path) as (uri, experiment):
         own = {"uri": uri, "experiment_id": experiment, "client": MlflowClient(uri)}
         start = time.monotonic()
-        proc = run_main(env, own)
+        proc = run_main(env, own, params=SMALL)
         parent, children = finished_family(own, proc)
     assert "did not answer" in proc.stdout and "using the local Hugging Face cache" in proc.stdout
     assert parent.data.tags["data.source"] == parent.data.tags["model.source"] == "cache"
