@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, log_loss, precision_recall_fscore_support, roc_auc_score
 
 from agnews.config import LABELS
+
+# Deferred import: sklearn.metrics, the heaviest import here, in the functions that score:
+# the report and the training curves import this module for its names and counts alone.
 
 METRICS = ("accuracy", "f1", "precision", "recall")  # the weighted scores every step logs
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     """loss (mean cross-entropy), accuracy and weighted F1 / precision / recall."""
+    from sklearn.metrics import accuracy_score, log_loss, precision_recall_fscore_support
+
     pred = probs.argmax(axis=1)
     precision, recall, f1, _ = precision_recall_fscore_support(
         labels, pred, average="weighted", zero_division=0)
@@ -27,6 +31,8 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, f
 
 def per_class_metrics(labels: np.ndarray, pred: np.ndarray) -> list[dict]:
     """Precision, recall, F1 and support of each class, in label order."""
+    from sklearn.metrics import precision_recall_fscore_support
+
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, pred, labels=list(range(len(LABELS))), zero_division=0)
     return [{"class": name, "precision": float(p), "recall": float(r), "f1": float(f),
@@ -67,4 +73,6 @@ def roc_auc_macro(labels: np.ndarray, probs: np.ndarray) -> float | None:
     """Macro one-vs-rest ROC AUC; None when a class is missing from `labels` (undefined)."""
     if len(np.unique(labels)) < len(LABELS):
         return None
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(labels, probs, multi_class="ovr", average="macro"))

@@ -62,8 +62,9 @@ def exit_code(step: str, argv: list[str]) -> int:
     return 0
 
 
-def run_inline(project: Path, step: str, parameters: dict[str, str], run_id: str) -> bool:
-    """Run one step in this process inside its existing run `run_id`; True if it succeeded.
+def run_inline(project: Path, step: str, parameters: dict[str, str], run_id: str) -> int:
+    """Run one step in this process inside its existing run `run_id`; returns the exit code
+    its own process would have had (0: it succeeded).
 
     The step runs in a thread of its own because MLflow keeps the active run per thread:
     there the step starts `run_id` as its process would, while main's thread keeps the
@@ -96,7 +97,7 @@ def run_inline(project: Path, step: str, parameters: dict[str, str], run_id: str
             os.environ.pop(SIGNATURE_TIMEOUT)
         else:
             os.environ[SIGNATURE_TIMEOUT] = timeout
-    ok = result == [0]
+    code = result[0] if result else 1
     if client.get_run(run_id).info.status == "RUNNING":
-        client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
-    return ok
+        client.set_terminated(run_id, "FAILED" if code else "FINISHED")
+    return code

@@ -88,7 +88,7 @@ def run_child(step: str, parameters: dict[str, str], experiment_id: str, key: st
     failed = UserError(f"step '{step}' failed (run {run_id}); its error is printed above, "
                        "and the run's logs are in MLflow")
     if inline_steps():  # AGNEWS_INLINE_STEPS=1: in this process (agnews.tracking.inline)
-        if not run_inline(project, step, parameters, run_id):
+        if run_inline(project, step, parameters, run_id) != 0:
             raise failed
     else:
         try:

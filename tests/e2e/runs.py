@@ -1,9 +1,11 @@
 """What the end-to-end tests share, as plain helpers: a tracking store of their own, the one
-`mlflow run` command line, and a finished `main` (a pipeline) read back from its store."""
+`mlflow run` command line, an entry point run in the test's own process, and a finished
+`main` (a pipeline) read back from its store."""
 from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from support import ROOT, subprocess_env
 
 from agnews import cli
+from agnews.tracking.inline import run_inline
 from agnews.tracking.step_cache import STEPS
 
 CHAMPION = "models:/agnews-classifier@champion"
@@ -78,6 +81,28 @@ def mlflow_run(entry_point: str, params: dict, store: Store, project: Path | str
     if check:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc
+
+
+def run_here(entry_point: str, params: dict, store: Store,
+             project: Path | str = ROOT) -> SimpleNamespace:
+    """An entry point run in this process, as `main` runs its steps with AGNEWS_INLINE_STEPS
+    (agnews.tracking.inline): its MLproject command, in a run created as `mlflow run` creates
+    one. Its exit code, stdout, stderr and run id; the imports are paid once per test process."""
+    from mlflow.utils.mlflow_tags import (
+        MLFLOW_PROJECT_ENTRY_POINT,
+        MLFLOW_SOURCE_NAME,
+        MLFLOW_SOURCE_TYPE,
+    )
+
+    out, err = io.StringIO(), io.StringIO()
+    with store.tracking(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        run = store.client.create_run(store.experiment_id, tags={
+            MLFLOW_PROJECT_ENTRY_POINT: entry_point, MLFLOW_SOURCE_TYPE: "PROJECT",
+            MLFLOW_SOURCE_NAME: str(project)})
+        code = run_inline(Path(project), entry_point, {k: str(v) for k, v in params.items()},
+                          run.info.run_id)
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue(),
+                           run_id=run.info.run_id)
 
 
 def newest_main(store: Store, before: set[str]):

@@ -17,7 +17,7 @@ import sys
 
 import mlflow
 import pytest
-from runs import EPOCH_METRICS, artifact_paths, make_store, mlflow_run
+from runs import EPOCH_METRICS, artifact_paths, make_store, mlflow_run, run_here
 from support import ROOT, subprocess_env
 
 # 40 rows in batches of 13: shares of 7 and 6 rows, and a last batch of 1 row that leaves
@@ -39,9 +39,13 @@ def trains(tmp_path_factory, ag_news):
     tmp = tmp_path_factory.mktemp("ddp")
     model = make_tiny_bert(tmp / "model", dropout=0.0)
     store = make_store(tmp, "ddp")
-    ingest = run_id_of(mlflow_run("ingest", {"data": ag_news, **DATA}, store))
-    tokenize = run_id_of(mlflow_run("tokenize", {"splits": f"runs:/{ingest}/data",
-                                                 "model": model}, store))
+    # the data in this process (run_here); the train entry point, the one under test, as users
+    # start it
+    ingest = run_here("ingest", {"data": ag_news, **DATA}, store)
+    tokenize = run_here("tokenize", {"splits": f"runs:/{ingest.run_id}/data", "model": model},
+                        store)
+    assert ingest.returncode == tokenize.returncode == 0, ingest.stderr + tokenize.stderr
+    tokenize = tokenize.run_id
     uris = {"tokenized": f"runs:/{tokenize}/tokenized", "tokenizer": f"runs:/{tokenize}/tokenizer"}
     runs = {}
     for n in (1, 2):

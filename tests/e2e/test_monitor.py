@@ -1,7 +1,8 @@
 """The `monitor` entry point through `mlflow run`, against the model the session pipeline
 trained and registered (the offline stand-in, all-MiniLM-L6-v2, on 400 real AG News rows),
 with batches of real texts the model never saw: an in-distribution batch is not flagged; only
-Sports, titles only and label noise are, each by the checks that should catch it. Also:
+Sports, titles only and label noise are, each by the checks that should catch it (the Sports
+batch through `mlflow run`, the others in the test's process, `run_here`). Also:
 `predict`'s output is taken as is, `fail_on_drift` exits 3 with the run logged, the batches
 chart over time in their series run, and bad input stops with one line.
 """
@@ -13,7 +14,7 @@ import sys
 import mlflow
 import pandas as pd
 import pytest
-from runs import artifact_paths, command_line, mlflow_run
+from runs import artifact_paths, command_line, mlflow_run, run_here
 from support import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -48,10 +49,14 @@ def monitored(session_pipeline, ag_news):
     mlflow_run("predict", {"input": paths["label_noise"], "output": scored}, store, cwd)
     runs, outputs = {}, {}
     for name, path in {**paths, "label_noise": scored}.items():
-        params = {"input": path, **({"fail_on_drift": "true"} if name == "only_sports" else {})}
-        proc = mlflow_run("monitor", params, store, cwd, check=False)
+        if name == "only_sports":  # through `mlflow run`, for the exit code users see
+            proc = mlflow_run("monitor", {"input": path, "fail_on_drift": "true"}, store, cwd,
+                              check=False)
+            proc.run_id = run_id_of(proc)
+        else:  # the same entry point in this process: its start-up paid once
+            proc = run_here("monitor", {"input": path}, store, cwd)
         outputs[name] = proc
-        runs[name] = store.client.get_run(run_id_of(proc))
+        runs[name] = store.client.get_run(proc.run_id)
     return {"cwd": cwd, "store": store, "client": store.client, "runs": runs,
             "outputs": outputs, "evaluate": evaluate, "scored": scored}
 
