@@ -16,7 +16,7 @@ import pytest
 from hub_fixtures import DATA_SHA, DATASET_ID, MODEL_ID, MODEL_SHA, hub_env, python
 from mlflow.tracking import MlflowClient
 from runs import mlflow_run_args
-from support import ROOT, module_store
+from support import INLINE_STEPS, ROOT, module_store
 
 from agnews.tracking.step_cache import STEPS
 
@@ -105,9 +105,12 @@ def test_default_main_runs_offline_from_the_cache_a_run_left(online_run, store):
 
 
 def test_default_main_offline_from_a_warm_cache_runs_every_step(warm_home, tmp_path):
+    """HF_HUB_OFFLINE set before main starts reaches every step alike, so they run inside
+    main's process (INLINE_STEPS); the hanging Hub below needs steps of their own."""
     with module_store(tmp_path) as (uri, experiment):
         own = {"uri": uri, "experiment_id": experiment, "client": MlflowClient(uri)}
-        proc = run_main(hub_env(warm_home, offline=True), own, params=SMALL)
+        proc = run_main({**hub_env(warm_home, offline=True), **INLINE_STEPS}, own,
+                        params=SMALL)
         parent, children = finished_family(own, proc)
     assert not any(parent.data.tags.get(f"step.{s}.cached") for s in STEPS)
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children.values())
