@@ -86,6 +86,7 @@ class Sweep:
     configs: BaseConfigs
     experiment_id: str = ""
     parent_id: str = ""
+    trials_at_once: int = 1  # n_jobs: above 1, each trial's train is a process of its own
 
     def step_configs(self, values: dict, report: ReportConfig | None = None) -> dict:
         """Each step's configs for a trial with `values`."""
@@ -119,7 +120,7 @@ def main(argv=None) -> None:
     with study_lock(name, location):
         study = open_study(name, location, settings, sw.pruner_startup_trials, data.seed)
         sweep = Sweep(study, name, location, searched,
-                      BaseConfigs(data, tok, train, ev, reg, rep))
+                      BaseConfigs(data, tok, train, ev, reg, rep), trials_at_once=sw.n_jobs)
         with mlflow.start_run() as parent:
             sweep.experiment_id, sweep.parent_id = parent.info.experiment_id, parent.info.run_id
             name_run(run_title(config_params(sw), config_params(SweepConfig()), head="sweep"))
@@ -178,7 +179,8 @@ def run_trial(sweep: Sweep, trial) -> float:
             "train", {**step_parameters(configs, done)["train"], "sweep_study": sweep.name,
                       "sweep_storage": sweep.location, "sweep_trial": str(trial.number)},
             sweep.experiment_id, None, sweep.parent_id, run_name=title,
-            tags={"sweep.study": sweep.name, "sweep.trial": str(trial.number)})
+            tags={"sweep.study": sweep.name, "sweep.trial": str(trial.number)},
+            own_process=sweep.trials_at_once > 1)  # trials at once, even with inline steps
     except UserError as err:
         raise TrainFailed(str(err)) from None
     trial.set_user_attr("run_id", run_id)

@@ -7,8 +7,9 @@ same artifacts and metrics. What it saves is each step's start-up (importing MLf
 transformers, the plotting libraries: several seconds per step, paid once instead of six
 times), which matters for many small runs: the test suite uses it where the process
 boundary is not what a test is about. What differs: `peak_rss_mb` is main's process peak,
-a step's `process.pid` is main's, and steps run one at a time (a sweep's `n_jobs` trials
-take turns). MLflow offers no in-process runner for project entry points, hence this one.
+a step's `process.pid` is main's, and steps run one at a time (a sweep's `n_jobs` trials,
+which must train at once, keep processes of their own). MLflow offers no in-process runner
+for project entry points, hence this one.
 """
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ def find_cached(client, experiment_id: str, step: str, key: str) -> str | None:
 
 def run_child(step: str, parameters: dict[str, str], experiment_id: str, key: str | None,
               parent_run_id: str, run_name: str | None = None,
-              tags: dict[str, str] | None = None) -> str:
+              tags: dict[str, str] | None = None, own_process: bool = False) -> str:
     """Run one step as a child run of `parent_run_id` in this environment; returns its run id.
 
     The run is created first, with the tags MLflow's project runner gives its own runs, so
@@ -87,7 +87,9 @@ def run_child(step: str, parameters: dict[str, str], experiment_id: str, key: st
     client.log_batch(run_id, params=[Param(k, v) for k, v in parameters.items()])
     failed = UserError(f"step '{step}' failed (run {run_id}); its error is printed above, "
                        "and the run's logs are in MLflow")
-    if inline_steps():  # AGNEWS_INLINE_STEPS=1: in this process (agnews.tracking.inline)
+    # AGNEWS_INLINE_STEPS=1: in this process (agnews.tracking.inline), one step at a time;
+    # `own_process` keeps a step that must run beside others (a sweep's n_jobs) in its own
+    if inline_steps() and not own_process:
         if run_inline(project, step, parameters, run_id) != 0:
             raise failed
     else:

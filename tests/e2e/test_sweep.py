@@ -6,8 +6,8 @@ tracking store and the study: 4 finished trials and the killed one failed, no fi
 repeated, pruning wired to the per-epoch val_loss, nested trial runs with their parameters
 and curves, the best trial chosen on validation alone and tested once, the plots, and the
 report's search section. Bad input stops with one line before any trial. The sweeps run their
-steps and trials inside the sweep's process (INLINE_STEPS), but the one whose `n_jobs` trials
-train at once, each in a process of its own.
+steps and trials inside the sweep's process (INLINE_STEPS), but `n_jobs` trials, which train
+at once, each in a process of its own.
 """
 from __future__ import annotations
 
@@ -252,7 +252,7 @@ def test_a_failing_ingest_stops_the_sweep_at_its_first_trial(tmp_path, tiny_mode
 def test_n_jobs_runs_trials_at_once_and_timeout_stops_starting_new_ones(tmp_path, tiny_model,
                                                                         ag_news):
     cwd = copy_project(tmp_path / "project")
-    env = subprocess_env()
+    env = {**subprocess_env(), **INLINE_STEPS}  # but the trials, which train at once
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{cwd / 'mlflow.db'}"
     params = {"data": ag_news, "model": tiny_model, "train_size": 40, "val_size": 12,
               "test_size": 24, "n_trials": 6, "n_jobs": 2, "timeout_minutes": 0.01,
@@ -266,3 +266,8 @@ def test_n_jobs_runs_trials_at_once_and_timeout_stops_starting_new_ones(tmp_path
     assert len(runs) == 2  # the first two started together; after them the time was up
     first, second = sorted(runs, key=lambda r: r.info.start_time)
     assert second.info.start_time < first.info.end_time  # they overlapped
+    # each in a process of its own, where the sweep's other steps ran in the sweep's
+    assert {r.data.tags["mlflow.project.backend"] for r in runs} == {"local"}
+    assert {r.data.tags["process.pid"] for r in runs}.isdisjoint(
+        {r.data.tags["process.pid"] for r in MlflowClient(env["MLFLOW_TRACKING_URI"])
+         .search_runs(["0"], filter_string="tags.step = 'evaluate'")})
