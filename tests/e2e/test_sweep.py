@@ -21,7 +21,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
-from runs import artifact_paths
+from runs import artifact_paths, mlflow_run_args
 from support import INLINE_STEPS, copy_project, subprocess_env
 
 from agnews.search.study import open_storage
@@ -31,10 +31,7 @@ PLOTS = {"plots/search_history.png", "plots/search_parallel.png", "plots/search_
 
 
 def sweep_args(params: dict) -> list[str]:
-    args = [sys.executable, "-m", "mlflow", "run", ".", "-e", "sweep", "--env-manager", "local"]
-    for key, value in params.items():
-        args += ["-P", f"{key}={value}"]
-    return args
+    return mlflow_run_args("sweep", params, ".")
 
 
 def load(journal):
@@ -223,11 +220,8 @@ def test_main_with_the_chosen_values_reuses_the_best_trials_model(sweep, ag_news
     params = {"data": ag_news, "model": tiny_model, "train_size": 40, "val_size": 12,
               "test_size": 24, "freeze_embeddings": "true", "min_test_accuracy": 0,
               "min_test_f1": 0, **values}
-    args = [sys.executable, "-m", "mlflow", "run", ".", "-e", "main", "--env-manager", "local"]
-    for key, value in params.items():
-        args += ["-P", f"{key}={value}"]
-    proc = subprocess.run(args, cwd=sweep["cwd"], env=sweep["env"], capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(mlflow_run_args("main", params, "."), cwd=sweep["cwd"],
+                          env=sweep["env"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     best_run = parent.data.tags["best_run"]
     assert f"main: train reused {best_run} (cached)" in proc.stdout

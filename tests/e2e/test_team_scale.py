@@ -22,7 +22,7 @@ import uuid
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
-from runs import EPOCH_METRICS, artifact_paths
+from runs import EPOCH_METRICS, artifact_paths, mlflow_run_args
 from serving import ask_served_model, free_port, wait_for
 from support import INLINE_STEPS, ROOT, copy_project, subprocess_env
 from test_serve import check_predictions
@@ -79,10 +79,7 @@ def cluster_port() -> str:
 
 
 def start_main(cwd, env, seed, data, model) -> subprocess.Popen:
-    args = [sys.executable, "-m", "mlflow", "run", str(cwd), "-e", "main", "--env-manager",
-            "local"]
-    for key, value in {**BASE, "data": data, "model": model, "seed": seed}.items():
-        args += ["-P", f"{key}={value}"]
+    args = mlflow_run_args("main", {**BASE, "data": data, "model": model, "seed": seed}, cwd)
     return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -175,9 +172,8 @@ def test_predict_and_serve_read_the_champion_through_the_server(server, three_on
     source.write_text("".join((ag_news / "test.csv").read_text().splitlines(True)[:6]))
     output = tmp_path / "predictions.csv"
     proc = subprocess.run(
-        [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "predict", "--env-manager",
-         "local", "-P", f"input={source}", "-P", f"output={output}"],
-        cwd=ROOT, env=three_on_server["env"], capture_output=True, text=True, timeout=600)
+        mlflow_run_args("predict", {"input": source, "output": output}), cwd=ROOT,
+        env=three_on_server["env"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     predicted = pd.read_csv(output)
     assert len(predicted) == 6 and predicted["confidence"].between(0, 1).all()
@@ -233,13 +229,11 @@ def test_a_sweep_keeps_its_study_in_the_teams_postgresql(server, tiny_model, ag_
     env = {**subprocess_env(), "MLFLOW_TRACKING_URI": server["url"], "PGPASSFILE": str(pgpass),
            **INLINE_STEPS}
     cwd = copy_project(tmp_path / "project")
-    args = [sys.executable, "-m", "mlflow", "run", ".", "-e", "sweep", "--env-manager", "local"]
-    for key, value in {"data": ag_news, "model": tiny_model, "train_size": 40, "val_size": 12,
-                       "test_size": 24, "n_trials": 2, "study": "team", "storage": storage,
-                       "space": "learning_rate=1e-4:1e-2:log epochs=1",
-                       "registered_model": f"sweep-{db}", "min_test_accuracy": 0,
-                       "min_test_f1": 0}.items():
-        args += ["-P", f"{key}={value}"]
+    args = mlflow_run_args("sweep", {
+        "data": ag_news, "model": tiny_model, "train_size": 40, "val_size": 12,
+        "test_size": 24, "n_trials": 2, "study": "team", "storage": storage,
+        "space": "learning_rate=1e-4:1e-2:log epochs=1", "registered_model": f"sweep-{db}",
+        "min_test_accuracy": 0, "min_test_f1": 0}, ".")
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert not (cwd / ".sweeps").exists()  # no journal file: the study is in the database
