@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from agnews.config import DataConfig, TokenizeConfig, TrainConfig
@@ -16,14 +17,19 @@ def pin_revisions(data: DataConfig, tok: TokenizeConfig, train: TrainConfig):
     """The configs with each Hub id's revision replaced by its commit, and the pins made
     (`{"data"|"model": agnews.hub.Revision}`); local paths pass through, but a revision given
     for one is a mistake worth a clear line."""
-    pins = {}
+    asked = {}
     for flag, location, revision, kind in (("data", data.data, data.data_revision, "dataset"),
                                            ("model", tok.model, tok.model_revision, "model")):
         if is_hub_id(location):
-            pins[flag] = resolve(location, kind, revision)
+            asked[flag] = (location, kind, revision)
         elif revision != "main" and Path(location).expanduser().exists():
             raise UserError(f"{flag}_revision={revision} applies to a Hub id, but {flag} "
                             f"'{location}' is a local path: drop -P {flag}_revision")
+    # Both at once: a Hub that does not answer costs one timeout, not one per id. Results (and
+    # a failure) come back in order, data first, as if asked one after the other.
+    with ThreadPoolExecutor(max(len(asked), 1)) as pool:
+        futures = {flag: pool.submit(resolve, *args) for flag, args in asked.items()}
+        pins = {flag: future.result() for flag, future in futures.items()}
     if "data" in pins:
         data = dataclasses.replace(data, data_revision=pins["data"].sha)
     if "model" in pins:
