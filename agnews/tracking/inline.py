@@ -1,8 +1,8 @@
 """Running a step inside `main`'s own process instead of a process of its own.
 
 With `AGNEWS_INLINE_STEPS=1` in main's environment, `run_child` runs each step's `main` in
-this process: the same MLproject command (computed by MLflow's own project code, so its
-parameters are typed and checked as `mlflow run` does), the same pre-created child run, the
+this process: the same MLproject command (computed by MLflow's own project code, with the
+defaults it fills in and the missing parameters it refuses), the same pre-created child run, the
 same artifacts and metrics. What it saves is each step's start-up (importing MLflow, torch,
 transformers, the plotting libraries: several seconds per step, paid once instead of six
 times), which matters for many small runs: the test suite uses it where the process
@@ -78,8 +78,13 @@ def run_inline(project: Path, step: str, parameters: dict[str, str], run_id: str
     client.set_tag(run_id, "mlflow.project.backend", "inline")
     result: list[int] = []
     with _ONE_AT_A_TIME, tempfile.TemporaryDirectory() as storage:
-        argv = step_argv(project, step, parameters, storage)
-        print(f"main: {step} runs in this process ({' '.join(argv[:2])} ...)", flush=True)
+        try:
+            argv = step_argv(project, step, parameters, storage)
+        except Exception as err:  # noqa: BLE001 - what `mlflow run` would refuse to start
+            print(f"{step}: error: {err}", file=sys.stderr)
+            client.set_terminated(run_id, "FAILED")
+            return 2
+        print(f"{step}: runs inside this process (AGNEWS_INLINE_STEPS=1)", flush=True)
         os.environ["MLFLOW_RUN_ID"] = run_id  # mlflow.start_run takes it and unsets it
         # MLflow bounds a model's signature inference with SIGALRM, which only the main
         # thread may set: without a timeout it infers the same signature in this thread.

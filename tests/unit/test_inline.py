@@ -41,3 +41,14 @@ def test_inline_only_when_asked(monkeypatch):
     assert not inline.inline_steps()
     monkeypatch.setenv(inline.INLINE_ENV, "1")
     assert inline.inline_steps()
+
+
+def test_a_step_mlflow_would_refuse_to_start_fails_its_run_with_one_line(tracking, capsys):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    run_id = client.create_run(tracking).info.run_id
+    assert inline.run_inline(ROOT, "evaluate", {"model_uri": "x"}, run_id) == 2
+    assert client.get_run(run_id).info.status == "FAILED"
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("evaluate: error: ") and "splits" in errors[0]
