@@ -113,10 +113,6 @@ TIMINGS = ("epoch_seconds", "train_samples_per_second", "predict_rows_per_second
            "peak_rss_mb")  # measured, not computed: they differ run to run
 
 
-# what only a step's own process records: MLflow's backend and the step process's identity
-PROCESS_TAGS = {"mlflow.project.backend", "process.pid", "process.started"}
-
-
 def test_force_all_reruns_everything_and_reproduces_every_metric(project, first):
     """Forced, every step reruns (here inside main's process, where the first main ran each
     step in its own): the same parameters, tags, artifacts and metric values."""
@@ -132,8 +128,9 @@ def test_force_all_reruns_everything_and_reproduces_every_metric(project, first)
         assert set(before.data.params) == set(again.data.params), step
         assert {k: v for k, v in before.data.params.items() if k not in upstream} == {
             k: v for k, v in again.data.params.items() if k not in upstream}, step
-        assert set(before.data.tags) - PROCESS_TAGS == set(again.data.tags) - PROCESS_TAGS, step
-        assert again.data.tags["mlflow.project.backend"] == "inline"
+        assert set(before.data.tags) == set(again.data.tags), step  # the values: pids, times
+        assert (before.data.tags["mlflow.project.backend"],
+                again.data.tags["mlflow.project.backend"]) == ("local", "inline")
         assert set(artifact_paths(client, before.info.run_id)) == set(
             artifact_paths(client, again.info.run_id)), step
     with project["store"].tracking():  # the served model's signature, inferred in both
