@@ -13,6 +13,7 @@ for project entry points, hence this one.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shlex
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from agnews.cli import run_step
@@ -30,6 +32,21 @@ SIGNATURE_TIMEOUT = "MLFLOW_INPUT_EXAMPLE_INFERENCE_TIMEOUT"
 # The step's run reaches it through MLFLOW_RUN_ID, an environment variable of the process:
 # two steps at once would take each other's.
 _ONE_AT_A_TIME = threading.Lock()
+
+
+@contextlib.contextmanager
+def environ(values: dict[str, str]) -> Iterator[None]:
+    """These environment variables while the block runs; each as it was afterwards."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def inline_steps() -> bool:
@@ -56,7 +73,10 @@ def exit_code(step: str, argv: list[str]) -> int:
     try:
         run_step(step, importlib.import_module(f"steps.{step}").main, argv)
     except SystemExit as stop:
-        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        if stop.code is None or isinstance(stop.code, int):
+            return stop.code or 0
+        print(stop.code, file=sys.stderr)  # sys.exit("message"), as Python prints it
+        return 1
     except BaseException:  # what a step's own process would die of
         traceback.print_exc()
         return 1
@@ -85,24 +105,18 @@ def run_inline(project: Path, step: str, parameters: dict[str, str], run_id: str
             client.set_terminated(run_id, "FAILED")
             return 2
         print(f"{step}: runs inside this process (AGNEWS_INLINE_STEPS=1)", flush=True)
-        os.environ["MLFLOW_RUN_ID"] = run_id  # mlflow.start_run takes it and unsets it
-        # MLflow bounds a model's signature inference with SIGALRM, which only the main
-        # thread may set: without a timeout it infers the same signature in this thread.
-        timeout = os.environ.get(SIGNATURE_TIMEOUT)
-        os.environ[SIGNATURE_TIMEOUT] = "0"
 
         def body() -> None:
             result.append(exit_code(step, argv))
             sys.stdout.flush()
 
-        thread = threading.Thread(target=body, name=f"step-{step}", daemon=True)
-        thread.start()
-        thread.join()
-        os.environ.pop("MLFLOW_RUN_ID", None)  # a step that failed before its run began
-        if timeout is None:
-            os.environ.pop(SIGNATURE_TIMEOUT)
-        else:
-            os.environ[SIGNATURE_TIMEOUT] = timeout
+        # MLFLOW_RUN_ID: mlflow.start_run takes it (and unsets it) as in the step's process.
+        # MLflow bounds a model's signature inference with SIGALRM, which only the main thread
+        # may set: without a timeout it infers the same signature in the step's thread.
+        with environ({"MLFLOW_RUN_ID": run_id, SIGNATURE_TIMEOUT: "0"}):
+            thread = threading.Thread(target=body, name=f"step-{step}", daemon=True)
+            thread.start()
+            thread.join()
     code = result[0] if result else 1
     if client.get_run(run_id).info.status == "RUNNING":
         client.set_terminated(run_id, "FAILED" if code else "FINISHED")

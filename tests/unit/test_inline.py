@@ -25,10 +25,11 @@ def test_a_steps_arguments_are_the_mlproject_command_mlflow_computes(tmp_path):
 @pytest.mark.parametrize(("body", "code", "stderr"), [
     (lambda argv: None, 0, ""),
     (lambda argv: sys.exit(3), 3, ""),
+    (lambda argv: sys.exit("stopped: fix it"), 1, "stopped: fix it\n"),
     (lambda argv: (_ for _ in ()).throw(UserError("bad -P value: use 1")), 2,
      "fake: error: bad -P value: use 1\n"),
     (lambda argv: 1 / 0, 1, "ZeroDivisionError"),
-], ids=["success", "exit-3", "user-error", "crash"])
+], ids=["success", "exit-3", "exit-message", "user-error", "crash"])
 def test_exit_code_is_what_the_steps_own_process_would_exit_with(body, code, stderr,
                                                                  monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "steps.fake", types.SimpleNamespace(main=body))
