@@ -89,11 +89,14 @@ def champion(tmp_path_factory, tiny_model):
 def pytest_collection_modifyitems(items):
     """Mark tests/e2e `e2e`, and group tests for pytest-xdist (`--dist loadgroup`): a module's
     tests run on one worker, so its module fixtures are built once, and every test of the
-    session pipeline runs on the worker that built it."""
+    session pipeline runs on the worker that built it. The modules that use the stand-in Hub
+    share a group too, so it and its warm cache are built once."""
+    hub_modules = {item.module.__name__ for item in items if "hub" in item.fixturenames}
     for item in items:
         if "e2e" in Path(str(item.fspath)).relative_to(ROOT / "tests").parts[:1]:
             item.add_marker(pytest.mark.e2e)
         group = ("session-pipeline" if "session_pipeline" in item.fixturenames
+                 else "hub-standin" if item.module.__name__ in hub_modules
                  else item.module.__name__)
         item.add_marker(pytest.mark.xdist_group(group))
 

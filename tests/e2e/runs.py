@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
-import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 from support import ROOT, subprocess_env
@@ -37,12 +36,12 @@ class Store:
 
     @contextlib.contextmanager
     def tracking(self) -> Iterator[None]:
-        """This store as the tracking store of the test process while the block runs."""
-        mlflow.set_tracking_uri(self.uri)
-        try:
+        """This store as the tracking store of the test process while the block runs; the
+        one set before is set again after (MLflow's own test helper: blocks may nest)."""
+        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+        with _use_tracking_uri(self.uri):
             yield
-        finally:
-            mlflow.set_tracking_uri(None)
 
     def runs(self, filter_string: str = "") -> list:
         return self.client.search_runs([self.experiment_id], filter_string,

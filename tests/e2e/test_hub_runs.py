@@ -54,8 +54,10 @@ def finished_family(store: dict, proc) -> tuple:
 
 @pytest.fixture(scope="module")
 def online_run(hub, store, tmp_path_factory):
+    """The defaults online from a cold cache; the steps inside main's process, which has the
+    Hub's environment from the start (INLINE_STEPS)."""
     home = tmp_path_factory.mktemp("hf-home-cold")
-    proc = run_main(hub_env(home, hub.url), store)
+    proc = run_main({**hub_env(home, hub.url), **INLINE_STEPS}, store)
     return finished_family(store, proc), proc, home
 
 
@@ -106,7 +108,8 @@ def test_default_main_runs_offline_from_the_cache_a_run_left(online_run, store):
 
 def test_default_main_offline_from_a_warm_cache_runs_every_step(warm_home, tmp_path):
     """HF_HUB_OFFLINE set before main starts reaches every step alike, so they run inside
-    main's process (INLINE_STEPS); the hanging Hub below needs steps of their own."""
+    main's process (INLINE_STEPS); the hanging Hub below needs steps of their own (main's
+    switch to offline reaches only a process started after it)."""
     with module_store(tmp_path) as (uri, experiment):
         own = {"uri": uri, "experiment_id": experiment, "client": MlflowClient(uri)}
         proc = run_main({**hub_env(warm_home, offline=True), **INLINE_STEPS}, own,

@@ -13,7 +13,14 @@ import sys
 import mlflow
 import pandas as pd
 import pytest
-from runs import EPOCH_METRICS, artifact_paths, make_store, mlflow_run, newest_main
+from runs import (
+    EPOCH_METRICS,
+    artifact_paths,
+    make_store,
+    mlflow_run,
+    newest_main,
+    run_here,
+)
 from support import INLINE_STEPS, ROOT, subprocess_env
 
 from agnews.config import TrainConfig
@@ -206,11 +213,13 @@ def test_a_register_only_change_reuses_every_earlier_step_and_adds_no_version(pi
 
 @pytest.fixture(scope="module")
 def evaluate_alone(pipeline):
-    """An evaluate run started alone (not under main) on the pipeline's model and data."""
+    """An evaluate run started alone (not under main) on the pipeline's model and data, in
+    this process (its start-up is what `mlflow run` of report alone below pays)."""
     ch, store = pipeline.children, pipeline.store
-    mlflow_run("evaluate", {"model_uri": f"runs:/{ch['train'].info.run_id}/model",
-                            "splits": f"runs:/{ch['ingest'].info.run_id}/data"}, store,
-               pipeline.project)
+    proc = run_here("evaluate", {"model_uri": f"runs:/{ch['train'].info.run_id}/model",
+                                 "splits": f"runs:/{ch['ingest'].info.run_id}/data"}, store,
+                    pipeline.project)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     alone = [r for r in store.runs()
              if r.data.tags.get("step") == "evaluate" and "mlflow.parentRunId" not in r.data.tags]
     assert len(alone) == 1
@@ -275,7 +284,8 @@ def test_the_readmes_link_opens_the_runs_table_with_the_named_main_run(pipeline)
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", pipeline.store.uri,
-         "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=subprocess_env(),
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],  # one browser, one worker
+        cwd=ROOT, env=subprocess_env(),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     browser = None
     try:

@@ -46,7 +46,8 @@ def monitored(session_pipeline, ag_news):
     paths = make_batches(ag_news / "test.csv", set(reference["text"]), cwd / "batches")
     # predict's output goes to monitor as it is: its predictions are used, not recomputed
     scored = cwd / "batches" / "label_noise_scored.parquet"
-    mlflow_run("predict", {"input": paths["label_noise"], "output": scored}, store, cwd)
+    proc = run_here("predict", {"input": paths["label_noise"], "output": scored}, store, cwd)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     runs, outputs = {}, {}
     for name, path in {**paths, "label_noise": scored}.items():
         if name == "only_sports":  # through `mlflow run`, for the exit code users see
