@@ -21,7 +21,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
-from runs import artifact_paths, mlflow_run_args
+from runs import artifact_paths, make_store, mlflow_run, mlflow_run_args, run_here
 from support import INLINE_STEPS, copy_project, subprocess_env
 
 from agnews.search.study import open_storage
@@ -195,23 +195,27 @@ def test_the_report_has_a_search_section(sweep):
         parent.info.run_id
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"space": "learnin_rate=1e-5:1e-3"}, "unknown parameter 'learnin_rate'"),
-    ({"space": "epochs=4:2"}, "empty range"),
-    ({"n_trials": 0}, "n_trials=0 must be at least 1"),
+@pytest.mark.parametrize("params, message, how", [
+    ({"space": "learnin_rate=1e-5:1e-3"}, "unknown parameter 'learnin_rate'", "mlflow run"),
+    ({"space": "epochs=4:2"}, "empty range", "here"),
+    ({"n_trials": 0}, "n_trials=0 must be at least 1", "here"),
 ])
-def test_bad_input_stops_with_one_line_before_any_trial(params, message, tmp_path):
+def test_bad_input_stops_with_one_line_before_any_trial(params, message, how, tmp_path,
+                                                         monkeypatch):
+    """One case as users meet it (`mlflow run`, its exit code and stderr); the others are the
+    same entry point in this process, from the project folder as `mlflow run` starts it."""
     cwd = copy_project(tmp_path / "project")
-    env = subprocess_env()
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = subprocess.run(sweep_args({"data": "unused", **params}), cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    store = make_store(tmp_path)
+    if how == "mlflow run":
+        proc = mlflow_run("sweep", {"data": "unused", **params}, store, cwd, check=False)
+    else:
+        monkeypatch.chdir(cwd)
+        proc = run_here("sweep", {"data": "unused", **params}, store, cwd)
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("sweep: error")]
     assert len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
     assert not (cwd / ".sweeps").exists()
-    runs = MlflowClient(env["MLFLOW_TRACKING_URI"]).search_runs(["0"])
-    assert [r.data.tags.get("step") for r in runs] == [None]  # only the failed sweep run
+    assert [r.data.tags.get("step") for r in store.runs()] == [None]  # only the failed sweep run
 
 
 def test_main_with_the_chosen_values_reuses_the_best_trials_model(sweep, ag_news, tiny_model):
