@@ -1,7 +1,4 @@
 """The drift checks: each compares a batch of new texts (and the model's answers on them) with
-
-# Deferred imports: scipy and scikit-learn's text classifier load with the check that uses them, so
-# a test or benchmark of one check does not pay for all.
 the model's reference and returns a `Check`, a statistic with its threshold and verdict.
 
 Evidently, the library the design first named for this, does not import with pandas 3
@@ -14,6 +11,8 @@ shuffled labels.
 """
 from __future__ import annotations
 
+# Deferred imports: scipy and scikit-learn's text classifier load with the check that uses them,
+# so a test or benchmark of one check does not pay for all.
 from dataclasses import dataclass
 
 import numpy as np
