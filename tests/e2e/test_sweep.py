@@ -27,6 +27,9 @@ from support import INLINE_STEPS, copy_project, subprocess_env
 from agnews.search.study import open_storage
 
 SPACE = "learning_rate=1e-4:1e-2:log epochs=2:3 train_batch_size=8,16 freeze_embeddings=true"
+# Enough training rows that a trial trains for about a second an epoch: the killer below
+# must find the third trial while it runs.
+ROWS = {"train_size": 160, "val_size": 12, "test_size": 24}
 PLOTS = {"plots/search_history.png", "plots/search_parallel.png", "plots/search_val_loss.png"}
 
 
@@ -47,7 +50,7 @@ def kill_during_third_trial(args, cwd, env, journal) -> list:
     client, deadline = MlflowClient(env["MLFLOW_TRACKING_URI"]), time.monotonic() + 600
     try:
         while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.5)
+            time.sleep(0.1)
             if not journal.exists():
                 continue
             trials = load(journal).trials
@@ -70,9 +73,8 @@ def sweep(tmp_path_factory, tiny_model, ag_news):
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{cwd / 'mlflow.db'}"
     subprocess.run([sys.executable, "-m", "mlflow", "db", "upgrade", env["MLFLOW_TRACKING_URI"]],
                    env=env, check=True, capture_output=True)
-    params = {"data": ag_news, "model": tiny_model, "train_size": 40, "val_size": 12,
-              "test_size": 24, "n_trials": 4, "study": "s1", "space": SPACE,
-              "pruner_startup_trials": 1, "min_test_accuracy": 0, "min_test_f1": 0}
+    params = {"data": ag_news, "model": tiny_model, **ROWS, "n_trials": 4, "study": "s1",
+              "space": SPACE, "pruner_startup_trials": 1, "min_test_accuracy": 0, "min_test_f1": 0}
     journal = cwd / ".sweeps" / "s1.journal"
     before = kill_during_third_trial(sweep_args(params), cwd, env, journal)
     proc = subprocess.run(sweep_args(params), cwd=cwd, env=env, capture_output=True, text=True,
@@ -221,9 +223,8 @@ def test_bad_input_stops_with_one_line_before_any_trial(params, message, how, tm
 def test_main_with_the_chosen_values_reuses_the_best_trials_model(sweep, ag_news, tiny_model):
     parent = sweep["parent"]
     values = {k[5:]: v for k, v in parent.data.params.items() if k.startswith("best.")}
-    params = {"data": ag_news, "model": tiny_model, "train_size": 40, "val_size": 12,
-              "test_size": 24, "freeze_embeddings": "true", "min_test_accuracy": 0,
-              "min_test_f1": 0, **values}
+    params = {"data": ag_news, "model": tiny_model, **ROWS, "freeze_embeddings": "true",
+              "min_test_accuracy": 0, "min_test_f1": 0, **values}
     proc = subprocess.run(mlflow_run_args("main", params, "."), cwd=sweep["cwd"],
                           env=sweep["env"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
