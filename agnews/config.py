@@ -251,8 +251,16 @@ class MonitorConfig:
                            "reference; empty = the model's own, found through its lineage", "")
     fail_on_drift: bool = _help("exit non-zero (3) when any check flags drift, for a scheduled "
                                 "job; the run is logged either way", False)
-    seed: int = _help("seeds the vocabulary classifier's folds and shuffles", 42)
+    seed: int = _help("seeds the vocabulary classifier's split of the texts", 42)
+    alpha: float = _help("family-wise false-alarm rate: the chance that a batch from the "
+                         "reference's own distribution is flagged by any check (Holm)", 0.05)
+    accuracy_margin: float = _help("a labelled batch's accuracy may fall this far below the "
+                                   "reference's before the accuracy check tests for drift", 0.0)
 
     def __post_init__(self):
         _require(bool(self.model_uri.strip()), "model_uri is empty: pass -P model_uri="
                  "models:/agnews-classifier@champion or runs:/<train run>/model")
+        _require(0 < self.alpha < 1, f"alpha={self.alpha} is not between 0 and 1: pass a "
+                 "false-alarm rate, e.g. 0.05")
+        _require(0 <= self.accuracy_margin < 1, f"accuracy_margin={self.accuracy_margin} is not "
+                 "in [0, 1): pass an accuracy difference, e.g. 0.02")

@@ -5,13 +5,14 @@ Reads: `input`, a CSV or Parquet batch with a `text` column (`label` optional; `
 output is taken as it is, its predictions reused), and `model_uri` (default the champion),
 whose reference is found through its lineage (`agnews.monitoring.reference`) unless
 `reference` names an evaluate run.
-Writes, on this run: one metric per check, `drift_<check>` with `_threshold`, `_flag` and its
-details (`agnews.monitoring.drift`), `batch_rows`, and `batch_accuracy`, `batch_f1` with
-labels; tags `drift` (true/false) and `drift_reasons`; plots `plots/length_tokens.png`,
-`plots/class_mix.png`, `plots/confidence.png` (and `plots/confusion_matrix.png` with labels);
-`drift_report/report.html` (+ `report.md`); `batch_predictions.parquet`. Each batch run is
-nested under its model's series run (`monitor <model>`), which holds every batch's metrics
-at `step` = batch number. With `fail_on_drift`, a batch with drift exits 3.
+Writes, on this run: one metric per check, `drift_<check>` with `_p`, `_p_holm`, `_flag` and
+its details (`agnews.monitoring.drift`: two-sample tests judged as one family at `alpha`),
+`batch_rows`, and `batch_accuracy`, `batch_f1` with labels; tags `drift` (true/false) and
+`drift_reasons`; plots `plots/length_tokens.png`, `plots/class_mix.png`, `plots/confidence.png`
+(and `plots/confusion_matrix.png` with labels); `drift_report/report.html` (+ `report.md`);
+`batch_predictions.parquet`. Each batch run is nested under its model's series run (`monitor
+<model>`), which holds every batch's metrics at `step` = batch number.
+With `fail_on_drift`, a batch with drift exits 3.
 """
 from __future__ import annotations
 
@@ -67,10 +68,12 @@ def check_batch(client, batch: pd.DataFrame, cfg: MonitorConfig, ev: EvalConfig)
 
     ids = {"train": tokenize(ref.train_texts), "test": tokenize(ref.test["text"].tolist()),
            "batch": tokenize(batch["text"].tolist())}
-    return ref, ids, batch_checks(ref, batch, ids, clf.tokenizer.unk_token_id, cfg.seed)
+    return ref, ids, batch_checks(ref, batch, ids, clf.tokenizer.unk_token_id, cfg.seed,
+                                  cfg.alpha, cfg.accuracy_margin)
 
 
-def log_batch(client, run, ref, batch: pd.DataFrame, ids: dict, checks: list) -> int:
+def log_batch(client, run, ref, batch: pd.DataFrame, ids: dict, checks: list,
+              alpha: float) -> int:
     """On the active (batch) run: its place in the model's series, the checks as metrics and
     tags, the plots, the drift report and the scored batch; returns the batch's number."""
     import mlflow
@@ -98,7 +101,8 @@ def log_batch(client, run, ref, batch: pd.DataFrame, ids: dict, checks: list) ->
                                 token_lengths(ids["batch"]))
         images = save_figures(figures, Path(tmp) / "plots")
         mlflow.log_artifacts(str(Path(tmp) / "plots"), "plots")
-        write_report(drift_report(ref.model, number, len(batch), checks, images, ref.runs),
+        write_report(drift_report(ref.model, number, len(batch), checks, images, ref.runs,
+                                  alpha),
                      Path(tmp) / "drift_report", f"Drift report: {ref.model}, batch {number}")
         mlflow.log_artifacts(str(Path(tmp) / "drift_report"), "drift_report")
     log_dataframe(batch.assign(predicted=[LABELS[i] for i in batch["predicted"]]),
@@ -121,7 +125,7 @@ def main(argv=None) -> None:
     upstream = {"input": str(source.resolve()), "model_uri": cfg.model_uri,
                 **{f"reference_{k}": f"runs:/{v}" for k, v in ref.runs.items()}}
     with step_run("monitor", config_params(cfg, ev), upstream) as run:
-        number = log_batch(client, run, ref, batch, ids, checks)
+        number = log_batch(client, run, ref, batch, ids, checks, cfg.alpha)
     flagged = [c for c in checks if c.drift]
     verdict = ("drift: " + "; ".join(c.reason for c in flagged)) if flagged else "no drift"
     print(f"monitor: batch {number} of {ref.model}, {len(batch)} texts: {verdict}")

@@ -12,10 +12,12 @@ from agnews.data.tables import read_rows, validate
 from agnews.errors import UserError
 from agnews.evaluation.predictions import PROB_COLUMNS
 from agnews.monitoring.drift import (
+    ALPHA,
     Check,
     accuracy_check,
     class_mix_check,
     domain_classifier_check,
+    judge,
     ks_check,
     unseen_pieces_check,
 )
@@ -70,10 +72,12 @@ def token_lengths(ids: list[list[int]]) -> np.ndarray:
 
 
 def batch_checks(ref: Reference, batch: pd.DataFrame, ids: dict[str, list[list[int]]],
-                 unk_id: int | None, seed: int) -> list[Check]:
-    """Every check of the batch: text length, unseen word pieces, vocabulary, predicted class
-    mix, confidence, and accuracy where the batch has labels. `ids` holds the word pieces of
-    the reference's "train" and "test" texts and of the "batch"."""
+                 unk_id: int | None, seed: int, alpha: float = ALPHA,
+                 accuracy_margin: float = 0.0) -> list[Check]:
+    """Every check of the batch, judged as one family at the false-alarm rate `alpha`: text
+    length, unseen word pieces, vocabulary, predicted class mix, confidence, and accuracy
+    where the batch has labels. `ids` holds the word pieces of the reference's "train" and
+    "test" texts and of the "batch"."""
     ref_ids, batch_ids = ids["test"], ids["batch"]
     counts = [np.bincount(p, minlength=len(LABELS))
               for p in (ref.test["predicted"].to_numpy(), batch["predicted"].to_numpy())]
@@ -87,18 +91,19 @@ def batch_checks(ref: Reference, batch: pd.DataFrame, ids: dict[str, list[list[i
                  batch["confidence"].to_numpy()),
     ]
     if "label" in batch.columns:
+        reference_right = int((ref.test["label"] == ref.test["predicted"]).sum())
         checks.append(accuracy_check(batch["label"].to_numpy() == batch["predicted"].to_numpy(),
-                                     ref.test_accuracy))
-    return checks
+                                     reference_right, len(ref.test), accuracy_margin))
+    return judge(checks, alpha)
 
 
 def check_metrics(checks: list[Check]) -> dict[str, float]:
-    """Each check as MLflow metrics: `drift_<name>` (its value), `_threshold`, `_flag` (0/1)
-    and its numeric details."""
+    """Each check as MLflow metrics: `drift_<name>` (its value), `_p` (its test's p-value),
+    `_p_holm` (adjusted over the batch's checks), `_flag` (0/1) and its numeric details."""
     out: dict[str, float] = {}
     for c in checks:
-        out.update({f"drift_{c.name}": c.value, f"drift_{c.name}_threshold": c.threshold,
-                    f"drift_{c.name}_flag": float(c.drift)})
+        out.update({f"drift_{c.name}": c.value, f"drift_{c.name}_p": c.p,
+                    f"drift_{c.name}_p_holm": c.p_holm, f"drift_{c.name}_flag": float(c.drift)})
         out.update({f"drift_{c.name}_{k}": float(v) for k, v in (c.detail or {}).items()
                     if isinstance(v, (int, float))})
     return out

@@ -1,19 +1,22 @@
-"""The drift report of one batch: the verdict with its reasons, every check against its
-threshold, and the plots, as document blocks (`agnews.report.document` renders them to a
-self-contained HTML file and Markdown)."""
+"""The drift report of one batch: the verdict with its reasons, every check with its p-value
+before and after Holm's correction, and the plots, as document blocks
+(`agnews.report.document` renders them to a self-contained HTML file and Markdown)."""
 from __future__ import annotations
 
 from agnews.monitoring.drift import Check
 from agnews.report.document import Block, Bullets, Heading, Image, Para, Table
 
 MEANING = {
-    "length_tokens": "text length in tokens: KS test p-value (drift below the threshold)",
-    "unseen_pieces": "share of word pieces never seen in training (drift above)",
-    "vocabulary_auc": "ROC AUC of a classifier telling batch from reference texts (drift above)",
-    "class_mix": "PSI of the predicted class mix, with a chi-squared test (drift above)",
-    "confidence": "model confidence: KS test p-value (drift below)",
-    "accuracy": "accuracy on the batch's labels vs the test accuracy (drift when lower, "
-                "one-sided binomial test)",
+    "length_tokens": "text length in tokens: KS distance, two-sample KS test",
+    "unseen_pieces": "share of word pieces never seen in training: one-sided Mann-Whitney test "
+                     "of the per-text shares; must also double and rise by 2 points",
+    "vocabulary_auc": "held-out ROC AUC of a classifier telling batch from reference texts: "
+                      "one-sided Mann-Whitney test of its scores",
+    "class_mix": "PSI of the predicted class mix: chi-squared test of homogeneity; must also "
+                 "reach PSI 0.1",
+    "confidence": "the model's confidence: KS distance, two-sample KS test",
+    "accuracy": "accuracy on the batch's labels: one-sided score test of two proportions "
+                "against the reference's",
 }
 
 CAPTIONS = {"length_tokens.png": "Text length in tokens: the reference's test texts and the batch",
@@ -23,11 +26,14 @@ CAPTIONS = {"length_tokens.png": "Text length in tokens: the reference's test te
 
 
 def _fmt(value: float) -> str:
+    if value != value:  # NaN: the check was not judged
+        return "n/a"
     return f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.4f}"
 
 
 def drift_report(model: str, number: int, rows: int, checks: list[Check],
-                 images: dict[str, bytes], reference_runs: dict[str, str]) -> list[Block]:
+                 images: dict[str, bytes], reference_runs: dict[str, str],
+                 alpha: float) -> list[Block]:
     flagged = [c for c in checks if c.drift]
     verdict = (f"Drift: {len(flagged)} of {len(checks)} checks flag this batch."
                if flagged else f"No drift: none of the {len(checks)} checks flags this batch.")
@@ -40,8 +46,13 @@ def drift_report(model: str, number: int, rows: int, checks: list[Check],
     if flagged:
         blocks.append(Bullets([c.reason for c in flagged]))
     blocks += [Heading("Checks"),
-               Table(["check", "value", "threshold", "drift", "what it measures"],
-                     [[c.name, _fmt(c.value), _fmt(c.threshold), "yes" if c.drift else "no",
-                       MEANING.get(c.name, "")] for c in checks])]
+               Para(f"Each check is a two-sample test of the batch against the reference. A "
+                    f"check flags drift when its p-value, adjusted with Holm's method over the "
+                    f"batch's checks, is below {alpha:g} (and, where stated, the change is "
+                    f"large enough to matter): a batch from the reference's own distribution "
+                    f"is flagged by any check at most {alpha:.0%} of the time."),
+               Table(["check", "value", "p", "Holm p", "drift", "what it measures"],
+                     [[c.name, _fmt(c.value), _fmt(c.p), _fmt(c.p_holm),
+                       "yes" if c.drift else "no", MEANING.get(c.name, "")] for c in checks])]
     blocks += [Image(name, CAPTIONS.get(name, name), data) for name, data in images.items()]
     return blocks

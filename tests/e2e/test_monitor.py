@@ -70,8 +70,10 @@ def test_each_batch_is_flagged_by_the_checks_that_should_catch_it(monitored, bat
     for check, expected in EXPECTED[batch].items():
         assert flags[check] == expected, (batch, check, metrics)
     assert run.data.tags["drift"] == str(any(flags.values())).lower()
-    for check in CHECKS:
-        assert f"drift_{check}" in metrics and f"drift_{check}_threshold" in metrics
+    for check in CHECKS:  # each check's test, and its p-value adjusted over the batch's
+        assert {f"drift_{check}", f"drift_{check}_p", f"drift_{check}_p_holm"} <= set(metrics)
+        if metrics[f"drift_{check}_flag"]:
+            assert metrics[f"drift_{check}_p_holm"] < 0.05
     if batch == "in_distribution":
         assert "no drift" in monitored["outputs"][batch].stdout
     else:
@@ -135,6 +137,7 @@ def test_batches_chart_over_time_in_the_models_series_run(monitored):
     ({"model_uri": "runs:/0123456789abcdef/model"}, "cannot follow the lineage"),
     ({"reference": "0123456789abcdef"}, "is not a run in this tracking store"),
     ({"input": "batches/missing.csv"}, "is not a file"),
+    ({"alpha": "1.5"}, "alpha=1.5 is not between 0 and 1"),
 ])
 def test_bad_input_stops_with_one_line(monitored, params, message, monkeypatch, capsys):
     """The entry point's command line, called in this process from the project folder."""
