@@ -7,7 +7,7 @@ flagged), `only_sports` (200 Sports rows: a shifted class mix), `titles_only` (2
 without their descriptions: a shifted source), `label_noise` (200 unseen rows, 30% of the
 labels replaced by another class) and, with `--spanish FILE`, the sentences of a Spanish text
 (another language). Then runs `mlflow run . -e monitor` on each and prints one table: every
-check's value and verdict per batch.
+check's value, its Holm-adjusted p-value and its verdict per batch.
 
     python benchmarks/drift_batches.py --data data/ag_news_sample --spanish <a Spanish text>
 
@@ -98,15 +98,15 @@ def main() -> None:
         print(line or proc.stderr[-2000:], flush=True)
         run_id = re.findall(r"Run \(ID '([0-9a-f]+)'\)", proc.stderr)[-1]
         metrics = MlflowClient().get_run(run_id).data.metrics
-        table[name] = {k[len("drift_"):]: (v, metrics[f"{k}_flag"]) for k, v in metrics.items()
-                       if f"{k}_flag" in metrics}
+        table[name] = {k[len("drift_"):]: (v, metrics[f"{k}_p_holm"], metrics[f"{k}_flag"])
+                       for k, v in metrics.items() if f"{k}_flag" in metrics}
     checks = sorted({c for row in table.values() for c in row})
-    print(f"\nmodel {model}; * = drift")
+    print(f"\nmodel {model}; each cell: the check's value (its Holm-adjusted p); * = drift")
     print("| batch | " + " | ".join(checks) + " |")
     print("|---" * (len(checks) + 1) + "|")
     for name, row in table.items():
-        cells = [f"{row[c][0]:.3g}{' *' if row[c][1] else ''}" if c in row else "-"
-                 for c in checks]
+        cells = [f"{row[c][0]:.3g} ({row[c][1]:.2g}){' *' if row[c][2] else ''}" if c in row
+                 else "-" for c in checks]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 

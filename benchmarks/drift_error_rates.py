@@ -13,8 +13,8 @@ of a text in another language (as many as it holds, once per draw).
 
     python benchmarks/drift_error_rates.py --data <AG News folder> [--draws 200]
 
-Prints one table, a row per kind and size, with 95% Clopper-Pearson intervals. Uses the tracking store of
-MLFLOW_TRACKING_URI and the champion, or `--model-uri`. Run by hand.
+Prints one table, a row per kind and size, with 95% Clopper-Pearson intervals. Uses the
+tracking store of MLFLOW_TRACKING_URI and the champion, or `--model-uri`. Run by hand.
 """
 from __future__ import annotations
 
@@ -130,13 +130,17 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=200, help="batches per cell")
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--other-language", type=Path, help="a text in another language")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help=f"comma-separated, of {', '.join(KINDS)}")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--eval-batch-size", type=int, default=64)
     parser.add_argument("--pool-rows", type=int, default=15_000,
                         help="unseen rows scored once, which every draw samples from")
     args = parser.parse_args()
     POOL.update(load_pool(args.data, args.model_uri, args.eval_batch_size, args.pool_rows, 0))
-    kinds = list(KINDS)
+    kinds = [k for k in args.kinds.split(",") if k]
+    if set(kinds) - set(KINDS):
+        parser.error(f"--kinds: unknown {sorted(set(kinds) - set(KINDS))}; use {list(KINDS)}")
     if args.other_language:
         from agnews.model.logged_model import load_logged_classifier
 
