@@ -4,12 +4,15 @@ Reads: `model_uri` (the `model` of a train run: `runs:/<train run>/model`) and `
 `data/` artifact of an ingest run). The model is tokenized and truncated with the settings
 it was logged with, so what is scored here is what a served model would see.
 Writes: `test_loss`, `test_accuracy`, `test_f1`, `test_precision`, `test_recall` (weighted),
-`test_log_loss`, `test_roc_auc` (macro one-vs-rest), `test_ece` (expected calibration error,
-10 bins); the metrics and artifacts of `mlflow.models.evaluate(model_type="classifier")` on
-the predictions; `predictions.parquet` (text, label, predicted label, class probabilities);
-the tables `per_class_metrics.json` and `most_confident_mistakes.json` (the 25 wrong
-predictions the model was surest of); plots under `plots/`: confusion_matrix,
-final_metrics, per_class_metrics, roc_pr_curves, reliability_diagram, confidence_histogram.
+`test_log_loss`, `test_roc_auc` (macro one-vs-rest), `test_ece` (expected calibration error, 10
+bins); 95% intervals `_ci_low` / `_ci_high` of accuracy and each class's recall (Wilson) and of
+weighted and macro F1 (seeded bootstrap), with `test_f1_macro` and `test_recall_<class>`
+(`agnews.evaluation.intervals`); the metrics and artifacts of
+`mlflow.models.evaluate(model_type="classifier")` on the predictions; `predictions.parquet`
+(text, label, predicted label, class probabilities); the tables `per_class_metrics.json` and
+`most_confident_mistakes.json` (the 25 wrong predictions the model was surest of); plots under
+`plots/`: confusion_matrix, final_metrics, per_class_metrics, roc_pr_curves,
+reliability_diagram, confidence_histogram.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ def main(argv=None) -> None:
     import mlflow
 
     from agnews.evaluation import plots
+    from agnews.evaluation.intervals import test_intervals
     from agnews.model.logged_model import load_logged_classifier, score_texts
     from agnews.tracking.runs import fetch, log_dataframe, log_figure, step_run
 
@@ -58,6 +62,8 @@ def main(argv=None) -> None:
             evaluator_config={"log_model_explainability": False, "label_list": list(LABELS)})
         log_dataframe(preds, "predictions.parquet")
         labels, pred = preds["label"].to_numpy(), preds["predicted"].to_numpy()
+        intervals = test_intervals(labels, pred)
+        mlflow.log_metrics(intervals)
         per_class = per_class_metrics(labels, pred)
         mlflow.log_table(pd.DataFrame(per_class), "per_class_metrics.json")
         mlflow.log_table(confident_mistakes(preds), "most_confident_mistakes.json")
@@ -69,6 +75,9 @@ def main(argv=None) -> None:
                           ("confidence_histogram", plots.confidence_histogram(labels, probs))):
             log_figure(fig, f"plots/{name}.png")
     print("evaluate: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    print(f"evaluate: 95% intervals over the {len(test)} test rows: " + "  ".join(
+        f"{k} [{intervals[f'{k}_ci_low']:.4f}, {intervals[f'{k}_ci_high']:.4f}]"
+        for k in ("test_accuracy", "test_f1", "test_f1_macro")))
 
 
 if __name__ == "__main__":

@@ -149,9 +149,13 @@ def test_logged_model_serves_label_names(pipeline):
 
 def test_evaluate_logs_metrics_and_predictions(pipeline):
     evaluate = pipeline.children["evaluate"]
+    metrics = evaluate.data.metrics
     for name in ("test_accuracy", "test_f1", "test_precision", "test_recall", "test_loss",
                  "test_log_loss", "test_roc_auc", "test_ece"):
-        assert name in evaluate.data.metrics, name
+        assert name in metrics, name
+    for name in ("test_accuracy", "test_f1", "test_f1_macro", "test_recall_sci_tech"):
+        assert metrics[f"{name}_ci_low"] <= metrics[name] <= metrics[f"{name}_ci_high"], name
+    assert "[" in pipeline.stdout.split("95% intervals over the 300 test rows:")[1]
     mistakes = logged_table(evaluate.info.run_id, "most_confident_mistakes.json")
     assert 0 < len(mistakes) <= 25 and (mistakes["true"] != mistakes["predicted"]).all()
     assert "accuracy_score" in evaluate.data.metrics  # from mlflow.models.evaluate
