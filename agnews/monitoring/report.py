@@ -50,7 +50,7 @@ def drift_report(model: str, number: int, rows: int, checks: list[Check],
                     f"check flags drift when its p-value, adjusted with Holm's method over the "
                     f"batch's checks, is below {alpha:g} (and, where stated, the change is "
                     f"large enough to matter): a batch from the reference's own distribution "
-                    f"is flagged by any check at most {alpha:.0%} of the time."),
+                    f"is flagged by any check at most {alpha * 100:g}% of the time."),
                Table(["check", "value", "p", "Holm p", "drift", "what it measures"],
                      [[c.name, _fmt(c.value), _fmt(c.p), _fmt(c.p_holm),
                        "yes" if c.drift else "no", MEANING.get(c.name, "")] for c in checks])]

@@ -220,3 +220,17 @@ def test_a_batchs_figures_and_label_metrics():
     assert "confusion_matrix.png" in figures and all(isinstance(f, Figure)
                                                      for f in figures.values())
     assert label_metrics(labelled)["batch_accuracy"] == 0.75
+
+
+def test_the_drift_report_gives_each_checks_p_before_and_after_holm():
+    from agnews.monitoring.report import drift_report
+    from agnews.report.document import Para, Table
+
+    checks = judge([Check("accuracy", 0.7, 1e-5, "accuracy fell"),
+                    Check("vocabulary_auc", float("nan"), float("nan"), "")], alpha=0.025)
+    blocks = drift_report("m v1", 3, 40, checks, {}, {"evaluate": "e1", "ingest": "i1"}, 0.025)
+    table = next(b for b in blocks if isinstance(b, Table))
+    assert table.header[:5] == ["check", "value", "p", "Holm p", "drift"]
+    assert table.rows[0][1:5] == ["0.7000", "1.00e-05", "1.00e-05", "yes"]
+    assert table.rows[1][1:5] == ["n/a", "n/a", "n/a", "no"]  # not judged
+    assert any("at most 2.5% of the time" in b.text for b in blocks if isinstance(b, Para))
