@@ -115,12 +115,15 @@ def unseen_shares(sequences: list[list[int]], known: set[int], unk_id: int | Non
     return counts / np.maximum(lengths, 1)
 
 
+def _pooled(shares: np.ndarray, sequences: list[list[int]]) -> float:
+    """The share over all pieces, from the per-text shares of `sequences` (length-weighted)."""
+    lengths = np.asarray([len(seq) for seq in sequences if seq], dtype=float)
+    return float(np.dot(shares, lengths) / lengths.sum()) if lengths.sum() else 0.0
+
+
 def piece_share(sequences: list[list[int]], known: set[int], unk_id: int | None) -> float:
     """The share of all word pieces that are [UNK] or absent from `known`."""
-    lengths = np.asarray([len(seq) for seq in sequences if seq], dtype=float)
-    if lengths.sum() == 0:
-        return 0.0
-    return float(np.dot(unseen_shares(sequences, known, unk_id), lengths) / lengths.sum())
+    return _pooled(unseen_shares(sequences, known, unk_id), sequences)
 
 
 def unseen_pieces_check(train_ids: list[list[int]], holdout_ids: list[list[int]],
@@ -133,9 +136,8 @@ def unseen_pieces_check(train_ids: list[list[int]], holdout_ids: list[list[int]]
     from scipy.stats import mannwhitneyu
 
     known = {i for seq in train_ids for i in seq}
-    expected = piece_share(holdout_ids, known, unk_id)
-    share = piece_share(batch_ids, known, unk_id)
     ref, cur = unseen_shares(holdout_ids, known, unk_id), unseen_shares(batch_ids, known, unk_id)
+    expected, share = _pooled(ref, holdout_ids), _pooled(cur, batch_ids)
     p = float(mannwhitneyu(cur, ref, alternative="greater").pvalue) if len(ref) and len(cur) \
         else float("nan")
     return Check("unseen_pieces", share, p,
