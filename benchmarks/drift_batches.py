@@ -59,12 +59,16 @@ def make_batches(test_csv: Path, reference_texts: set[str], out: Path, seed: int
     return paths
 
 
+def sentences(source: Path) -> list[str]:
+    """The sentences of six words or more of a text."""
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", source.read_text())
+            if len(s.split()) >= 6]
+
+
 def spanish_batch(source: Path, out: Path) -> Path:
     """One text per sentence (six words or more) of a Spanish document."""
-    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", source.read_text())
-                 if len(s.split()) >= 6]
     path = out / "spanish.csv"
-    pd.DataFrame({"text": sentences}).to_csv(path, index=False)
+    pd.DataFrame({"text": sentences(source)}).to_csv(path, index=False)
     return path
 
 

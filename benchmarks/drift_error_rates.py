@@ -19,7 +19,6 @@ tracking store of MLFLOW_TRACKING_URI and the champion, or `--model-uri`. Run by
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -29,6 +28,9 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from drift_batches import sentences  # noqa: E402
 
 from agnews.monitoring.batch import batch_checks  # noqa: E402  (benchmarks/ is no package)
 from agnews.monitoring.reference import Reference  # noqa: E402
@@ -47,9 +49,10 @@ def scored(clf, texts: list[str], batch_size: int) -> tuple[np.ndarray, np.ndarr
     return probs.argmax(axis=1), probs.max(axis=1), ids
 
 
-def load_pool(data: Path, model_uri: str, batch_size: int, rows: int, seed: int) -> dict:
+def load_pool(data: Path, model_uri: str, batch_size: int, rows: int, seed: int,
+              other: list[str]) -> dict:
     """Up to `rows` rows the model never saw (drawn at random), with the model's answers on
-    each text and on its title alone."""
+    each text and on its title alone, and on the `other` language's texts."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -71,7 +74,10 @@ def load_pool(data: Path, model_uri: str, batch_size: int, rows: int, seed: int)
     predicted, confidence, ids = scored(clf, pool["text"].tolist(), batch_size)
     t_predicted, t_confidence, t_ids = scored(clf, pool["title"].str.strip().tolist(), batch_size)
     train_ids = clf.tokenizer(seen["train"]["text"].tolist(), add_special_tokens=False)
-    return {"pool": pool.assign(predicted=predicted, confidence=confidence), "ids": ids,
+    o_predicted, o_confidence, o_ids = scored(clf, other, batch_size) if other else ([], [], [])
+    return {"other": other, "other_predicted": o_predicted, "other_confidence": o_confidence,
+            "other_ids": o_ids, "ids": ids,
+            "pool": pool.assign(predicted=predicted, confidence=confidence),
             "titles": (t_predicted, t_confidence, t_ids), "train_texts": seen["train"]["text"],
             "train_ids": train_ids["input_ids"], "unk": clf.tokenizer.unk_token_id,
             "model": name}
@@ -137,20 +143,13 @@ def main() -> None:
     parser.add_argument("--pool-rows", type=int, default=15_000,
                         help="unseen rows scored once, which every draw samples from")
     args = parser.parse_args()
-    POOL.update(load_pool(args.data, args.model_uri, args.eval_batch_size, args.pool_rows, 0))
     kinds = [k for k in args.kinds.split(",") if k]
     if set(kinds) - set(KINDS):
         parser.error(f"--kinds: unknown {sorted(set(kinds) - set(KINDS))}; use {list(KINDS)}")
-    if args.other_language:
-        from agnews.model.logged_model import load_logged_classifier
-
-        sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+",
-                                                 args.other_language.read_text())
-                     if len(s.split()) >= 6]
-        clf = load_logged_classifier(args.model_uri, "auto")
-        predicted, confidence, ids = scored(clf, sentences, args.eval_batch_size)
-        POOL.update(other=sentences, other_predicted=predicted, other_confidence=confidence,
-                    other_ids=ids)
+    other = sentences(args.other_language) if args.other_language else []
+    POOL.update(load_pool(args.data, args.model_uri, args.eval_batch_size, args.pool_rows, 0,
+                          other))
+    if other:
         kinds.append("other_language")
     pool = POOL["pool"]
     print(f"model {POOL['model']}; {len(pool)} unseen rows (accuracy "
