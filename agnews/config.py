@@ -16,6 +16,8 @@ DEFAULT_MODEL = "huawei-noah/TinyBERT_General_4L_312D"
 LABELS = ("World", "Sports", "Business", "Sci/Tech")
 SPLITS = ("train", "val", "test")  # the files ingest writes and every later step reads
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+GATE_ON = ("point", "lower_bound")
+PROMOTE = ("better", "not_worse")
 PRECISION_HELP = ("auto (measured on a CPU: the faster of fp32 and bf16; on a GPU: bf16 where "
                   "native, else fp16 with loss scaling), fp32, bf16, or fp16 (GPU only)")
 MODEL_REVISION_HELP = ("branch, tag or commit of a Hub model (ignored for a local folder); main "
@@ -149,6 +151,14 @@ class RegisterConfig:
     registered_model: str = _help("name in the MLflow Model Registry", "agnews-classifier")
     min_test_accuracy: float = _help("register only if test_accuracy is at least this", 0.80)
     min_test_f1: float = _help("register only if test_f1 (weighted) is at least this", 0.80)
+    gate_on: str = _help("what the gate compares with its floors: point (the test metric) or "
+                         "lower_bound (the low end of its 95% interval)", "point")
+    promote: str = _help("when a new version takes @champion: better (McNemar: more often "
+                         "right, at promote_alpha) or not_worse (worse by at most "
+                         "promote_margin, at promote_alpha)", "better")
+    promote_alpha: float = _help("error rate the promotion test allows", 0.05)
+    promote_margin: float = _help("accuracy a not_worse candidate may lose (0.01 = 1 point)",
+                                  0.01)
 
     def __post_init__(self):
         _require(bool(self.registered_model.strip()) and "/" not in self.registered_model,
@@ -157,6 +167,14 @@ class RegisterConfig:
         for name in ("min_test_accuracy", "min_test_f1"):
             value = getattr(self, name)
             _require(0 <= value <= 1, f"{name}={value} is outside [0, 1]: pass e.g. 0.80")
+        _require(self.gate_on in GATE_ON,
+                 f"gate_on='{self.gate_on}' is not one of {', '.join(GATE_ON)}: pass e.g. point")
+        _require(self.promote in PROMOTE,
+                 f"promote='{self.promote}' is not one of {', '.join(PROMOTE)}: pass e.g. better")
+        _require(0 < self.promote_alpha < 1,
+                 f"promote_alpha={self.promote_alpha} is outside (0, 1): pass e.g. 0.05")
+        _require(0 <= self.promote_margin < 1,
+                 f"promote_margin={self.promote_margin} is outside [0, 1): pass e.g. 0.01")
 
 
 @dataclass(frozen=True)

@@ -5,16 +5,21 @@ Reads: `evaluate_run` (run id of an evaluate run): its `test_accuracy` and `test
 `input.model_uri` tag, so what is registered is exactly what was evaluated).
 
 1. Gate: below `min_test_accuracy` or `min_test_f1` the model is not registered; the run
-   still ends FINISHED, tagged `registered=false` with the reasons, and `main` goes on.
+   still ends FINISHED, tagged `registered=false` with the reasons, and `main` goes on. With
+   `gate_on=lower_bound` the low ends of the metrics' 95% intervals are compared instead.
 2. Champion vs challenger: if `registered_model` has a version with alias `champion`, that
    version is re-scored here on the same test texts (its old numbers came from other rows),
-   and the new version takes `champion` only if its `test_f1` is higher; otherwise it gets
-   `challenger`. The first version becomes champion.
+   and the two are compared row by row (agnews/registry/paired.py): with `promote=better`
+   the new version takes `champion` only if McNemar's exact test finds it more often right at
+   `promote_alpha`; with `promote=not_worse`, if Tango's score test finds it worse by less than
+   `promote_margin`. Otherwise it gets `challenger`. The first version becomes champion.
 Writes: tags `registered` (true/false), `outcome` (first, champion, challenger, gate, or
 already: this model is registered already), `registered_model`, `registered_version`,
-`alias`, `decision` (one sentence), `champion_version`; metrics `candidate_test_f1`,
-`candidate_test_accuracy` and, when there was a champion, `champion_test_f1`,
-`champion_test_accuracy`.
+`alias`, `decision` (the numbers and the verdict, in words), `promotion_test`,
+`champion_version`; metrics `candidate_test_f1`, `candidate_test_accuracy` (with their
+`_ci_low` / `_ci_high`) and, when there was a champion, `champion_test_f1`,
+`champion_test_accuracy`, `paired_rows`, `only_candidate_right`, `only_champion_right` and
+`promotion_p`.
 """
 from __future__ import annotations
 
@@ -26,9 +31,11 @@ from mlflow.tracking import MlflowClient
 from agnews.cli import config_params, parse, quiet_libraries, run_step
 from agnews.config import EvalConfig, RegisterConfig
 from agnews.errors import UserError
+from agnews.registry.paired import Paired
 from agnews.registry.policy import decide, gate_failures
 from agnews.registry.versions import (
     champion_version,
+    evaluated_rows,
     model_run_id,
     register_version,
     rescore,
@@ -36,6 +43,10 @@ from agnews.registry.versions import (
 )
 from agnews.tracking.locks import registry_lock
 from agnews.tracking.runs import step_run
+
+# The candidate's numbers as the register run shows them: the values and their 95% intervals.
+CANDIDATE_METRICS = tuple(f"test_{m}{end}" for m in ("f1", "accuracy")
+                          for end in ("", "_ci_low", "_ci_high"))
 
 
 def evaluated_model(client: MlflowClient, run_id: str):
@@ -69,17 +80,25 @@ def decide_and_register(client: MlflowClient, cfg: RegisterConfig, ev: EvalConfi
             return f"register: {name} version {existing.version} is this model already; " \
                    "nothing to do"
         champion = champion_version(client, name)
-        champion_scores = None
+        table = None
         if champion is not None:
-            champion_scores = rescore(champion, evaluated.info.run_id, ev)
-            mlflow.log_metrics({f"champion_{k}": v for k, v in champion_scores.items()})
-        decision = decide(metrics["test_f1"], champion_scores and champion_scores["test_f1"],
-                          champion and champion.version)
+            test = evaluated_rows(evaluated.info.run_id)
+            champion_scores, champion_right = rescore(champion, test, ev)
+            table = Paired.of(test["predicted"].to_numpy() == test["label"].to_numpy(),
+                              champion_right)
+            mlflow.log_metrics({**{f"champion_{k}": v for k, v in champion_scores.items()},
+                                "paired_rows": table.rows,
+                                "only_candidate_right": table.only_candidate,
+                                "only_champion_right": table.only_champion})
+        decision = decide(table, champion and champion.version, cfg)
+        if decision.p is not None:
+            mlflow.log_metric("promotion_p", decision.p)
         scores = {k: f"{metrics[k]:.4f}" for k in ("test_f1", "test_accuracy")}
         version = register_version(client, name, model_uri, decision.alias, scores)
         mlflow.set_tags({"registered": "true", "registered_model": name,
                          "registered_version": version, "alias": decision.alias,
                          "outcome": decision.outcome, "decision": decision.reason,
+                         "promotion_test": decision.test,
                          "champion_version": champion.version if champion else ""})
     return f"register: {name} version {version} is now '{decision.alias}': {decision.reason}"
 
@@ -93,7 +112,7 @@ def main(argv=None) -> None:
     metrics = evaluated.data.metrics
     with step_run("register", config_params(cfg, ev), {"evaluate_run": uris.evaluate_run,
                                                        "model_uri": model_uri}):
-        mlflow.log_metrics({f"candidate_{k}": metrics[k] for k in ("test_f1", "test_accuracy")
+        mlflow.log_metrics({f"candidate_{k}": metrics[k] for k in CANDIDATE_METRICS
                             if k in metrics})
         failures = gate_failures(metrics, cfg)
         if failures:
@@ -101,7 +120,8 @@ def main(argv=None) -> None:
                              "registered_model": cfg.registered_model,
                              "decision": "; ".join(failures)})
             print(f"register: not registered in '{cfg.registered_model}': "
-                  + "; ".join(failures) + " (the gate is -P min_test_accuracy / min_test_f1)")
+                  + "; ".join(failures) + " (the gate is -P min_test_accuracy / min_test_f1, "
+                  f"on the {'95% lower bound' if cfg.gate_on == 'lower_bound' else 'value'})")
             return
         line = decide_and_register(client, cfg, ev, evaluated, model_uri)
     print(line)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -39,18 +40,25 @@ def same_source_version(client: MlflowClient, name: str, run_id: str | None):
     return None
 
 
-def rescore(champion, evaluate_run_id: str, ev: EvalConfig) -> dict[str, float]:
-    """The champion's test_f1 / test_accuracy on the texts the evaluate run scored."""
+def evaluated_rows(evaluate_run_id: str) -> pd.DataFrame:
+    """The evaluate run's test rows: text, label and the candidate's prediction."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return pd.read_parquet(mlflow.artifacts.download_artifacts(
+            run_id=evaluate_run_id, artifact_path="predictions.parquet", dst_path=tmp))
+
+
+def rescore(champion, test: pd.DataFrame, ev: EvalConfig) -> tuple[dict[str, float], np.ndarray]:
+    """The champion's test_f1 / test_accuracy on the texts the evaluate run scored, and which
+    of those rows it gets right (for the paired comparison)."""
     from agnews.evaluation.metrics import classification_metrics
     from agnews.model.logged_model import load_logged_classifier, score_texts
 
-    with tempfile.TemporaryDirectory() as tmp:
-        test = pd.read_parquet(mlflow.artifacts.download_artifacts(
-            run_id=evaluate_run_id, artifact_path="predictions.parquet", dst_path=tmp))
     clf = load_logged_classifier(f"models:/{champion.name}/{champion.version}", ev.precision)
     probs = score_texts(clf, test["text"].tolist(), ev.eval_batch_size)
-    scores = classification_metrics(test["label"].to_numpy(), probs)
-    return {"test_f1": scores["f1"], "test_accuracy": scores["accuracy"]}
+    labels = test["label"].to_numpy()
+    scores = classification_metrics(labels, probs)
+    return ({"test_f1": scores["f1"], "test_accuracy": scores["accuracy"]},
+            probs.argmax(axis=1) == labels)
 
 
 def register_version(client: MlflowClient, name: str, model_uri: str, alias: str,

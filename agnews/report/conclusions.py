@@ -6,8 +6,6 @@ support it, so a crafted history in a test has one known verdict.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
@@ -110,7 +108,3 @@ def comparison_verdict(current: dict[str, float], previous: dict | None, lang: s
               for m in COMPARED if m in current and m in previous["metrics"]]
     return t(lang, "previous", run=previous["run_id"], deltas=", ".join(deltas))
 
-
-def accuracy_interval(accuracy: float, n: int) -> float:
-    """Half-width of the normal-approximation 95% interval of an accuracy on n rows."""
-    return 1.96 * math.sqrt(max(accuracy * (1 - accuracy), 1e-12) / max(n, 1))

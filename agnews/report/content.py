@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from agnews.config import LABELS
+from agnews.evaluation.intervals import metric_key, wilson
 from agnews.report.conclusions import (
-    accuracy_interval,
     calibration_verdict,
     class_verdict,
     comparison_verdict,
@@ -34,7 +34,8 @@ MAIN_PARAMS = ("data", "data_revision", "model", "model_revision", "train_size",
                "test_size", "max_length", "epochs", "train_batch_size", "eval_batch_size",
                "micro_batch_tokens", "learning_rate", "freeze_embeddings", "seed",
                "log_every_steps", "select_best", "precision",
-               "registered_model", "min_test_accuracy", "min_test_f1", "report_lang")
+               "registered_model", "min_test_accuracy", "min_test_f1", "gate_on", "promote",
+               "promote_alpha", "promote_margin", "report_lang")
 HEADLINE = ("accuracy", "f1", "precision", "recall", "roc_auc", "ece", "loss")
 
 
@@ -66,6 +67,12 @@ def _images(f: ReportFacts, *names: tuple[str, str]) -> list[Block]:
     return [Image(n, t(f.lang, cap), f.images[n]) for n, cap in names if n in f.images]
 
 
+def interval(metrics: dict[str, float], key: str) -> str:
+    """`key`'s logged 95% interval as "low-high", or "-" for a run that logged none."""
+    low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+    return "-" if low is None or high is None else f"{fmt(low)}-{fmt(high)}"
+
+
 def _best_epoch(f: ReportFacts) -> int:
     return int(f.metrics["train"].get("best_epoch", len(f.history)))
 
@@ -86,9 +93,13 @@ def limitations(f: ReportFacts) -> list[str]:
     train_rows = int(ing.get("train_rows", 0))
     n_test = int(ing.get("test_rows", 0))
     improving = still_improving(f.history)
+    if "test_accuracy_ci_low" in ev:
+        low, high = ev["test_accuracy_ci_low"], ev["test_accuracy_ci_high"]
+    else:  # a run logged before evaluate logged intervals
+        low, high = wilson(round(ev["test_accuracy"] * n_test), max(n_test, 1))
     out = [t(lang, "lim_sample", train_rows=train_rows,
              pool_rows=int(ing.get("source_train_rows", train_rows))),
-           t(lang, "lim_test", n=n_test, ci=fmt(accuracy_interval(ev["test_accuracy"], n_test)))]
+           t(lang, "lim_test", n=n_test, low=fmt(low), high=fmt(high))]
     if improving is not None:
         out.append(t(lang, "lim_epochs", epochs=len(f.history), convergence=t(
             lang, "lim_epochs_more" if improving else "lim_epochs_done")))
@@ -96,6 +107,24 @@ def limitations(f: ReportFacts) -> list[str]:
     out.append(t(lang, "lim_truncation", share=f"{truncated:.1%}",
                  max_length=f.params.get("max_length")))
     return out
+
+
+def _paired(f: ReportFacts) -> dict[str, str]:
+    """The paired comparison's sentences, from the register run's numbers."""
+    lang, reg, p = f.lang, f.metrics.get("register", {}), f.params
+    if "paired_rows" not in reg:
+        return {"paired": "", "verdict": ""}
+    only_candidate = int(reg["only_candidate_right"])
+    only_champion = int(reg["only_champion_right"])
+    test = "not_worse" if p.get("promote") == "not_worse" else "better"
+    won = f.registry.get("outcome") == "champion"
+    margin = float(p.get("promote_margin", 0.01)) * 100
+    return {"paired": t(lang, "paired", champion=f.registry.get("champion_version"),
+                        rows=int(reg["paired_rows"]), disagree=only_candidate + only_champion,
+                        only_candidate=only_candidate, only_champion=only_champion),
+            "verdict": t(lang, f"{test}_{'won' if won else 'lost'}",
+                         p=f"{reg['promotion_p']:.3g}", alpha=p.get("promote_alpha", "0.05"),
+                         margin=f"{margin:g}")}
 
 
 def registry_section(f: ReportFacts) -> list[Block]:
@@ -107,14 +136,15 @@ def registry_section(f: ReportFacts) -> list[Block]:
     values = {"model": tags.get("registered_model", ""), "version": tags.get("registered_version"),
               "champion": tags.get("champion_version"), "reasons": tags.get("decision", ""),
               "min_acc": f.params.get("min_test_accuracy"), "min_f1": f.params.get("min_test_f1"),
-              "f1": fmt(reg["candidate_test_f1"]) if "candidate_test_f1" in reg else "-",
-              "champion_f1": fmt(reg["champion_test_f1"]) if "champion_test_f1" in reg else "-"}
+              **(_paired(f) if outcome in ("champion", "challenger") else {})}
     blocks: list[Block] = [Heading(t(lang, "h_registry")),
                            Para(t(lang, f"registry_{outcome}", **values))]
     if "champion_test_f1" in reg:
-        blocks.append(Table([t(lang, "metric"), t(lang, "candidate"), t(lang, "champion")],
-                            [[m, fmt(reg[f"candidate_test_{m}"]), fmt(reg[f"champion_test_{m}"])]
-                             for m in ("f1", "accuracy")]))
+        ev = f.metrics["evaluate"]
+        blocks.append(Table([t(lang, "metric"), t(lang, "candidate"), t(lang, "interval"),
+                             t(lang, "champion")],
+                            [[m, fmt(reg[f"candidate_test_{m}"]), interval(ev, f"test_{m}"),
+                              fmt(reg[f"champion_test_{m}"])] for m in ("f1", "accuracy")]))
     return blocks
 
 
@@ -139,8 +169,9 @@ def summary_section(f: ReportFacts) -> list[Block]:
     return [
         Heading(t(lang, "title"), 1),
         Heading(t(lang, "h_summary")),
-        Table([t(lang, "metric"), "test"],
-              [[m, fmt(ev[f"test_{m}"])] for m in HEADLINE if f"test_{m}" in ev]),
+        Table([t(lang, "metric"), "test", t(lang, "interval")],
+              [[m, fmt(ev[f"test_{m}"]), interval(ev, f"test_{m}")]
+               for m in HEADLINE if f"test_{m}" in ev]),
         Para(t(lang, "summary", model=p.get("model"), train_rows=int(ingest.get("train_rows", 0)),
                epochs=len(f.history), best=_best_epoch(f), acc=fmt(ev["test_accuracy"]),
                f1=fmt(ev["test_f1"]), test_rows=int(ingest.get("test_rows", 0)))
@@ -191,11 +222,13 @@ def process_section(f: ReportFacts) -> list[Block]:
 
 
 def evaluation_section(f: ReportFacts) -> list[Block]:
-    lang = f.lang
+    lang, ev = f.lang, f.metrics["evaluate"]
     blocks: list[Block] = [
         Heading(t(lang, "h_evaluation")),
-        Table([t(lang, "class"), "precision", "recall", "f1", t(lang, "support")],
-              [[r["class"], fmt(r["precision"]), fmt(r["recall"]), fmt(r["f1"]),
+        Table([t(lang, "class"), "precision", "recall", f"recall, {t(lang, 'interval')}", "f1",
+               t(lang, "support")],
+              [[r["class"], fmt(r["precision"]), fmt(r["recall"]),
+                interval(ev, f"test_recall_{metric_key(r['class'])}"), fmt(r["f1"]),
                 str(int(r["support"]))] for _, r in f.per_class.iterrows()]),
         *_images(f, ("confusion_matrix.png", "cap_confusion"), ("final_metrics.png", "cap_final"),
                  ("per_class_metrics.png", "cap_per_class"), ("roc_pr_curves.png", "cap_roc"),

@@ -77,7 +77,9 @@ TEXT: dict[str, dict[str, str]] = {
         "no_previous": "This is the first evaluated run of this experiment: nothing to compare.",
         "lim_sample": "Trained on {train_rows} of the {pool_rows} rows the source's train split "
                       "holds; accuracy grows with more training rows.",
-        "lim_test": "With {n} test rows, test accuracy is known to about ±{ci} (95% interval).",
+        "lim_test": "With {n} test rows, test accuracy is known only to within {low} to "
+                    "{high} (95% Wilson interval).",
+        "interval": "95% interval",
         "lim_epochs": "{epochs} epoch(s) of training: {convergence}",
         "lim_epochs_more": "validation loss was still falling, so this is not the model's ceiling.",
         "lim_epochs_done": "validation loss had stopped falling.",
@@ -88,14 +90,22 @@ TEXT: dict[str, dict[str, str]] = {
         "registry_first": "Registered as {model} version {version}, the first version to pass "
                           "the gate (test_accuracy ≥ {min_acc}, test_f1 ≥ {min_f1}): it is now "
                           "`champion`.",
-        "registry_champion": "Registered as {model} version {version}. Re-scored on this run's "
-                             "test rows, the previous champion (version {champion}) reaches "
-                             "test_f1 {champion_f1}; this model's {f1} beats it, so this version "
-                             "is now `champion`.",
+        "registry_champion": "Registered as {model} version {version}, now `champion`. "
+                             "{paired} {verdict}",
         "registry_challenger": "Registered as {model} version {version} with alias "
-                               "`challenger`. Re-scored on this run's test rows, the champion "
-                               "(version {champion}) reaches test_f1 {champion_f1}; this model's "
-                               "{f1} does not beat it, so the champion keeps its alias.",
+                               "`challenger`; version {champion} stays `champion`. {paired} "
+                               "{verdict}",
+        "paired": "Both this model and the champion (version {champion}), re-scored here, "
+                  "answered the same {rows} test rows. They disagree on {disagree}: this model "
+                  "is right on {only_candidate} of them, the champion on {only_champion}.",
+        "better_won": "McNemar's exact one-sided test gives p = {p} < {alpha}: this model is "
+                      "more often right.",
+        "better_lost": "McNemar's exact one-sided test gives p = {p} ≥ {alpha}: the two could not "
+                       "be told apart, or the champion is better.",
+        "not_worse_won": "Tango's one-sided score test of a loss of {margin} points or more "
+                         "gives p = {p} < {alpha}: this model is not worse by more than that.",
+        "not_worse_lost": "Tango's one-sided score test of a loss of {margin} points or more "
+                          "gives p = {p} ≥ {alpha}: it could be worse by more than that.",
         "registry_gate": "Not registered in {model}: the model misses the gate ({reasons}).",
         "registry_already": "This model is already {model} version {version}; the registry was "
                             "left as it was.",
@@ -196,8 +206,9 @@ TEXT: dict[str, dict[str, str]] = {
                        "comparar.",
         "lim_sample": "Entrenado con {train_rows} de las {pool_rows} filas de la partición de "
                       "entrenamiento del origen; la exactitud crece con más filas.",
-        "lim_test": "Con {n} filas de test, la exactitud se conoce con un margen de ±{ci} "
-                    "(intervalo del 95%).",
+        "lim_test": "Con {n} filas de test, la exactitud solo se sabe entre {low} y {high} "
+                    "(intervalo de Wilson del 95%).",
+        "interval": "intervalo del 95%",
         "lim_epochs": "{epochs} época(s) de entrenamiento: {convergence}",
         "lim_epochs_more": "la pérdida de validación aún bajaba, así que este no es el techo del "
                            "modelo.",
@@ -209,15 +220,24 @@ TEXT: dict[str, dict[str, str]] = {
         "registry_first": "Registrado como {model} versión {version}, la primera versión que "
                           "supera el umbral (test_accuracy ≥ {min_acc}, test_f1 ≥ {min_f1}): "
                           "ahora es `champion`.",
-        "registry_champion": "Registrado como {model} versión {version}. Evaluado de nuevo con "
-                             "las filas de prueba de esta ejecución, el campeón anterior (versión "
-                             "{champion}) alcanza test_f1 {champion_f1}; el {f1} de este modelo "
-                             "lo supera, así que esta versión es ahora `champion`.",
+        "registry_champion": "Registrado como {model} versión {version}, ahora `champion`. "
+                             "{paired} {verdict}",
         "registry_challenger": "Registrado como {model} versión {version} con el alias "
-                               "`challenger`. Evaluado de nuevo con las filas de prueba de esta "
-                               "ejecución, el campeón (versión {champion}) alcanza test_f1 "
-                               "{champion_f1}; el {f1} de este modelo no lo supera, así que el "
-                               "campeón conserva su alias.",
+                               "`challenger`; la versión {champion} sigue siendo `champion`. "
+                               "{paired} {verdict}",
+        "paired": "Este modelo y el campeón (versión {champion}), evaluado de nuevo aquí, "
+                  "respondieron las mismas {rows} filas de prueba. Discrepan en {disagree}: "
+                  "este modelo acierta {only_candidate} de ellas y el campeón {only_champion}.",
+        "better_won": "La prueba exacta de McNemar, unilateral, da p = {p} < {alpha}: este modelo "
+                      "acierta más a menudo.",
+        "better_lost": "La prueba exacta de McNemar, unilateral, da p = {p} ≥ {alpha}: no se "
+                       "pueden distinguir, o el campeón es mejor.",
+        "not_worse_won": "La prueba de puntuación de Tango, unilateral, de una pérdida de "
+                         "{margin} puntos o más da p = {p} < {alpha}: este modelo no es peor en "
+                         "más que eso.",
+        "not_worse_lost": "La prueba de puntuación de Tango, unilateral, de una pérdida de "
+                          "{margin} puntos o más da p = {p} ≥ {alpha}: podría ser peor en más "
+                          "que eso.",
         "registry_gate": "No registrado en {model}: el modelo no supera el umbral ({reasons}).",
         "registry_already": "Este modelo ya es {model} versión {version}; el registro no se "
                             "modificó.",

@@ -45,6 +45,10 @@ from steps.sweep import EXCLUDED as SWEEP_EXCLUDED
     (RegisterConfig, {"min_test_f1": 1.5}, "min_test_f1=1.5"),
     (RegisterConfig, {"min_test_accuracy": -0.1}, "min_test_accuracy=-0.1"),
     (RegisterConfig, {"registered_model": " "}, "registered_model"),
+    (RegisterConfig, {"gate_on": "upper"}, "gate_on='upper' is not one of point, lower_bound"),
+    (RegisterConfig, {"promote": "always"}, "promote='always' is not one of better, not_worse"),
+    (RegisterConfig, {"promote_alpha": 0}, "promote_alpha=0 is outside"),
+    (RegisterConfig, {"promote_margin": 1}, "promote_margin=1 is outside"),
     (PredictConfig, {"output": "out.txt"}, "neither .csv nor .parquet"),
     (PredictConfig, {"model_uri": ""}, "model_uri is empty"),
 ])

@@ -6,9 +6,11 @@ to luck; the champion is re-scored for real, on the crafted run's test texts.
 from __future__ import annotations
 
 import mlflow
+import numpy as np
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from statsmodels.stats.proportion import proportion_confint
 from support import module_store
 
 from agnews.config import RegisterConfig
@@ -16,6 +18,7 @@ from agnews.data.sources import load_local
 from agnews.evaluation.metrics import classification_metrics
 from agnews.model.logged_model import load_logged_classifier, log_classifier, score_texts
 from agnews.model.pretrained import load_classifier, load_tokenizer
+from agnews.registry.paired import Paired
 from agnews.registry.policy import decide, gate_failures
 from steps import register
 
@@ -33,15 +36,78 @@ def test_gate(metrics, expected):
     assert gate_failures(metrics, RegisterConfig()) == expected
 
 
-@pytest.mark.parametrize("candidate, champion, alias, outcome", [
-    (0.80, None, "champion", "first"),
-    (0.91, 0.90, "champion", "champion"),
-    (0.90, 0.90, "challenger", "challenger"),  # a tie keeps the champion
-    (0.85, 0.90, "challenger", "challenger"),
+def test_the_gate_on_the_lower_bound_fails_a_model_that_passes_on_its_value():
+    metrics = {"test_accuracy": 0.82, "test_accuracy_ci_low": 0.78, "test_f1": 0.82,
+               "test_f1_ci_low": 0.81}
+    assert gate_failures(metrics, RegisterConfig()) == []
+    assert gate_failures(metrics, RegisterConfig(gate_on="lower_bound")) == [
+        "test_accuracy_ci_low 0.7800 < min_test_accuracy 0.80"]
+    assert gate_failures({"test_accuracy": 0.9, "test_f1": 0.9},
+                         RegisterConfig(gate_on="lower_bound"))[0].startswith(
+        "test_accuracy_ci_low was not logged by the evaluate run: evaluate it again")
+
+
+def table(rows: int, only_candidate: int, only_champion: int, both: int) -> Paired:
+    return Paired(rows, both + only_candidate, both + only_champion, only_candidate,
+                  only_champion)
+
+
+def test_the_first_version_becomes_champion():
+    decision = decide(None, None, RegisterConfig())
+    assert (decision.alias, decision.outcome, decision.p) == ("champion", "first", None)
+
+
+@pytest.mark.parametrize("cells, promote, alias, words", [
+    ((500, 40, 10, 420), "better", "champion", "the candidate is better"),
+    ((500, 21, 18, 430), "better", "challenger", "could not be told apart"),
+    ((500, 10, 40, 420), "better", "challenger", "is not more often right"),
+    ((500, 18, 18, 430), "better", "challenger", "is not more often right"),  # a tie
+    ((7600, 300, 300, 6400), "not_worse", "champion", "not worse by more than the margin"),
+    ((500, 20, 20, 430), "not_worse", "challenger", "could be worse by more than the margin"),
 ])
-def test_decision(candidate, champion, alias, outcome):
-    decision = decide(candidate, champion, "1")
-    assert (decision.alias, decision.outcome) == (alias, outcome)
+def test_the_paired_decision(cells, promote, alias, words):
+    decision = decide(table(*cells), "3", RegisterConfig(promote=promote))
+    assert (decision.alias, decision.outcome) == (alias, alias)
+    assert words in decision.reason and f"p = {decision.p:.3g}" in decision.reason
+    rows, only_candidate, only_champion, _ = cells
+    assert (f"they disagree on {only_candidate + only_champion} rows, the candidate right on "
+            f"{only_candidate} and the champion on {only_champion}") in decision.reason
+    assert f"on the same {rows} test rows" in decision.reason and "95% CI" in decision.reason
+
+
+def draws(rng, rows: int, difference: float, disagree: float, n: int) -> list[Paired]:
+    """`n` paired tables of two models whose accuracies differ by `difference`, disagreeing
+    on a share `disagree` of the rows (champion accuracy 0.90)."""
+    only_candidate, only_champion = (disagree + difference) / 2, (disagree - difference) / 2
+    both = 0.90 - only_champion
+    cells = rng.multinomial(rows, [both, only_candidate, only_champion,
+                                   1 - both - only_candidate - only_champion], size=n)
+    return [table(rows, int(c[1]), int(c[2]), int(c[0])) for c in cells]
+
+
+def test_equal_models_swap_the_champion_at_most_at_alpha_where_higher_f1_swapped_half():
+    """Two equally good models on 500 rows, 1,000 times: 'higher wins' hands the candidate the
+    alias nearly half the time; McNemar's test at 0.05 does so at most 5% of the time (95%
+    Clopper-Pearson interval)."""
+    rng = np.random.default_rng(0)
+    tables = draws(rng, 500, 0.0, 0.10, 1000)
+    higher_wins = sum(t.only_candidate > t.only_champion for t in tables)
+    promoted = sum(decide(t, "1", RegisterConfig()).alias == "champion" for t in tables)
+    assert higher_wins > 400
+    assert proportion_confint(promoted, 1000, method="beta")[0] <= 0.05
+
+
+def test_not_worse_promotes_a_model_worse_by_the_margin_at_most_at_alpha():
+    """A candidate exactly `promote_margin` (1 point) worse, 1,000 times on 500 rows: promoted
+    at most 5% of the time within the interval; one as good as the champion on 7,600 rows is
+    promoted most of the time (the test's power: about 4 times in 5 at 10% disagreement)."""
+    rng = np.random.default_rng(1)
+    cfg = RegisterConfig(promote="not_worse")
+    worse = sum(decide(t, "1", cfg).alias == "champion"
+                for t in draws(rng, 500, -0.01, 0.1, 1000))
+    assert proportion_confint(worse, 1000, method="beta")[0] <= 0.05
+    equal = sum(decide(t, "1", cfg).alias == "champion" for t in draws(rng, 7600, 0, 0.1, 200))
+    assert equal > 150
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +129,16 @@ def registry(tmp_path_factory, tiny_model, ag_news):
 
 
 def crafted_evaluation(reg, model_uri: str, test_f1: float) -> str:
-    """An evaluate run of `model_uri` that claims `test_f1`, with the real test texts."""
+    """An evaluate run of `model_uri` that claims `test_f1`, with the real test texts and
+    predictions right on that share of them (the first rows), wrong on the rest."""
+    test = reg["test"].copy()
+    right = np.arange(len(test)) < round(test_f1 * len(test))
+    test["predicted"] = np.where(right, test["label"], (test["label"] + 1) % 4)
     with mlflow.start_run(experiment_id=reg["experiment"]) as run:
         mlflow.set_tags({"step": "evaluate", "input.model_uri": model_uri})
         mlflow.log_metrics({"test_f1": test_f1, "test_accuracy": test_f1})
         path = reg["tmp"] / "predictions.parquet"
-        reg["test"].to_parquet(path)
+        test.to_parquet(path)
         mlflow.log_artifact(str(path))
     return run.info.run_id
 
@@ -102,16 +172,26 @@ def test_champion_and_challenger_through_the_registry(registry):
     result = run_register(worse, "--min_test_accuracy", "0", "--min_test_f1", "0")
     champion = load_logged_classifier(f"models:/{NAME}/1", "fp32")
     probs = score_texts(champion, registry["test"]["text"].tolist(), 64)
-    rescored = classification_metrics(registry["test"]["label"].to_numpy(), probs)["f1"]
-    assert result["metrics"]["champion_test_f1"] == pytest.approx(rescored, abs=1e-6)
+    rescored = classification_metrics(registry["test"]["label"].to_numpy(), probs)
+    assert result["metrics"]["champion_test_f1"] == pytest.approx(rescored["f1"], abs=1e-6)
     assert result["metrics"]["candidate_test_f1"] == 0.0
     assert (result["tags"]["registered_version"], result["tags"]["alias"]) == ("2", "challenger")
     assert aliases(client) == {"champion": "1", "challenger": "2"}
+    # ...compared row by row: the candidate is right nowhere, the champion where it is right.
+    champion_right = round(rescored["accuracy"] * 24)
+    assert (result["metrics"]["paired_rows"], result["metrics"]["only_candidate_right"],
+            result["metrics"]["only_champion_right"]) == (24, 0, champion_right)
+    assert result["tags"]["promotion_test"] == "McNemar exact, one-sided"
+    assert result["metrics"]["promotion_p"] == 1.0
+    assert "is not more often right" in result["tags"]["decision"]
 
-    # 4. A better one takes the champion alias.
+    # 4. A better one takes the champion alias: right on every row where the untrained
+    # champion (a random head) is wrong, which McNemar's test cannot put down to chance.
+    assert champion_right <= 12, "the untrained champion should be right on few of 24 rows"
     better = crafted_evaluation(registry, models[2], 1.0)
     result = run_register(better, "--min_test_accuracy", "0", "--min_test_f1", "0")
     assert (result["tags"]["registered_version"], result["tags"]["outcome"]) == ("3", "champion")
+    assert result["metrics"]["promotion_p"] == pytest.approx(0.5 ** (24 - champion_right))
     assert result["tags"]["champion_version"] == "1"
     assert aliases(client) == {"champion": "3", "challenger": "2"}
     assert client.get_model_version(NAME, "3").tags["test_f1"] == "1.0000"

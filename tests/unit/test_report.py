@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from agnews.report.conclusions import (
-    accuracy_interval,
     calibration_verdict,
     comparison_verdict,
     convergence_verdict,
@@ -84,10 +83,6 @@ def test_comparison_gives_deltas_against_the_previous_run():
     assert "first evaluated run" in comparison_verdict({"test_accuracy": 0.9}, None)
 
 
-def test_accuracy_interval():
-    assert accuracy_interval(0.9, 500) == pytest.approx(0.0263, abs=1e-4)
-
-
 def facts(lang="en", previous=None) -> ReportFacts:
     return ReportFacts(
         params={"data": "ag", "model": "m", "epochs": "2", "seed": "42", "max_length": "128",
@@ -98,7 +93,10 @@ def facts(lang="en", previous=None) -> ReportFacts:
                  "train": {"best_epoch": 2},
                  "evaluate": {"test_accuracy": 0.87654, "test_f1": 0.8712, "test_precision": 0.88,
                               "test_recall": 0.87654, "test_loss": 0.41, "test_ece": 0.061,
-                              "test_roc_auc": 0.9712}},
+                              "test_roc_auc": 0.9712, "test_accuracy_ci_low": 0.844,
+                              "test_accuracy_ci_high": 0.903, "test_f1_ci_low": 0.84,
+                              "test_f1_ci_high": 0.9, "test_recall_world_ci_low": 0.834,
+                              "test_recall_world_ci_high": 0.944}},
         run_ids={"ingest": "i1", "tokenize": "t1", "train": "r1", "evaluate": "e1"},
         history=GOOD,
         per_class=pd.DataFrame({"class": ["World", "Sports", "Business", "Sci/Tech"],
@@ -117,42 +115,71 @@ SECTIONS = ["Summary", "Data", "Process", "Training curves", "Evaluation", "Erro
             "Conclusions", "Limitations", "Reproduce"]
 
 
-def with_registry(f, outcome, **metrics):
+def with_registry(f, outcome, promote="better", **metrics):
     f.registry = {"outcome": outcome, "registered_model": "agnews-classifier",
                   "registered_version": "2", "champion_version": "1",
                   "decision": "test_f1 0.7000 < min_test_f1 0.80"}
     f.metrics["register"] = {"candidate_test_f1": 0.8712, "candidate_test_accuracy": 0.87654,
                              **metrics}
-    f.params.update({"min_test_accuracy": "0.8", "min_test_f1": "0.8"})
+    f.params.update({"min_test_accuracy": "0.8", "min_test_f1": "0.8", "promote": promote,
+                     "promote_alpha": "0.05", "promote_margin": "0.01"})
     return f
 
 
-@pytest.mark.parametrize("outcome, metrics, expected", [
-    ("first", {}, "agnews-classifier version 2, the first version to pass the gate "
-                  "(test_accuracy ≥ 0.8, test_f1 ≥ 0.8): it is now `champion`"),
-    ("champion", {"champion_test_f1": 0.85, "champion_test_accuracy": 0.86},
-     "the previous champion (version 1) reaches test_f1 0.8500; this model's 0.8712 beats it"),
-    ("challenger", {"champion_test_f1": 0.9, "champion_test_accuracy": 0.91},
-     "with alias `challenger`. Re-scored on this run's test rows, the champion (version 1) "
-     "reaches test_f1 0.9000; this model's 0.8712 does not beat it"),
-    ("gate", {}, "Not registered in agnews-classifier: the model misses the gate "
-                 "(test_f1 0.7000 < min_test_f1 0.80)"),
-    ("already", {}, "already agnews-classifier version 2"),
+PAIRED = {"paired_rows": 500, "only_candidate_right": 31, "only_champion_right": 12}
+BOTH = ("Both this model and the champion (version 1), re-scored here, answered the same 500 "
+        "test rows. They disagree on 43: this model is right on 31 of them, the champion on 12.")
+
+
+@pytest.mark.parametrize("outcome, promote, metrics, expected", [
+    ("first", "better", {}, "agnews-classifier version 2, the first version to pass the gate "
+                            "(test_accuracy ≥ 0.8, test_f1 ≥ 0.8): it is now `champion`"),
+    ("champion", "better", {"champion_test_f1": 0.85, "champion_test_accuracy": 0.86,
+                            "promotion_p": 0.00296, **PAIRED},
+     f"version 2, now `champion`. {BOTH} McNemar's exact one-sided test gives p = 0.00296 < "
+     "0.05: this model is more often right."),
+    ("challenger", "better", {"champion_test_f1": 0.9, "champion_test_accuracy": 0.91,
+                              "promotion_p": 0.31, **PAIRED},
+     f"with alias `challenger`; version 1 stays `champion`. {BOTH} McNemar's exact one-sided "
+     "test gives p = 0.31 ≥ 0.05: the two could not be told apart, or the champion is better."),
+    ("challenger", "not_worse", {"champion_test_f1": 0.9, "champion_test_accuracy": 0.91,
+                                 "promotion_p": 0.2, **PAIRED},
+     "Tango's one-sided score test of a loss of 1 points or more gives p = 0.2 ≥ 0.05: it "
+     "could be worse by more than that."),
+    ("gate", "better", {}, "Not registered in agnews-classifier: the model misses the gate "
+                           "(test_f1 0.7000 < min_test_f1 0.80)"),
+    ("already", "better", {}, "already agnews-classifier version 2"),
 ])
-def test_report_states_the_registry_decision_with_its_numbers(outcome, metrics, expected):
-    md = to_markdown(build_report(with_registry(facts(), outcome, **metrics)))
+def test_report_states_the_registry_decision_with_its_numbers(outcome, promote, metrics,
+                                                              expected):
+    md = to_markdown(build_report(with_registry(facts(), outcome, promote, **metrics)))
     assert re.findall(r"^## (.+)$", md, re.M) == SECTIONS[:6] + ["Model registry"] + SECTIONS[6:]
     assert expected in md
-    if metrics:  # both models' numbers on the same rows, side by side
-        assert f"| f1 | 0.8712 | {metrics['champion_test_f1']:.4f} |" in md
+    if metrics:  # both models' numbers on the same rows, side by side, with the interval
+        assert f"| f1 | 0.8712 | 0.8400-0.9000 | {metrics['champion_test_f1']:.4f} |" in md
     else:
         assert "champion (re-scored)" not in md
 
 
 def test_spanish_report_states_the_registry_decision():
-    md = to_markdown(build_report(with_registry(facts("es"), "challenger",
-                                                champion_test_f1=0.9, champion_test_accuracy=0.9)))
-    assert "## Registro de modelos" in md and "el campeón conserva su alias" in md
+    md = to_markdown(build_report(with_registry(
+        facts("es"), "challenger", champion_test_f1=0.9, champion_test_accuracy=0.9,
+        promotion_p=0.31, **PAIRED)))
+    assert "## Registro de modelos" in md and "la versión 1 sigue siendo `champion`" in md
+    assert "Discrepan en 43: este modelo acierta 31 de ellas y el campeón 12" in md
+    assert "McNemar, unilateral, da p = 0.31 ≥ 0.05: no se pueden distinguir" in md
+
+
+def test_the_report_shows_each_test_metric_with_its_interval():
+    md = to_markdown(build_report(facts()))
+    assert "| metric | test | 95% interval |" in md
+    assert "| accuracy | 0.8765 | 0.8440-0.9030 |" in md and "| f1 | 0.8712 | 0.8400-0.9000 |" in md
+    assert "| World | 0.9000 | 0.9000 | 0.8340-0.9440 | 0.9000 | 125 |" in md
+    assert "known only to within 0.8440 to 0.9030 (95% Wilson interval)" in md
+    old = facts()  # a run logged before intervals: its numbers, no interval invented
+    old.metrics["evaluate"] = {k: v for k, v in old.metrics["evaluate"].items() if "_ci_" not in k}
+    md = to_markdown(build_report(old))
+    assert "| accuracy | 0.8765 | - |" in md and "within 0.8442 to 0.9021" in md
 
 
 def test_report_has_every_section_and_states_the_logged_numbers():
@@ -164,7 +191,7 @@ def test_report_has_every_section_and_states_the_logged_numbers():
     assert "Business read as Sci/Tech 20 times" in md
     assert "Validation loss was still falling" in md
     assert "overconfident (mean confidence 0.9300 vs accuracy 0.8765)" in md
-    assert "1000 of the 22438 rows" in md and "±0.0288" in md
+    assert "1000 of the 22438 rows" in md
     assert "| 2 * | 0.3000 |" in md  # the kept epoch is starred
     assert "Oil prices \\| rise" in md and "…" in md  # mistakes escaped and clipped
     assert "![Loss: per optimiser step" in md
