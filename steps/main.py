@@ -42,6 +42,7 @@ from agnews.errors import UserError
 from agnews.tracking.pins import go_offline_if_unreachable, pin_revisions
 from agnews.tracking.pipeline import (
     close_parent,
+    headline,
     run_or_reuse,
     step_parameters,
 )
@@ -103,8 +104,7 @@ def main(argv=None) -> None:
                 mlflow.set_tag(f"step.{step}.cached", "true")
             mlflow.set_tag(f"step.{step}.run_id", done[step])
         final, registry, report_uri = close_parent(done)
-    print(f"main: done. test_accuracy {final['test_accuracy']:.4f}  test_f1 "
-          f"{final['test_f1']:.4f}  {registry['line']}  report {report_uri}")
+    print(f"main: done. {headline(final)}  {registry['line']}  report {report_uri}")
 
 if __name__ == "__main__":
     run_step("main", main, sys.argv[1:])

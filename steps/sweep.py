@@ -44,6 +44,7 @@ from agnews.search.trials import apply, kept_epoch_scores, study_summary, trial_
 from agnews.tracking.pins import go_offline_if_unreachable, pin_revisions
 from agnews.tracking.pipeline import (
     close_parent,
+    headline,
     run_child,
     run_or_reuse,
     step_parameters,
@@ -140,8 +141,8 @@ def main(argv=None) -> None:
                                timeout=sw.timeout_minutes * 60 or None)
             best = log_search(sweep)
             final, registry, report_uri = evaluate_best(sweep, best)
-    print(f"sweep: done. best trial {best['number']}: test_accuracy {final['test_accuracy']:.4f}"
-          f"  test_f1 {final['test_f1']:.4f}  {registry['line']}  report {report_uri}")
+    print(f"sweep: done. best trial {best['number']}: {headline(final)}  {registry['line']}  "
+          f"report {report_uri}")
 
 
 def close_killed_trials(sweep: Sweep) -> None:

@@ -17,6 +17,16 @@ from agnews.tracking.step_cache import UPSTREAM
 # and its tests need none.
 
 TEST_METRICS = ("test_accuracy", "test_f1", "test_precision", "test_recall", "test_loss")
+TEST_INTERVALS = tuple(f"test_{m}_ci_{end}" for m in ("accuracy", "f1") for end in ("low", "high"))
+
+
+def headline(final: dict[str, float]) -> str:
+    """The closing line's test numbers, each with its 95% interval where evaluate logged one."""
+    def one(name: str) -> str:
+        low, high = final.get(f"{name}_ci_low"), final.get(f"{name}_ci_high")
+        ci = "" if low is None or high is None else f" (95% CI {low:.4f}-{high:.4f})"
+        return f"{name} {final[name]:.4f}{ci}"
+    return f"{one('test_accuracy')}  {one('test_f1')}"
 
 
 def step_parameters(configs: dict, upstream: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -131,7 +141,7 @@ def close_parent(done: dict[str, str]) -> tuple[dict[str, float], dict[str, str]
     import mlflow
 
     final = mlflow.get_run(done["evaluate"]).data.metrics
-    mlflow.log_metrics({k: final[k] for k in TEST_METRICS if k in final})
+    mlflow.log_metrics({k: final[k] for k in TEST_METRICS + TEST_INTERVALS if k in final})
     registry = registry_summary(mlflow.get_run(done["register"]).data.tags)
     mlflow.set_tag("registered", registry["registered"])
     if registry["model_uri"]:

@@ -171,8 +171,15 @@ def test_report_numbers_equal_the_logged_metrics(pipeline):
     ch = pipeline.children
     md = open(mlflow.artifacts.download_artifacts(
         run_id=ch["report"].info.run_id, artifact_path="report/report.md")).read()
+    ev = ch["evaluate"].data.metrics
     for name in ("accuracy", "f1", "precision", "recall", "loss"):
-        assert f"| {name} | {ch['evaluate'].data.metrics[f'test_{name}']:.4f} |" in md
+        assert f"| {name} | {ev[f'test_{name}']:.4f} |" in md
+    for name in ("accuracy", "f1"):  # with the interval evaluate logged
+        assert (f"| {name} | {ev[f'test_{name}']:.4f} | {ev[f'test_{name}_ci_low']:.4f}-"
+                f"{ev[f'test_{name}_ci_high']:.4f} |") in md
+    closing = (f"main: done. test_accuracy {ev['test_accuracy']:.4f} (95% CI "
+               f"{ev['test_accuracy_ci_low']:.4f}-{ev['test_accuracy_ci_high']:.4f})")
+    assert closing in pipeline.stdout
     for m in pipeline.store.client.get_metric_history(ch["train"].info.run_id, "val_accuracy"):
         assert f"{m.value:.4f}" in md
     html = open(mlflow.artifacts.download_artifacts(
