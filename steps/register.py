@@ -13,11 +13,14 @@ Reads: `evaluate_run` (run id of an evaluate run): its `test_accuracy` and `test
    the new version takes `champion` only if McNemar's exact test finds it more often right at
    `promote_alpha`; with `promote=not_worse`, if Tango's score test finds it worse by less than
    `promote_margin`. Otherwise it gets `challenger`. The first version becomes champion.
+3. Model card: the new version's model files get a Hugging Face model card, README.md
+   (agnews/registry/card.py), also logged as this run's `model_card/README.md` and linked from
+   the version's description.
 Writes: tags `registered` (true/false), `outcome` (first, champion, challenger, gate, or
 already: this model is registered already), `registered_model`, `registered_version`,
-`alias`, `decision` (the numbers and the verdict, in words), `promotion_test`,
-`champion_version`; metrics `candidate_test_f1`, `candidate_test_accuracy` (with their
-`_ci_low` / `_ci_high`) and, when there was a champion, `champion_test_f1`,
+`alias`, `decision` (the numbers and the verdict, in words), `promotion_test`, `model_card`
+(its URI), `champion_version`; metrics `candidate_test_f1`, `candidate_test_accuracy` (with
+their `_ci_low` / `_ci_high`) and, when there was a champion, `champion_test_f1`,
 `champion_test_accuracy`, `paired_rows`, `only_candidate_right`, `only_champion_right` and
 `promotion_p`.
 """
@@ -34,6 +37,8 @@ from agnews.errors import UserError
 from agnews.registry.paired import Paired
 from agnews.registry.policy import decide, gate_failures
 from agnews.registry.versions import (
+    attach_card,
+    card_facts,
     champion_version,
     evaluated_rows,
     model_run_id,
@@ -95,7 +100,9 @@ def decide_and_register(client: MlflowClient, cfg: RegisterConfig, ev: EvalConfi
             mlflow.log_metric("promotion_p", decision.p)
         scores = {k: f"{metrics[k]:.4f}" for k in ("test_f1", "test_accuracy")}
         version = register_version(client, name, model_uri, decision.alias, scores)
-        mlflow.set_tags({"registered": "true", "registered_model": name,
+        card = attach_card(client, card_facts(client, evaluated, model_uri, name, version,
+                                              decision.alias, decision.reason), model_uri)
+        mlflow.set_tags({"registered": "true", "registered_model": name, "model_card": card,
                          "registered_version": version, "alias": decision.alias,
                          "outcome": decision.outcome, "decision": decision.reason,
                          "promotion_test": decision.test,

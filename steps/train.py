@@ -44,6 +44,7 @@ import torch
 
 from agnews.cli import config_params, parse, quiet_libraries, run_step
 from agnews.config import TrainConfig, TrialConfig
+from agnews.model.device import device_name
 from agnews.training.callbacks import Callback, ProgressBar
 from agnews.training.distributed import Processes, in_worker, launch_command
 from agnews.training.loop import FitResult, fit
@@ -84,7 +85,9 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, max_length: int,
                 cfg: TrainConfig, processes: Processes) -> None:
     """On the active run: the kept epoch, the precision and device, the plots and the model."""
     mlflow.log_metric("best_epoch", result.best_epoch)
-    mlflow.set_tags({**result.precision.tags(), "device": str(next(model.parameters()).device),
+    device = next(model.parameters()).device
+    mlflow.set_tags({**result.precision.tags(), "device": str(device),
+                     "device_name": device_name(device),
                      "num_processes": str(processes.world), "best_epoch": str(result.best_epoch)})
     print(f"train: kept the weights of epoch {result.best_epoch}"
           + (" (lowest val_loss)" if cfg.select_best else " (last; select_best=false)"))

@@ -8,7 +8,9 @@ saved model stay fp32, so a model trained here loads and serves anywhere.
 from __future__ import annotations
 
 import contextlib
+import platform
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -31,6 +33,24 @@ class Precision:
     def tags(self) -> dict[str, str]:
         return {"precision_train": self.train, "precision_score": self.score,
                 "precision_reason": self.reason}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device: torch.device) -> str:
+    """What the model ran on, for a run's tags and the model card: the GPU's name, or the
+    CPU's model and the threads torch uses (a speed means little without both)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_model()}, {torch.get_num_threads()} threads"
 
 
 def pick_device() -> torch.device:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import torch
 
 from agnews.config import PRECISIONS
 from agnews.errors import UserError
-from agnews.model.device import Precision, autocast
+from agnews.model.device import Precision, autocast, cpu_model
 
 CANDIDATES = ("fp32", "bf16")
 TRAIN_SHAPE, SCORE_SHAPE = (16, 64), (64, 64)
@@ -35,16 +34,6 @@ MARGIN = 0.05
 def cache_file() -> Path:
     root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(root) / "agnews-mlflow" / "precision.json"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_key(config) -> str:

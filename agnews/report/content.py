@@ -139,6 +139,8 @@ def registry_section(f: ReportFacts) -> list[Block]:
               **(_paired(f) if outcome in ("champion", "challenger") else {})}
     blocks: list[Block] = [Heading(t(lang, "h_registry")),
                            Para(t(lang, f"registry_{outcome}", **values))]
+    if tags.get("model_card"):
+        blocks.append(Para(t(lang, "model_card", uri=tags["model_card"])))
     if "champion_test_f1" in reg:
         ev = f.metrics["evaluate"]
         blocks.append(Table([t(lang, "metric"), t(lang, "candidate"), t(lang, "interval"),

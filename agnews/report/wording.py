@@ -109,6 +109,8 @@ TEXT: dict[str, dict[str, str]] = {
         "registry_gate": "Not registered in {model}: the model misses the gate ({reasons}).",
         "registry_already": "This model is already {model} version {version}; the registry was "
                             "left as it was.",
+        "model_card": "Its model card (intended use, limitations, data, settings, and the test "
+                      "metrics with their intervals) travels with the version: `{uri}`.",
         "candidate": "this model", "champion": "champion (re-scored)",
         "h_search": "Search",
         "search": "This model is the best of a hyperparameter search (Optuna study {study}): "
@@ -241,6 +243,8 @@ TEXT: dict[str, dict[str, str]] = {
         "registry_gate": "No registrado en {model}: el modelo no supera el umbral ({reasons}).",
         "registry_already": "Este modelo ya es {model} versión {version}; el registro no se "
                             "modificó.",
+        "model_card": "Su ficha del modelo (uso previsto, limitaciones, datos, ajustes y las "
+                      "métricas de prueba con sus intervalos) viaja con la versión: `{uri}`.",
         "candidate": "este modelo", "champion": "campeón (evaluado de nuevo)",
         "h_search": "Búsqueda",
         "search": "Este modelo es el mejor de una búsqueda de hiperparámetros (estudio de Optuna "

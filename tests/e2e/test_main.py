@@ -13,6 +13,7 @@ import sys
 import mlflow
 import pandas as pd
 import pytest
+import yaml
 from runs import (
     EPOCH_METRICS,
     artifact_paths,
@@ -204,7 +205,31 @@ def test_register_applies_the_gate_and_registers_the_champion(pipeline):
     assert parent.data.tags["registered_model_uri"] == uri
     md = open(mlflow.artifacts.download_artifacts(
         run_id=ch["report"].info.run_id, artifact_path="report/report.md")).read()
-    assert "## Model registry" in md
+    assert "## Model registry" in md and f"`{uri}/README.md`" in md
+
+
+def test_the_registered_version_carries_a_model_card_with_the_evaluated_metrics(pipeline):
+    """The version's files hold README.md, a Hugging Face card whose model-index metrics,
+    intervals and row count are the evaluate run's; the signature and input example stay."""
+    ev = pipeline.children["evaluate"].data.metrics
+    client = pipeline.store.client
+    champion = client.get_model_version_by_alias("agnews-classifier", "champion")
+    uri = f"models:/agnews-classifier/{champion.version}"
+    assert f"{uri}/README.md" in champion.description
+    text = open(mlflow.artifacts.download_artifacts(f"{uri}/README.md"), encoding="utf-8").read()
+    meta = yaml.safe_load(text.split("---\n")[1])
+    [result] = meta["model-index"][0]["results"]
+    assert result["dataset"]["split"] == "test"
+    got = {m["name"]: m for m in result["metrics"]}
+    for key, name in (("test_accuracy", "Accuracy"), ("test_f1", "F1 (weighted)"),
+                      ("test_f1_macro", "F1 (macro)")):
+        assert got[name]["value"] == round(ev[key], 4), name
+        assert got[name]["args"] == {"ci_95_low": round(ev[f"{key}_ci_low"], 4),
+                                     "ci_95_high": round(ev[f"{key}_ci_high"], 4),
+                                     "rows": pipeline.params["test_size"]}, name
+    assert "## Promotion decision" in text and "## Hardware and precision" in text
+    info = mlflow.models.get_model_info(uri)
+    assert info.signature is not None and info.saved_input_example_info is not None
 
 
 def test_a_register_only_change_reuses_every_earlier_step_and_adds_no_version(pipeline):

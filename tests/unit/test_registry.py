@@ -166,6 +166,15 @@ def test_champion_and_challenger_through_the_registry(registry):
     result = run_register(low, "--min_test_accuracy", "0", "--min_test_f1", "0")
     assert (result["tags"]["registered_version"], result["tags"]["outcome"]) == ("1", "first")
     assert aliases(client) == {"champion": "1"}
+    # ...with its model card among the version's model files, linked from its description.
+    card = result["tags"]["model_card"]
+    assert card == f"models:/{NAME}/1/README.md"
+    assert card in client.get_model_version(NAME, "1").description
+    text = open(mlflow.artifacts.download_artifacts(card, dst_path=str(registry["tmp"] / "c1")),
+                encoding="utf-8").read()
+    assert text.startswith("---\n") and "first version to pass the gate" in text
+    assert "README.md" in {f.path for f in client.list_logged_model_artifacts(
+        mlflow.models.get_model_info(models[0]).model_id)}
 
     # 3. A worse challenger: the champion is re-scored on the same rows and keeps its alias.
     worse = crafted_evaluation(registry, models[1], 0.0)

@@ -118,7 +118,9 @@ SECTIONS = ["Summary", "Data", "Process", "Training curves", "Evaluation", "Erro
 def with_registry(f, outcome, promote="better", **metrics):
     f.registry = {"outcome": outcome, "registered_model": "agnews-classifier",
                   "registered_version": "2", "champion_version": "1",
-                  "decision": "test_f1 0.7000 < min_test_f1 0.80"}
+                  "decision": "test_f1 0.7000 < min_test_f1 0.80",
+                  **({"model_card": "models:/agnews-classifier/2/README.md"}
+                     if outcome in ("first", "champion", "challenger") else {})}
     f.metrics["register"] = {"candidate_test_f1": 0.8712, "candidate_test_accuracy": 0.87654,
                              **metrics}
     f.params.update({"min_test_accuracy": "0.8", "min_test_f1": "0.8", "promote": promote,
@@ -166,6 +168,7 @@ def test_spanish_report_states_the_registry_decision():
         facts("es"), "challenger", champion_test_f1=0.9, champion_test_accuracy=0.9,
         promotion_p=0.31, **PAIRED)))
     assert "## Registro de modelos" in md and "la versión 1 sigue siendo `champion`" in md
+    assert "viaja con la versión: `models:/agnews-classifier/2/README.md`" in md
     assert "Discrepan en 43: este modelo acierta 31 de ellas y el campeón 12" in md
     assert "McNemar, unilateral, da p = 0.31 ≥ 0.05: no se pueden distinguir" in md
 
