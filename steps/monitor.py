@@ -128,7 +128,11 @@ def main(argv=None) -> None:
         number = log_batch(client, run, ref, batch, ids, checks, cfg.alpha)
     flagged = [c for c in checks if c.drift]
     verdict = ("drift: " + "; ".join(c.reason for c in flagged)) if flagged else "no drift"
-    print(f"monitor: batch {number} of {ref.model}, {len(batch)} texts: {verdict}")
+    estimate = next((c for c in checks if c.name == "estimated_accuracy" and c.in_family), None)
+    guess = (f" (accuracy estimated without labels {estimate.value:.3f}, 95% CI "
+             f"{estimate.detail['ci_low']:.3f}-{estimate.detail['ci_high']:.3f})"
+             if estimate else "")
+    print(f"monitor: batch {number} of {ref.model}, {len(batch)} texts{guess}: {verdict}")
     if flagged and cfg.fail_on_drift:
         print(f"monitor: exiting {DRIFT_EXIT} (fail_on_drift=true)", file=sys.stderr)
         sys.exit(DRIFT_EXIT)

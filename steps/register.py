@@ -18,9 +18,10 @@ Reads: `evaluate_run` (run id of an evaluate run): its `test_accuracy` and `test
    the version's description.
 Writes: tags `registered` (true/false), `outcome` (first, champion, challenger, gate, or
 already: this model is registered already), `registered_model`, `registered_version`,
-`alias`, `decision` (the numbers and the verdict, in words), `promotion_test`, `model_card`
-(its URI), `champion_version`; metrics `candidate_test_f1`, `candidate_test_accuracy` (with
-their `_ci_low` / `_ci_high`) and, when there was a champion, `champion_test_f1`,
+`alias`, `decision` (the numbers and the verdict, in words), `promotion_test`,
+`promotion_verdict`, `model_card` (its URI), `champion_version`; metrics `candidate_test_f1`,
+`candidate_test_accuracy` (with their `_ci_low` / `_ci_high`) and, when there was a champion,
+`champion_test_f1`,
 `champion_test_accuracy`, `paired_rows`, `only_candidate_right`, `only_champion_right` and
 `promotion_p`.
 """
@@ -106,6 +107,7 @@ def decide_and_register(client: MlflowClient, cfg: RegisterConfig, ev: EvalConfi
                          "registered_version": version, "alias": decision.alias,
                          "outcome": decision.outcome, "decision": decision.reason,
                          "promotion_test": decision.test,
+                         "promotion_verdict": decision.verdict,
                          "champion_version": champion.version if champion else ""})
     return f"register: {name} version {version} is now '{decision.alias}': {decision.reason}"
 

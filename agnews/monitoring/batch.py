@@ -2,6 +2,7 @@
 `predict` writes them), and every drift check of it against the model's reference."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from agnews.monitoring.drift import (
     ks_check,
     unseen_pieces_check,
 )
+from agnews.monitoring.estimate import calibrate, estimated_accuracy_check
 from agnews.monitoring.reference import Reference
 
 # Deferred import: scikit-learn's metrics, only for a labelled batch; steps.monitor imports this
@@ -75,9 +77,9 @@ def batch_checks(ref: Reference, batch: pd.DataFrame, ids: dict[str, list[list[i
                  unk_id: int | None, seed: int, alpha: float = ALPHA,
                  accuracy_margin: float = 0.0) -> list[Check]:
     """Every check of the batch, judged as one family at the false-alarm rate `alpha`: text
-    length, unseen word pieces, vocabulary, predicted class mix, confidence, and accuracy
-    where the batch has labels. `ids` holds the word pieces of the reference's "train" and
-    "test" texts and of the "batch"."""
+    length, unseen word pieces, vocabulary, predicted class mix, confidence, and accuracy:
+    measured where the batch has labels, else estimated from the calibrated confidence. `ids`
+    holds the word pieces of the reference's "train" and "test" texts and of the "batch"."""
     ref_ids, batch_ids = ids["test"], ids["batch"]
     counts = [np.bincount(p, minlength=len(LABELS))
               for p in (ref.test["predicted"].to_numpy(), batch["predicted"].to_numpy())]
@@ -90,10 +92,17 @@ def batch_checks(ref: Reference, batch: pd.DataFrame, ids: dict[str, list[list[i
         ks_check("confidence", "the model's confidence", ref.test["confidence"].to_numpy(),
                  batch["confidence"].to_numpy()),
     ]
-    if "label" in batch.columns:
-        reference_right = int((ref.test["label"] == ref.test["predicted"]).sum())
+    reference_right = (ref.test["label"] == ref.test["predicted"]).to_numpy()
+    calibration = calibrate(ref.test["confidence"].to_numpy(), reference_right)
+    labelled = "label" in batch.columns
+    # Without labels the estimate stands in for accuracy in the family; with labels it is
+    # still logged, beside the accuracy they measure, but not judged.
+    checks.append(replace(estimated_accuracy_check(
+        calibration, ref.test["confidence"].to_numpy(), batch["confidence"].to_numpy(),
+        accuracy_margin), in_family=not labelled))
+    if labelled:
         checks.append(accuracy_check(batch["label"].to_numpy() == batch["predicted"].to_numpy(),
-                                     reference_right, len(ref.test), accuracy_margin))
+                                     int(reference_right.sum()), len(ref.test), accuracy_margin))
     return judge(checks, alpha)
 
 

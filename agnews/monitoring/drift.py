@@ -32,7 +32,8 @@ MIN_UNSEEN_RISE = 0.02  # unseen word pieces must rise by 2 points (and double) 
 class Check:
     """One measure of the batch: `value` (logged as `drift_<name>`), its test's `p` (NaN: not
     judged), whether the effect is large enough to matter, the reason in one sentence should
-    it flag, and further numbers (`drift_<name>_<key>`). `judge` fills `p_holm` and `drift`."""
+    it flag, and further numbers (`drift_<name>_<key>`). `judge` fills `p_holm` and `drift`
+    for the checks `in_family` (one logged beside a better measure of the same is not)."""
 
     name: str
     value: float
@@ -42,6 +43,7 @@ class Check:
     detail: dict | None = None
     p_holm: float = float("nan")
     drift: bool = False
+    in_family: bool = True
 
 
 def judge(checks: list[Check], alpha: float = ALPHA) -> list[Check]:
@@ -50,7 +52,7 @@ def judge(checks: list[Check], alpha: float = ALPHA) -> list[Check]:
     unchanged batch is flagged by any check is then at most `alpha`."""
     from statsmodels.stats.multitest import multipletests
 
-    judged = [i for i, c in enumerate(checks) if not np.isnan(c.p)]
+    judged = [i for i, c in enumerate(checks) if c.in_family and not np.isnan(c.p)]
     out = list(checks)
     if not judged:
         return out

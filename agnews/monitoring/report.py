@@ -17,6 +17,9 @@ MEANING = {
     "confidence": "the model's confidence: KS distance, two-sample KS test",
     "accuracy": "accuracy on the batch's labels: one-sided score test of two proportions "
                 "against the reference's",
+    "estimated_accuracy": "accuracy estimated without labels from the confidence calibrated on "
+                          "the reference's test rows: one-sided Welch t-test of the calibrated "
+                          "scores (judged only when the batch has no labels)",
 }
 
 CAPTIONS = {"length_tokens.png": "Text length in tokens: the reference's test texts and the batch",
@@ -35,8 +38,9 @@ def drift_report(model: str, number: int, rows: int, checks: list[Check],
                  images: dict[str, bytes], reference_runs: dict[str, str],
                  alpha: float) -> list[Block]:
     flagged = [c for c in checks if c.drift]
-    verdict = (f"Drift: {len(flagged)} of {len(checks)} checks flag this batch."
-               if flagged else f"No drift: none of the {len(checks)} checks flags this batch.")
+    judged = sum(c.in_family for c in checks)
+    verdict = (f"Drift: {len(flagged)} of {judged} checks flag this batch."
+               if flagged else f"No drift: none of the {judged} checks flags this batch.")
     blocks: list[Block] = [
         Heading(f"Drift report: {model}, batch {number}", 1),
         Para(f"{rows} texts compared with the model's reference: its training texts and its "
@@ -53,6 +57,7 @@ def drift_report(model: str, number: int, rows: int, checks: list[Check],
                     f"is flagged by any check at most {alpha * 100:g}% of the time."),
                Table(["check", "value", "p", "Holm p", "drift", "what it measures"],
                      [[c.name, _fmt(c.value), _fmt(c.p), _fmt(c.p_holm),
-                       "yes" if c.drift else "no", MEANING.get(c.name, "")] for c in checks])]
+                       ("yes" if c.drift else "no") if c.in_family else "not judged",
+                       MEANING.get(c.name, "")] for c in checks])]
     blocks += [Image(name, CAPTIONS.get(name, name), data) for name, data in images.items()]
     return blocks

@@ -36,6 +36,7 @@ class Decision:
     reason: str         # in words a reviewer understands, for the console, the run and report
     test: str = ""      # the paired test that decided ("" for the first version)
     p: float | None = None
+    verdict: str = ""   # better | indistinguishable | worse | not_worse | could_be_worse
 
 
 def _accuracy(right: int, rows: int) -> str:
@@ -55,27 +56,32 @@ def decide(table: Paired | None, champion_version: str | None, cfg: RegisterConf
              f"{champion_version}'s {_accuracy(table.champion_right, table.rows)}; they disagree "
              f"on {table.only_candidate + table.only_champion} rows, the candidate right on "
              f"{table.only_candidate} and the champion on {table.only_champion}")
+    stays = f"so it becomes challenger and version {champion_version} stays champion"
     if cfg.promote == "better":
         test, p = "McNemar exact, one-sided", mcnemar_better(table)
-        verdict = (f"McNemar's exact one-sided test gives p = {p:.3g}")
+        said = f"McNemar's exact one-sided test gives p = {p:.3g}"
+        # The same test the other way round tells "the champion is better" from "no telling".
+        reverse = mcnemar_better(Paired(table.rows, table.champion_right, table.candidate_right,
+                                        table.only_champion, table.only_candidate))
         if p < alpha:
-            won = f"{verdict} < {alpha:g}: the candidate is better, and becomes champion"
-        elif table.only_candidate > table.only_champion:
-            won = (f"{verdict} >= {alpha:g}: the two could not be told apart, so the candidate "
-                   f"becomes challenger and version {champion_version} stays champion")
+            verdict, won = "better", (f"{said} < {alpha:g}: the candidate is better, and becomes "
+                                      "champion")
+        elif reverse < alpha:
+            verdict, won = "worse", (f"{said} >= {alpha:g}, and the reverse test {reverse:.3g}: "
+                                     f"the champion is better, {stays}")
         else:
-            won = (f"{verdict} >= {alpha:g}: the candidate is not more often right, so it "
-                   f"becomes challenger and version {champion_version} stays champion")
+            verdict, won = "indistinguishable", (f"{said} >= {alpha:g}: the two could not be "
+                                                 f"told apart, {stays}")
     else:
         test, p = f"Tango score, one-sided, margin {margin:g}", tango_not_worse(table, margin)
-        verdict = (f"Tango's one-sided score test of a loss of {margin * 100:g} points or more "
-                   f"gives p = {p:.3g}")
+        said = (f"Tango's one-sided score test of a loss of {margin * 100:g} points or more "
+                f"gives p = {p:.3g}")
         if p < alpha:
-            won = (f"{verdict} < {alpha:g}: the candidate is not worse by more than the margin, "
-                   "and becomes champion")
+            verdict, won = "not_worse", (f"{said} < {alpha:g}: the candidate is not worse by "
+                                         "more than the margin, and becomes champion")
         else:
-            won = (f"{verdict} >= {alpha:g}: it could be worse by more than the margin, so it "
-                   f"becomes challenger and version {champion_version} stays champion")
+            verdict, won = "could_be_worse", (f"{said} >= {alpha:g}: it could be worse by more "
+                                              f"than the margin, {stays}")
     promoted = p < alpha
-    return Decision(CHAMPION if promoted else CHALLENGER, CHAMPION if promoted else CHALLENGER,
-                    f"{facts}. {won}", test, p)
+    alias = CHAMPION if promoted else CHALLENGER
+    return Decision(alias, alias, f"{facts}. {won}", test, p, verdict)

@@ -116,15 +116,14 @@ def _paired(f: ReportFacts) -> dict[str, str]:
         return {"paired": "", "verdict": ""}
     only_candidate = int(reg["only_candidate_right"])
     only_champion = int(reg["only_champion_right"])
-    test = "not_worse" if p.get("promote") == "not_worse" else "better"
-    won = f.registry.get("outcome") == "champion"
+    verdict = f.registry.get("promotion_verdict", "")
     margin = float(p.get("promote_margin", 0.01)) * 100
     return {"paired": t(lang, "paired", champion=f.registry.get("champion_version"),
                         rows=int(reg["paired_rows"]), disagree=only_candidate + only_champion,
                         only_candidate=only_candidate, only_champion=only_champion),
-            "verdict": t(lang, f"{test}_{'won' if won else 'lost'}",
-                         p=f"{reg['promotion_p']:.3g}", alpha=p.get("promote_alpha", "0.05"),
-                         margin=f"{margin:g}")}
+            "verdict": t(lang, f"verdict_{verdict}", p=f"{reg['promotion_p']:.3g}",
+                         alpha=p.get("promote_alpha", "0.05"), margin=f"{margin:g}")
+            if verdict else ""}
 
 
 def registry_section(f: ReportFacts) -> list[Block]:

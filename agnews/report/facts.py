@@ -18,7 +18,7 @@ from agnews.report.content import ReportFacts
 STEP_INPUTS = ("ingest", "tokenize", "train", "evaluate", "register")
 COMPUTE_TAGS = ("device", "precision_train", "precision_score", "precision_reason")
 REGISTRY_TAGS = ("registered", "outcome", "registered_model", "registered_version", "alias",
-                 "decision", "champion_version", "model_card")
+                 "decision", "champion_version", "model_card", "promotion_verdict")
 
 
 def epoch_history(histories: dict[str, list[tuple[int, float]]]) -> pd.DataFrame:

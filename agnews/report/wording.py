@@ -98,14 +98,18 @@ TEXT: dict[str, dict[str, str]] = {
         "paired": "Both this model and the champion (version {champion}), re-scored here, "
                   "answered the same {rows} test rows. They disagree on {disagree}: this model "
                   "is right on {only_candidate} of them, the champion on {only_champion}.",
-        "better_won": "McNemar's exact one-sided test gives p = {p} < {alpha}: this model is "
-                      "more often right.",
-        "better_lost": "McNemar's exact one-sided test gives p = {p} ≥ {alpha}: the two could not "
-                       "be told apart, or the champion is better.",
-        "not_worse_won": "Tango's one-sided score test of a loss of {margin} points or more "
-                         "gives p = {p} < {alpha}: this model is not worse by more than that.",
-        "not_worse_lost": "Tango's one-sided score test of a loss of {margin} points or more "
-                          "gives p = {p} ≥ {alpha}: it could be worse by more than that.",
+        "verdict_better": "McNemar's exact one-sided test gives p = {p} < {alpha}: this model is "
+                          "more often right.",
+        "verdict_indistinguishable": "McNemar's exact one-sided test gives p = {p} ≥ {alpha}: "
+                                     "the two could not be told apart.",
+        "verdict_worse": "McNemar's exact one-sided test gives p = {p} ≥ {alpha}, and the same "
+                         "test the other way round finds the champion better.",
+        "verdict_not_worse": "Tango's one-sided score test of a loss of {margin} points or more "
+                             "gives p = {p} < {alpha}: this model is not worse by more than "
+                             "that.",
+        "verdict_could_be_worse": "Tango's one-sided score test of a loss of {margin} points or "
+                                  "more gives p = {p} ≥ {alpha}: it could be worse by more than "
+                                  "that.",
         "registry_gate": "Not registered in {model}: the model misses the gate ({reasons}).",
         "registry_already": "This model is already {model} version {version}; the registry was "
                             "left as it was.",
@@ -230,16 +234,18 @@ TEXT: dict[str, dict[str, str]] = {
         "paired": "Este modelo y el campeón (versión {champion}), evaluado de nuevo aquí, "
                   "respondieron las mismas {rows} filas de prueba. Discrepan en {disagree}: "
                   "este modelo acierta {only_candidate} de ellas y el campeón {only_champion}.",
-        "better_won": "La prueba exacta de McNemar, unilateral, da p = {p} < {alpha}: este modelo "
-                      "acierta más a menudo.",
-        "better_lost": "La prueba exacta de McNemar, unilateral, da p = {p} ≥ {alpha}: no se "
-                       "pueden distinguir, o el campeón es mejor.",
-        "not_worse_won": "La prueba de puntuación de Tango, unilateral, de una pérdida de "
-                         "{margin} puntos o más da p = {p} < {alpha}: este modelo no es peor en "
-                         "más que eso.",
-        "not_worse_lost": "La prueba de puntuación de Tango, unilateral, de una pérdida de "
-                          "{margin} puntos o más da p = {p} ≥ {alpha}: podría ser peor en más "
-                          "que eso.",
+        "verdict_better": "La prueba exacta de McNemar, unilateral, da p = {p} < {alpha}: este "
+                          "modelo acierta más a menudo.",
+        "verdict_indistinguishable": "La prueba exacta de McNemar, unilateral, da p = {p} ≥ "
+                                     "{alpha}: no se pueden distinguir.",
+        "verdict_worse": "La prueba exacta de McNemar, unilateral, da p = {p} ≥ {alpha}, y la "
+                         "misma prueba en sentido contrario halla mejor al campeón.",
+        "verdict_not_worse": "La prueba de puntuación de Tango, unilateral, de una pérdida de "
+                             "{margin} puntos o más da p = {p} < {alpha}: este modelo no es peor "
+                             "en más que eso.",
+        "verdict_could_be_worse": "La prueba de puntuación de Tango, unilateral, de una pérdida "
+                                  "de {margin} puntos o más da p = {p} ≥ {alpha}: podría ser peor "
+                                  "en más que eso.",
         "registry_gate": "No registrado en {model}: el modelo no supera el umbral ({reasons}).",
         "registry_already": "Este modelo ya es {model} versión {version}; el registro no se "
                             "modificó.",

@@ -44,12 +44,15 @@ def monitored(session_pipeline, ag_news):
         reference = pd.read_parquet(mlflow.artifacts.download_artifacts(
             run_id=evaluate.info.run_id, artifact_path="predictions.parquet"))
     paths = make_batches(ag_news / "test.csv", set(reference["text"]), cwd / "batches")
+    # the same in-distribution texts with their labels held back: accuracy is estimated
+    unlabelled = cwd / "batches" / "in_distribution_unlabelled.csv"
+    pd.read_csv(paths["in_distribution"]).drop(columns="label").to_csv(unlabelled, index=False)
     # predict's output goes to monitor as it is: its predictions are used, not recomputed
     scored = cwd / "batches" / "label_noise_scored.parquet"
     proc = run_here("predict", {"input": paths["label_noise"], "output": scored}, store, cwd)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     runs, outputs = {}, {}
-    for name, path in {**paths, "label_noise": scored}.items():
+    for name, path in {**paths, "label_noise": scored, "unlabelled": unlabelled}.items():
         if name == "only_sports":  # through `mlflow run`, for the exit code users see
             proc = mlflow_run("monitor", {"input": path, "fail_on_drift": "true"}, store, cwd,
                               check=False)
@@ -78,6 +81,24 @@ def test_each_batch_is_flagged_by_the_checks_that_should_catch_it(monitored, bat
         assert "no drift" in monitored["outputs"][batch].stdout
     else:
         assert run.data.tags["drift_reasons"]
+
+
+def test_without_labels_the_estimated_accuracy_stands_in_for_accuracy(monitored):
+    """The in-distribution batch with its labels held back: accuracy is estimated from the
+    calibrated confidence, judged in the family (not flagged), and its interval holds the
+    accuracy the labels give; with labels the estimate is logged but not judged."""
+    unlabelled = monitored["runs"]["unlabelled"].data.metrics
+    labelled = monitored["runs"]["in_distribution"].data.metrics
+    assert "drift_accuracy" not in unlabelled and "batch_accuracy" not in unlabelled
+    assert unlabelled["drift_estimated_accuracy_p_holm"] >= 0.05
+    assert unlabelled["drift_estimated_accuracy_flag"] == 0
+    assert (unlabelled["drift_estimated_accuracy_ci_low"] <= labelled["batch_accuracy"]
+            <= unlabelled["drift_estimated_accuracy_ci_high"])
+    assert unlabelled["drift_estimated_accuracy"] == labelled["drift_estimated_accuracy"]
+    not_judged = labelled["drift_estimated_accuracy_p_holm"]
+    assert not_judged != not_judged  # NaN: with labels, accuracy itself is judged
+    assert "accuracy estimated without labels" in monitored["outputs"]["unlabelled"].stdout
+    assert "accuracy estimated" not in monitored["outputs"]["in_distribution"].stdout
 
 
 def test_the_reference_is_the_models_lineage(monitored):
@@ -121,12 +142,12 @@ def test_batches_chart_over_time_in_the_models_series_run(monitored):
     (series,) = monitored["store"].runs("tags.step = 'monitor-series'")
     assert series.info.run_name == "monitor agnews-classifier v1"
     numbers = sorted(int(r.data.tags["monitor.batch"]) for r in monitored["runs"].values())
-    assert numbers == [1, 2, 3, 4]
+    assert numbers == [1, 2, 3, 4, 5]
     for run in monitored["runs"].values():
         assert run.data.tags["mlflow.parentRunId"] == series.info.run_id
         assert run.info.run_name == f"batch {run.data.tags['monitor.batch']} agnews-classifier v1"
     history = client.get_metric_history(series.info.run_id, "drift_vocabulary_auc")
-    assert sorted(m.step for m in history) == [1, 2, 3, 4]
+    assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]
     by_batch = {int(r.data.tags["monitor.batch"]): r.data.metrics["drift_vocabulary_auc"]
                 for r in monitored["runs"].values()}
     assert {m.step: m.value for m in history} == by_batch

@@ -57,17 +57,20 @@ def test_the_first_version_becomes_champion():
     assert (decision.alias, decision.outcome, decision.p) == ("champion", "first", None)
 
 
-@pytest.mark.parametrize("cells, promote, alias, words", [
-    ((500, 40, 10, 420), "better", "champion", "the candidate is better"),
-    ((500, 21, 18, 430), "better", "challenger", "could not be told apart"),
-    ((500, 10, 40, 420), "better", "challenger", "is not more often right"),
-    ((500, 18, 18, 430), "better", "challenger", "is not more often right"),  # a tie
-    ((7600, 300, 300, 6400), "not_worse", "champion", "not worse by more than the margin"),
-    ((500, 20, 20, 430), "not_worse", "challenger", "could be worse by more than the margin"),
+@pytest.mark.parametrize("cells, promote, alias, verdict, words", [
+    ((500, 40, 10, 420), "better", "champion", "better", "the candidate is better"),
+    ((500, 21, 18, 430), "better", "challenger", "indistinguishable", "could not be told apart"),
+    ((500, 6, 12, 440), "better", "challenger", "indistinguishable", "could not be told apart"),
+    ((500, 18, 18, 430), "better", "challenger", "indistinguishable", "could not be told apart"),
+    ((500, 10, 40, 420), "better", "challenger", "worse", "the champion is better"),
+    ((7600, 300, 300, 6400), "not_worse", "champion", "not_worse",
+     "not worse by more than the margin"),
+    ((500, 20, 20, 430), "not_worse", "challenger", "could_be_worse",
+     "could be worse by more than the margin"),
 ])
-def test_the_paired_decision(cells, promote, alias, words):
+def test_the_paired_decision(cells, promote, alias, verdict, words):
     decision = decide(table(*cells), "3", RegisterConfig(promote=promote))
-    assert (decision.alias, decision.outcome) == (alias, alias)
+    assert (decision.alias, decision.outcome, decision.verdict) == (alias, alias, verdict)
     assert words in decision.reason and f"p = {decision.p:.3g}" in decision.reason
     rows, only_candidate, only_champion, _ = cells
     assert (f"they disagree on {only_candidate + only_champion} rows, the candidate right on "
@@ -192,7 +195,8 @@ def test_champion_and_challenger_through_the_registry(registry):
             result["metrics"]["only_champion_right"]) == (24, 0, champion_right)
     assert result["tags"]["promotion_test"] == "McNemar exact, one-sided"
     assert result["metrics"]["promotion_p"] == 1.0
-    assert "is not more often right" in result["tags"]["decision"]
+    assert "the champion is better" in result["tags"]["decision"]
+    assert result["tags"]["promotion_verdict"] == "worse"
 
     # 4. A better one takes the champion alias: right on every row where the untrained
     # champion (a random head) is wrong, which McNemar's test cannot put down to chance.

@@ -115,9 +115,10 @@ SECTIONS = ["Summary", "Data", "Process", "Training curves", "Evaluation", "Erro
             "Conclusions", "Limitations", "Reproduce"]
 
 
-def with_registry(f, outcome, promote="better", **metrics):
+def with_registry(f, outcome, promote="better", verdict="", **metrics):
     f.registry = {"outcome": outcome, "registered_model": "agnews-classifier",
                   "registered_version": "2", "champion_version": "1",
+                  **({"promotion_verdict": verdict} if verdict else {}),
                   "decision": "test_f1 0.7000 < min_test_f1 0.80",
                   **({"model_card": "models:/agnews-classifier/2/README.md"}
                      if outcome in ("first", "champion", "challenger") else {})}
@@ -133,28 +134,31 @@ BOTH = ("Both this model and the champion (version 1), re-scored here, answered 
         "test rows. They disagree on 43: this model is right on 31 of them, the champion on 12.")
 
 
-@pytest.mark.parametrize("outcome, promote, metrics, expected", [
-    ("first", "better", {}, "agnews-classifier version 2, the first version to pass the gate "
-                            "(test_accuracy ≥ 0.8, test_f1 ≥ 0.8): it is now `champion`"),
-    ("champion", "better", {"champion_test_f1": 0.85, "champion_test_accuracy": 0.86,
-                            "promotion_p": 0.00296, **PAIRED},
+@pytest.mark.parametrize("outcome, promote, verdict, metrics, expected", [
+    ("first", "better", "", {}, "agnews-classifier version 2, the first version to pass the "
+                                "gate (test_accuracy ≥ 0.8, test_f1 ≥ 0.8): it is now `champion`"),
+    ("champion", "better", "better", {"champion_test_f1": 0.85, "champion_test_accuracy": 0.86,
+                                      "promotion_p": 0.00296, **PAIRED},
      f"version 2, now `champion`. {BOTH} McNemar's exact one-sided test gives p = 0.00296 < "
      "0.05: this model is more often right."),
-    ("challenger", "better", {"champion_test_f1": 0.9, "champion_test_accuracy": 0.91,
-                              "promotion_p": 0.31, **PAIRED},
+    ("challenger", "better", "indistinguishable",
+     {"champion_test_f1": 0.9, "champion_test_accuracy": 0.91, "promotion_p": 0.31, **PAIRED},
      f"with alias `challenger`; version 1 stays `champion`. {BOTH} McNemar's exact one-sided "
-     "test gives p = 0.31 ≥ 0.05: the two could not be told apart, or the champion is better."),
-    ("challenger", "not_worse", {"champion_test_f1": 0.9, "champion_test_accuracy": 0.91,
-                                 "promotion_p": 0.2, **PAIRED},
+     "test gives p = 0.31 ≥ 0.05: the two could not be told apart."),
+    ("challenger", "better", "worse",
+     {"champion_test_f1": 0.9, "champion_test_accuracy": 0.91, "promotion_p": 1.0, **PAIRED},
+     "gives p = 1 ≥ 0.05, and the same test the other way round finds the champion better."),
+    ("challenger", "not_worse", "could_be_worse",
+     {"champion_test_f1": 0.9, "champion_test_accuracy": 0.91, "promotion_p": 0.2, **PAIRED},
      "Tango's one-sided score test of a loss of 1 points or more gives p = 0.2 ≥ 0.05: it "
      "could be worse by more than that."),
-    ("gate", "better", {}, "Not registered in agnews-classifier: the model misses the gate "
-                           "(test_f1 0.7000 < min_test_f1 0.80)"),
-    ("already", "better", {}, "already agnews-classifier version 2"),
+    ("gate", "better", "", {}, "Not registered in agnews-classifier: the model misses the gate "
+                               "(test_f1 0.7000 < min_test_f1 0.80)"),
+    ("already", "better", "", {}, "already agnews-classifier version 2"),
 ])
-def test_report_states_the_registry_decision_with_its_numbers(outcome, promote, metrics,
+def test_report_states_the_registry_decision_with_its_numbers(outcome, promote, verdict, metrics,
                                                               expected):
-    md = to_markdown(build_report(with_registry(facts(), outcome, promote, **metrics)))
+    md = to_markdown(build_report(with_registry(facts(), outcome, promote, verdict, **metrics)))
     assert re.findall(r"^## (.+)$", md, re.M) == SECTIONS[:6] + ["Model registry"] + SECTIONS[6:]
     assert expected in md
     if metrics:  # both models' numbers on the same rows, side by side, with the interval
@@ -165,8 +169,8 @@ def test_report_states_the_registry_decision_with_its_numbers(outcome, promote, 
 
 def test_spanish_report_states_the_registry_decision():
     md = to_markdown(build_report(with_registry(
-        facts("es"), "challenger", champion_test_f1=0.9, champion_test_accuracy=0.9,
-        promotion_p=0.31, **PAIRED)))
+        facts("es"), "challenger", "better", "indistinguishable", champion_test_f1=0.9,
+        champion_test_accuracy=0.9, promotion_p=0.31, **PAIRED)))
     assert "## Registro de modelos" in md and "la versión 1 sigue siendo `champion`" in md
     assert "viaja con la versión: `models:/agnews-classifier/2/README.md`" in md
     assert "Discrepan en 43: este modelo acierta 31 de ellas y el campeón 12" in md
