@@ -69,6 +69,12 @@ def card_data(f: CardFacts):
         eval_results=results)
 
 
+def sentence(text: str) -> str:
+    """`text` as a sentence of its own: capitalized, with a full stop."""
+    text = text.strip()
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
 def _interval(f: CardFacts, key: str) -> str:
     return (f"{f.metrics[key]:.4f} (95% CI {f.metrics[f'{key}_ci_low']:.4f}-"
             f"{f.metrics[f'{key}_ci_high']:.4f})")
@@ -112,6 +118,6 @@ def card_text(f: CardFacts) -> str:
         *([f"Scoring speed measured on the {f.rows['test']} test rows, tokenization included: "
            f"{speed:.0f} rows/s on `{f.compute.get('scored_on', '?')}`."]
           if isinstance(speed, float) else []), "",
-        "## Promotion decision", "", f"{f.decision}", "",
+        "## Promotion decision", "", sentence(f.decision), "",
         "## Runs", "", *[f"- {step}: `{run}`" for step, run in f.runs.items()], ""]
     return f"---\n{card_data(f).to_yaml()}\n---\n\n" + "\n".join(lines)

@@ -13,7 +13,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from agnews.config import EvalConfig
-from agnews.registry.card import CardFacts, card_text
+from agnews.registry.card import CardFacts, card_text, on_hub, sentence
 
 # Deferred imports: torch and transformers, only to rescore the champion when a challenger is
 # compared.
@@ -127,7 +127,9 @@ def card_facts(client: MlflowClient, evaluated, model_uri: str, name: str, versi
     return CardFacts(
         name=name, version=version, alias=alias, decision=decision, base_model=model,
         base_revision=revision, data=params.get("data", ""),
-        data_revision=tags.get("data.revision", params.get("data_revision", "")),
+        # a local folder has no revision: its data_revision parameter is the unused default
+        data_revision=tags.get("data.revision", params.get("data_revision", "")
+                               if on_hub(params.get("data", "")) else ""),
         rows={s: int(ingest.get(f"{s}_rows", 0)) for s in ("train", "val", "test")},
         metrics=metrics, params=params, compute=compute,
         license=base_license(model, revision) if model else "unknown",
@@ -147,5 +149,5 @@ def attach_card(client: MlflowClient, facts: CardFacts, model_uri: str) -> str:
     uri = f"models:/{facts.name}/{facts.version}/README.md"
     client.update_model_version(facts.name, facts.version, description=(
         f"Model card: {uri} (also runs:/{mlflow.active_run().info.run_id}/model_card/README.md)."
-        f" {facts.decision}"))
+        f" {sentence(facts.decision)}"))
     return uri

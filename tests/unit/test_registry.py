@@ -175,7 +175,8 @@ def test_champion_and_challenger_through_the_registry(registry):
     assert card in client.get_model_version(NAME, "1").description
     text = open(mlflow.artifacts.download_artifacts(card, dst_path=str(registry["tmp"] / "c1")),
                 encoding="utf-8").read()
-    assert text.startswith("---\n") and "first version to pass the gate" in text
+    assert text.startswith("---\n")
+    assert "\nFirst version to pass the gate: it becomes champion.\n" in text
     assert "README.md" in {f.path for f in client.list_logged_model_artifacts(
         mlflow.models.get_model_info(models[0]).model_id)}
 
