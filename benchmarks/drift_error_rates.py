@@ -177,7 +177,8 @@ def main() -> None:
     with ProcessPoolExecutor(args.jobs) as pool_of_workers:
         results = list(pool_of_workers.map(cell, cells))
     print("\n| kind | reference rows | batch rows | flagged, with labels | flagged, labels held "
-          "back | estimated accuracy: mean abs. error | its 95% interval covers | flagged by |")
+          "back | estimated accuracy: mean abs. error | its 95% interval covers | flagged by (the "
+          "family judged: with labels where the batch has them) |")
     print("|---|---|---|---|---|---|---|---|")
     for (kind, r, b, _, _), draws in results:
         n = len(draws)
