@@ -91,7 +91,8 @@ def base_license(model: str, revision: str) -> str:
 
     card = Path(model).expanduser() / "README.md"
     if not card.is_file():
-        cached = try_to_load_from_cache(model, "README.md", revision=revision or None)
+        cached = (try_to_load_from_cache(model, "README.md", revision=revision or None)
+                  if on_hub(model) else None)
         card = Path(cached) if isinstance(cached, str) else None
     try:
         return (card and ModelCard.load(card).data.license) or "unknown"

@@ -94,3 +94,5 @@ def test_the_base_models_license_is_read_from_its_own_card(tmp_path):
     (tmp_path / "README.md").write_text("# no metadata\n")
     assert base_license(str(tmp_path), "") == "unknown"
     assert base_license("nobody/not-in-the-cache", "main") == "unknown"
+    (tmp_path / "README.md").unlink()  # a model folder without a card of its own
+    assert base_license(str(tmp_path), "") == "unknown"
