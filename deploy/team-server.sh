@@ -3,18 +3,27 @@
 # proxied by the server (clients upload and download through HTTP and need no access to the
 # artifact folder), on loopback unless told otherwise. Runs in the foreground; Ctrl-C stops it.
 #
-#   deploy/team-server.sh                     # http://127.0.0.1:5000
-#   MLFLOW_HOST=0.0.0.0 deploy/team-server.sh --allowed-hosts mlflow.example.org:5000
+#   deploy/team-server.sh                     # http://127.0.0.1:5000, no login
+#   deploy/team-server.sh --auth              # the same with MLflow's logins (basic-auth)
+#   MLFLOW_HOST=0.0.0.0 deploy/team-server.sh --auth --allowed-hosts mlflow.example.org:5000
 #
-# Arguments after the script's name go to `mlflow server` as they are (--workers, --allowed-hosts,
-# --app-name basic-auth ...). Needs Debian's PostgreSQL (`sudo apt-get install postgresql`) and
-# this project's pins (`pip install -r requirements.txt`: mlflow and psycopg). The
-# first start creates the database role and the database, as root or through `sudo -u postgres`.
+# Beyond loopback the server must know who asks: --auth starts MLflow's basic-auth app, and
+# --no-auth is for a server behind a proxy of your own that authenticates; without either it
+# does not start. With --auth the first start generates the admin's password
+# ($TEAM_SERVER_DIR/admin.password, mode 600; MLflow has no default one) and the key of the
+# login forms' CSRF protection; `python -m agnews.tracking.team add-user NAME [--read-only]`
+# then creates each teammate, with a password in a credentials file of their own.
+#
+# Other arguments go to `mlflow server` as they are (--workers, --allowed-hosts ...). Needs
+# Debian's PostgreSQL (`sudo apt-get install postgresql`) and this project's pins (`pip install
+# -r requirements.txt`: mlflow, psycopg, Flask-WTF). The first start creates the database role
+# and the databases (the runs' and, with --auth, the logins'), as root or through
+# `sudo -u postgres`.
 #
 # Settings, from the environment:
 #   MLFLOW_HOST (127.0.0.1), MLFLOW_PORT (5000)   where the server listens
 #   MLFLOW_DB (mlflow)                            the database, and the role that owns it
-#   TEAM_SERVER_DIR (.team-server in the project) the role's password file (mode 600)
+#   TEAM_SERVER_DIR (.team-server in the project) passwords and keys (mode 600)
 #   ARTIFACTS_DIR ($TEAM_SERVER_DIR/artifacts)    where the server keeps every run's artifacts
 set -euo pipefail
 
@@ -26,6 +35,22 @@ state="${TEAM_SERVER_DIR:-$here/.team-server}"
 artifacts="${ARTIFACTS_DIR:-$state/artifacts}"
 
 die() { echo "team-server: error: $*" >&2; exit 1; }
+
+auth=""
+args=()
+for arg in "$@"; do
+  case "$arg" in
+    --auth) auth=on ;;
+    --no-auth) auth=off ;;
+    *) args+=("$arg") ;;
+  esac
+done
+case "$host" in
+  127.*|localhost|::1) ;;
+  *) [[ -n "$auth" ]] || die "MLFLOW_HOST=$host opens the server beyond loopback, where anyone \
+who reaches the port could read, delete and promote: add --auth for MLflow's logins (or \
+--no-auth if a proxy of your own authenticates every request)" ;;
+esac
 
 [[ "$db" =~ ^[a-z_][a-z0-9_]*$ ]] \
   || die "MLFLOW_DB='$db' is not a plain PostgreSQL name: use lower-case letters, digits and _"
@@ -51,8 +76,8 @@ fi
 
 # One password per database role, kept beside the artifacts; libpq reads it from PGPASSFILE,
 # so it never appears on a command line or in the server's backend URI.
-mkdir -p "$state" "$artifacts"
 umask 077
+mkdir -p "$state" "$artifacts"
 [[ -s "$state/$db.password" ]] \
   || python -c "import secrets; print(secrets.token_hex(24))" > "$state/$db.password"
 password="$(cat "$state/$db.password")"
@@ -64,10 +89,38 @@ if [[ -z "$(psql_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$db'")" ]];
 else
   psql_admin -c "ALTER ROLE $db PASSWORD '$password'"  # the file is the truth
 fi
-if [[ -z "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]]; then
-  psql_admin -c "CREATE DATABASE $db OWNER $db"
-  echo "team-server: created database $db"
+create_database() {
+  if [[ -z "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = '$1'")" ]]; then
+    psql_admin -c "CREATE DATABASE $1 OWNER $db"
+    echo "team-server: created database $1"
+  fi
+}
+create_database "$db"
+
+if [[ "$auth" == on ]]; then
+  # The logins live in a database of their own (MLflow's auth app migrates its own tables).
+  create_database "${db}_auth"
+  secret() { [[ -s "$state/$1" ]] || python -c "import secrets; print(secrets.token_urlsafe(32))" > "$state/$1"; }
+  secret admin.password
+  secret flask.secret
+  printf '127.0.0.1:%s:%s:%s:%s\n' "$pg_port" "${db}_auth" "$db" "$password" >> "$state/$db.pgpass"
+  cat > "$state/auth.ini" <<INI
+[mlflow]
+default_permission = READ
+database_uri = postgresql://$db@127.0.0.1:$pg_port/${db}_auth
+admin_username = admin
+admin_password = $(cat "$state/admin.password")
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+INI
+  export MLFLOW_AUTH_CONFIG_PATH="$state/auth.ini"
+  MLFLOW_FLASK_SERVER_SECRET_KEY="$(cat "$state/flask.secret")"
+  export MLFLOW_FLASK_SERVER_SECRET_KEY
+  args=(--app-name basic-auth "${args[@]}")
+  echo "team-server: logins on (basic-auth); the admin's password is in $state/admin.password;" \
+       "add teammates with: python -m agnews.tracking.team add-user NAME"
 fi
+[[ "$auth" == off ]] && echo "team-server: no login (--no-auth): every request must pass" \
+  "through a proxy that authenticates it"
 
 echo "team-server: http://$host:$port  (backend postgresql://$db@127.0.0.1:$pg_port/$db," \
      "artifacts in $artifacts)"
@@ -75,4 +128,4 @@ export PGPASSFILE="$state/$db.pgpass"
 exec mlflow server \
   --backend-store-uri "postgresql://$db@127.0.0.1:$pg_port/$db" \
   --serve-artifacts --artifacts-destination "$artifacts" \
-  --host "$host" --port "$port" "$@"
+  --host "$host" --port "$port" "${args[@]}"

@@ -1,5 +1,9 @@
-"""Team scale through real processes: the team tracking server (`deploy/team-server.sh`:
-`mlflow server` on PostgreSQL with proxied artifacts) and `main` runs started at once.
+"""Team scale through real processes: the team tracking server (`deploy/team-server.sh --auth`:
+`mlflow server` on PostgreSQL with proxied artifacts and MLflow's logins) and `main` runs
+started at once by a teammate with an editor's login (`python -m agnews.tracking.team
+add-user`). Without a login, with a wrong password and as a read-only teammate the server
+refuses what it must, and no password or key reaches the tracking store, the artifacts or the
+logs.
 
 Three `main` runs with different seeds start together against the server, and two against a
 SQLite file: every run FINISHED, every metric and artifact present. Each main runs its steps
@@ -10,17 +14,22 @@ CI these server tests are skipped where it is absent, in CI its absence is a fai
 """
 from __future__ import annotations
 
+import configparser
 import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import requests
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from runs import EPOCH_METRICS, artifact_paths, mlflow_run_args
 from serving import ask_served_model, free_port, wait_for
@@ -33,6 +42,7 @@ from agnews.tracking.step_cache import STEPS
 BASE = {"train_size": 40, "val_size": 12, "test_size": 24, "epochs": 2, "train_batch_size": 8,
         "learning_rate": 3e-3, "min_test_accuracy": 0, "min_test_f1": 0}
 NAME = "agnews-classifier"
+LOGIN = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
 
 def as_postgres(*args: str) -> subprocess.CompletedProcess:
@@ -42,9 +52,21 @@ def as_postgres(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*prefix, *args], cwd="/", capture_output=True, text=True)
 
 
+def add_user(env: dict, name: str, *flags: str) -> str:
+    """A teammate created as the README says; returns the password from their credentials."""
+    proc = subprocess.run([sys.executable, "-m", "agnews.tracking.team", "add-user", name,
+                           *flags], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    credentials = configparser.ConfigParser()
+    credentials.read(Path(env["TEAM_SERVER_DIR"]) / "users" / f"{name}.credentials")
+    assert credentials["mlflow"]["mlflow_tracking_username"] == name
+    return credentials["mlflow"]["mlflow_tracking_password"]
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """`deploy/team-server.sh` on a database of its own, as a user starts it."""
+    """`deploy/team-server.sh --auth` on a database of its own, as a user starts it, with an
+    editor (alice, whose login this module's clients use) and a read-only teammate (bob)."""
     if shutil.which("pg_lsclusters") is None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL is required in CI (.ci/run installs and starts it)")
@@ -56,19 +78,30 @@ def server(tmp_path_factory):
     env.pop("MLFLOW_TRACKING_URI", None)
     log = tmp / "server.log"
     with log.open("w") as out:
-        process = subprocess.Popen(["bash", str(ROOT / "deploy" / "team-server.sh"),
+        process = subprocess.Popen(["bash", str(ROOT / "deploy" / "team-server.sh"), "--auth",
                                     "--workers", "2"], cwd=ROOT, env=env, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in LOGIN}
     try:
         wait_for(f"{url}/health", process, 120, log)
+        users = {"alice": add_user(env, "alice"), "bob": add_user(env, "bob", "--read-only")}
+        login = {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": users["alice"]}
+        os.environ.update(login)  # this module's own clients are alice too
         yield {"url": url, "artifacts": tmp / "artifacts", "client": MlflowClient(url),
-               "log": log, "tmp": tmp, "db": db}
+               "log": log, "tmp": tmp, "db": db, "users": users, "login": login,
+               "state": tmp / "state"}
     finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
         as_postgres("psql", "-X", "-q", "-p", cluster_port(), "-c",
                     f"DROP DATABASE IF EXISTS {db} WITH (FORCE)", "-c",
+                    f"DROP DATABASE IF EXISTS {db}_auth WITH (FORCE)", "-c",
                     f"DROP DATABASE IF EXISTS {db}_optuna WITH (FORCE)", "-c",
                     f"DROP ROLE IF EXISTS {db}")
 
@@ -84,14 +117,15 @@ def start_main(cwd, env, seed, data, model) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True)
 
 
-def mains_at_once(cwd, env, seeds, data, model) -> float:
-    """Start one `main` per seed together; wait for all; every one must succeed."""
+def mains_at_once(cwd, env, seeds, data, model) -> tuple[float, list[str]]:
+    """Start one `main` per seed together; wait for all; every one must succeed. Returns the
+    wall time and what each printed."""
     start = time.monotonic()
     processes = [start_main(cwd, env, seed, data, model) for seed in seeds]
     outputs = [p.communicate(timeout=900)[0] for p in processes]
     for process, output in zip(processes, outputs, strict=True):
         assert process.returncode == 0, output[-4000:]
-    return time.monotonic() - start
+    return time.monotonic() - start, outputs
 
 
 def parent_runs(client) -> list:
@@ -133,11 +167,13 @@ def check_nothing_lost(client, parents, seeds) -> None:
 
 @pytest.fixture(scope="module")
 def three_on_server(server, tiny_model, ag_news):
-    """Three mains with different seeds started together against the team server."""
-    env = {**subprocess_env(), "MLFLOW_TRACKING_URI": server["url"]}
+    """Three mains with different seeds started together against the team server, with a
+    teammate's login."""
+    env = {**subprocess_env(), "MLFLOW_TRACKING_URI": server["url"], **server["login"]}
     seeds = [21, 22, 23]
-    wall = mains_at_once(ROOT, {**env, **INLINE_STEPS}, seeds, ag_news, tiny_model)
-    return {"seeds": seeds, "wall": wall, "env": env, "parents": parent_runs(server["client"])}
+    wall, outputs = mains_at_once(ROOT, {**env, **INLINE_STEPS}, seeds, ag_news, tiny_model)
+    return {"seeds": seeds, "wall": wall, "env": env, "outputs": outputs,
+            "parents": parent_runs(server["client"])}
 
 
 def test_three_mains_at_once_against_the_server_lose_nothing(server, three_on_server):
@@ -183,6 +219,80 @@ def test_predict_and_serve_read_the_champion_through_the_server(server, three_on
     assert predict_run.info.artifact_uri.startswith("mlflow-artifacts:/")
     check_predictions(ask_served_model(f"models:/{NAME}@champion", three_on_server["env"],
                                        server["tmp"]))
+    # the monitor, too, reads the champion and its lineage through the server with the login
+    proc = subprocess.run(mlflow_run_args("monitor", {"input": output}), cwd=ROOT,
+                          env=three_on_server["env"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "monitor: batch 1 of agnews-classifier" in proc.stdout
+
+
+def test_the_server_lets_in_only_its_team(server):
+    search = f"{server['url']}/api/2.0/mlflow/experiments/search?max_results=1"
+    assert requests.get(search, timeout=30).status_code == 401
+    assert requests.get(search, auth=("alice", "not-her-password"), timeout=30).status_code == 401
+    assert requests.get(search, auth=("alice", server["users"]["alice"]),
+                        timeout=30).status_code == 200
+    state = server["state"]
+    admin = (state / "admin.password").read_text().strip()
+    assert len(admin) >= 32 and admin not in ("password", "password1234")
+    assert requests.get(search, auth=("admin", "password1234"), timeout=30).status_code == 401
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    for path in ("admin.password", "flask.secret", "auth.ini", "users/alice.credentials"):
+        assert stat.S_IMODE((state / path).stat().st_mode) == 0o600, path
+
+
+def test_a_read_only_teammate_reads_but_cannot_delete_or_promote(server, three_on_server,
+                                                                 monkeypatch):
+    client = server["client"]
+    champion = client.get_model_version_by_alias(NAME, "champion")
+    other = next(v.version for v in client.search_model_versions(f"name='{NAME}'")
+                 if v.version != champion.version)
+    parent = three_on_server["parents"][0]
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "bob")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", server["users"]["bob"])
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"  # bob reads
+    with pytest.raises(MlflowException, match="403"):
+        client.delete_run(parent.info.run_id)
+    with pytest.raises(MlflowException, match="403"):
+        client.set_registered_model_alias(NAME, "champion", other)
+    with pytest.raises(MlflowException, match="403"):
+        client.create_run(parent.info.experiment_id)
+    monkeypatch.undo()  # alice again: nothing bob tried took effect
+    assert client.get_run(parent.info.run_id).info.lifecycle_stage == "active"
+    assert client.get_model_version_by_alias(NAME, "champion").version == champion.version
+
+
+def test_no_secret_reaches_the_store_the_artifacts_or_the_logs(server, three_on_server):
+    """Every password and key of the server and its users, searched for in a dump of the
+    tracking database (every run's parameters, tags and metrics), every artifact file, the
+    server's log and what the three mains printed."""
+    state, db = server["state"], server["db"]
+    secrets = [server["users"]["alice"], server["users"]["bob"],
+               *((state / f).read_text().strip() for f in
+                 ("admin.password", "flask.secret", f"{db}.password"))]
+    dump = as_postgres("pg_dump", "-p", cluster_port(), db)
+    assert dump.returncode == 0 and "test_accuracy" in dump.stdout, dump.stderr
+    texts = {"database": dump.stdout, "server log": server["log"].read_text(),
+             **{f"main {i}": out for i, out in enumerate(three_on_server["outputs"])}}
+    files = [f for f in server["artifacts"].rglob("*") if f.is_file()]
+    assert len(files) > 50  # the runs' artifacts are there to search
+    for secret in secrets:
+        assert len(secret) >= 24
+        for where, text in texts.items():
+            assert secret not in text, where
+        for path in files:
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def test_beyond_loopback_without_a_login_the_server_script_refuses_with_one_line(tmp_path):
+    env = {**subprocess_env(), "MLFLOW_HOST": "0.0.0.0", "TEAM_SERVER_DIR": str(tmp_path / "s")}
+    proc = subprocess.run(["bash", str(ROOT / "deploy" / "team-server.sh"), "--workers", "2"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("team-server: error: MLFLOW_HOST=0.0.0.0 opens the server beyond "
+                           "loopback") and "add --auth" in line and "--no-auth" in line
+    assert not (tmp_path / "s").exists()  # nothing created
 
 
 def test_two_mains_at_once_against_a_new_sqlite_store_lose_nothing(tmp_path, tiny_model,
@@ -227,7 +337,7 @@ def test_a_sweep_keeps_its_study_in_the_teams_postgresql(server, tiny_model, ag_
     pgpass.chmod(0o600)
     storage = f"postgresql+psycopg://{db}@127.0.0.1:{port}/{db}_optuna"
     env = {**subprocess_env(), "MLFLOW_TRACKING_URI": server["url"], "PGPASSFILE": str(pgpass),
-           **INLINE_STEPS}
+           **INLINE_STEPS, **server["login"]}
     cwd = copy_project(tmp_path / "project")
     args = mlflow_run_args("sweep", {
         "data": ag_news, "model": tiny_model, "train_size": 40, "val_size": 12,
