@@ -5,9 +5,9 @@ Reads: `model_uri` (the `model` of a train run: `runs:/<train run>/model`) and `
 it was logged with, so what is scored here is what a served model would see.
 Writes: `test_loss`, `test_accuracy`, `test_f1`, `test_precision`, `test_recall` (weighted),
 `test_log_loss`, `test_roc_auc` (macro one-vs-rest), `test_ece` (expected calibration error, 10
-bins); 95% intervals `_ci_low` / `_ci_high` of accuracy and each class's recall (Wilson) and of
-weighted and macro F1 (seeded bootstrap), with `test_f1_macro` and `test_recall_<class>`
-(`agnews.evaluation.intervals`); the metrics and artifacts of
+bins); a 95% interval `_ci_low` / `_ci_high` for each of them (Wilson for accuracy, weighted
+recall and each class's recall; a seeded bootstrap for the rest), with `test_f1_macro` and
+`test_recall_<class>` (`agnews.evaluation.intervals`); the metrics and artifacts of
 `mlflow.models.evaluate(model_type="classifier")` on the predictions; `predictions.parquet`
 (text, label, predicted label, class probabilities); the tables `per_class_metrics.json` and
 `most_confident_mistakes.json` (the 25 wrong predictions the model was surest of); plots under
@@ -64,7 +64,7 @@ def main(argv=None) -> None:
             evaluator_config={"log_model_explainability": False, "label_list": list(LABELS)})
         log_dataframe(preds, "predictions.parquet")
         labels, pred = preds["label"].to_numpy(), preds["predicted"].to_numpy()
-        intervals = test_intervals(labels, pred)
+        intervals = test_intervals(labels, probs)
         mlflow.log_metrics(intervals)
         per_class = per_class_metrics(labels, pred)
         mlflow.log_table(pd.DataFrame(per_class), "per_class_metrics.json")

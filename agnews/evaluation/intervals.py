@@ -2,8 +2,10 @@
 
 Accuracy and each class's recall are proportions of independent rows: Wilson score intervals
 (statsmodels), which keep their coverage near 0 and 1 where the normal approximation does
-not. F1, weighted or macro, is no proportion: a percentile bootstrap over the test rows
-(scipy), seeded so a rerun logs the same interval.
+not. Weighted recall is the accuracy (each class's recall weighted by its rows is the share of
+rows right), so it takes the accuracy's interval. The rest are no proportions: weighted
+precision, weighted and macro F1, the log loss, macro ROC AUC and the calibration error get a
+percentile bootstrap over the test rows (scipy), seeded so a rerun logs the same interval.
 """
 from __future__ import annotations
 
@@ -44,37 +46,97 @@ def f1_from_counts(counts: np.ndarray, average: str) -> np.ndarray:
     return (f1 * support).sum(axis=-1) / support.sum(axis=-1)
 
 
-def bootstrap_f1(labels: np.ndarray, pred: np.ndarray, average: str, seed: int = 0,
-                 level: float = LEVEL, resamples: int = RESAMPLES) -> tuple[float, float]:
-    """A percentile bootstrap interval of the F1 score over the rows (resampled in pairs).
-    The statistic is computed from confusion counts, all resamples at once: sklearn's
-    `f1_score`, called once per resample, takes seconds where this takes milliseconds."""
-    from scipy.stats import bootstrap
+def precision_from_counts(counts: np.ndarray) -> np.ndarray:
+    """Weighted precision from confusion counts (`[..., true, predicted]`); a class never
+    predicted scores 0, as sklearn's `zero_division=0`."""
+    right = np.diagonal(counts, axis1=-2, axis2=-1).astype(float)
+    support, predicted = counts.sum(axis=-1), counts.sum(axis=-2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.nan_to_num(right / predicted)
+    return (precision * support).sum(axis=-1) / support.sum(axis=-1)
 
+
+def _counts(truth: np.ndarray, guess: np.ndarray) -> np.ndarray:
+    """Confusion counts of each resample (rows of `truth` / `guess`) at once: one bincount
+    where sklearn would be called once per resample (seconds, where this takes milliseconds)."""
     k = len(LABELS)
+    cells = truth * k + guess + (k * k) * np.arange(len(truth))[:, None]
+    return np.bincount(cells.ravel(), minlength=k * k * len(truth)).reshape(len(truth), k, k)
 
-    def f1(truth: np.ndarray, guess: np.ndarray, axis: int = -1) -> np.ndarray:
-        truth, guess = np.atleast_2d(truth), np.atleast_2d(guess)
-        cells = truth * k + guess + (k * k) * np.arange(len(truth))[:, None]
-        counts = np.bincount(cells.ravel(), minlength=k * k * len(truth))
-        return f1_from_counts(counts.reshape(len(truth), k, k), average).squeeze()
 
-    result = bootstrap((labels, pred), f1, paired=True, vectorized=True, n_resamples=resamples,
-                       confidence_level=level, method="percentile",
-                       rng=np.random.default_rng(seed))
+def _ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> np.ndarray:
+    """The calibration error of each resample, with `expected_calibration_error`'s bins."""
+    which = np.clip(np.searchsorted(np.linspace(0, 1, bins + 1), confidence, side="left") - 1,
+                    0, bins - 1) + bins * np.arange(len(confidence))[:, None]
+    size = bins * len(confidence)
+    gap = (np.bincount(which.ravel(), correct.ravel(), size)
+           - np.bincount(which.ravel(), confidence.ravel(), size))
+    return np.abs(gap.reshape(len(confidence), bins)).sum(axis=-1) / confidence.shape[-1]
+
+
+def _auc(truth: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Macro one-vs-rest ROC AUC of each resample, from the rank-sum (Mann-Whitney) form;
+    NaN for a resample that lacks a class."""
+    from scipy.stats import rankdata
+
+    out = []
+    for k in range(len(LABELS)):
+        positive = truth == k
+        ranks = rankdata(probs[..., k], axis=-1)
+        n_pos, n_neg = positive.sum(axis=-1), (~positive).sum(axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out.append(((ranks * positive).sum(axis=-1) - n_pos * (n_pos + 1) / 2)
+                       / (n_pos * n_neg))
+    return np.mean(out, axis=0)
+
+
+def bootstrap(statistic, *rows: np.ndarray, seed: int = 0, level: float = LEVEL,
+              resamples: int = RESAMPLES) -> tuple[float, float]:
+    """A percentile bootstrap interval of `statistic` over the test rows, resampled together:
+    `statistic` takes each per-row array with the resamples along a first axis."""
+    from scipy.stats import bootstrap as scipy_bootstrap
+
+    def resampled(index: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.squeeze(statistic(*(r[np.atleast_2d(index)] for r in rows)))
+
+    result = scipy_bootstrap((np.arange(len(rows[0])),), resampled, vectorized=True,
+                             n_resamples=resamples, confidence_level=level,
+                             method="percentile", rng=np.random.default_rng(seed))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def test_intervals(labels: np.ndarray, pred: np.ndarray, seed: int = 0) -> dict[str, float]:
-    """95% intervals of the test metrics, as MLflow metrics: `test_accuracy_ci_low/_high`,
-    `test_f1_ci_*` (weighted, as `test_f1`), `test_f1_macro` with its `_ci_*`, and
-    `test_recall_<class>` with its `_ci_*`."""
+def bootstrap_f1(labels: np.ndarray, pred: np.ndarray, average: str, seed: int = 0,
+                 level: float = LEVEL, resamples: int = RESAMPLES) -> tuple[float, float]:
+    """The bootstrap interval of weighted or macro F1."""
+    return bootstrap(lambda t, g: f1_from_counts(_counts(t, g), average), labels, pred,
+                     seed=seed, level=level, resamples=resamples)
+
+
+def test_intervals(labels: np.ndarray, probs: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """95% intervals of the test metrics, as MLflow metrics `<metric>_ci_low/_high`: every
+    metric `as_test_metrics` logs, plus `test_f1_macro` and `test_recall_<class>` (logged here
+    with their intervals)."""
     from sklearn.metrics import f1_score
 
+    pred = probs.argmax(axis=1)
+    right = int(np.sum(labels == pred))
+    truth_prob = np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)
     out: dict[str, float] = {}
-    bounds = {"test_accuracy": wilson(int(np.sum(labels == pred)), len(labels)),
+    bounds = {"test_accuracy": wilson(right, len(labels)),
+              "test_recall": wilson(right, len(labels)),  # weighted recall is the accuracy
               "test_f1": bootstrap_f1(labels, pred, "weighted", seed),
-              "test_f1_macro": bootstrap_f1(labels, pred, "macro", seed)}
+              "test_f1_macro": bootstrap_f1(labels, pred, "macro", seed),
+              "test_precision": bootstrap(lambda t, g: precision_from_counts(_counts(t, g)),
+                                          labels, pred, seed=seed),
+              "test_loss": bootstrap(lambda lp: lp.mean(axis=-1), -np.log(truth_prob),
+                                     seed=seed),
+              "test_ece": bootstrap(_ece, probs.max(axis=1), (labels == pred).astype(float),
+                                    seed=seed)}
+    bounds["test_log_loss"] = bounds["test_loss"]  # the same cross-entropy, by sklearn's name
+    if len(np.unique(labels)) == len(LABELS):  # as roc_auc_macro: undefined without a class
+        low, high = bootstrap(_auc, labels, probs, seed=seed)
+        if np.isfinite(low) and np.isfinite(high):
+            bounds["test_roc_auc"] = (low, high)
     out["test_f1_macro"] = float(f1_score(labels, pred, average="macro",
                                           labels=list(range(len(LABELS))), zero_division=0))
     for index, name in enumerate(LABELS):

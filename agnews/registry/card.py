@@ -13,7 +13,12 @@ from pathlib import Path
 # The test metrics a card reports: (logged name, the Hub's metric type, what to call it).
 CARD_METRICS = (("test_accuracy", "accuracy", "Accuracy"),
                 ("test_f1", "f1", "F1 (weighted)"),
-                ("test_f1_macro", "f1", "F1 (macro)"))
+                ("test_f1_macro", "f1", "F1 (macro)"),
+                ("test_precision", "precision", "Precision (weighted)"),
+                ("test_recall", "recall", "Recall (weighted)"),
+                ("test_roc_auc", "roc_auc", "ROC AUC (macro, one-vs-rest)"),
+                ("test_log_loss", "log_loss", "Log loss"),
+                ("test_ece", "ece", "Expected calibration error (10 bins)"))
 SETTINGS = ("train_size", "val_size", "max_length", "epochs", "train_batch_size",
             "learning_rate", "micro_batch_tokens", "freeze_embeddings", "select_best", "seed")
 AG_NEWS_TERMS = ("AG News is built from the AG corpus, which its authors share for "
@@ -65,7 +70,8 @@ def card_data(f: CardFacts):
         tags=["text-classification", "mlflow", "ag-news"],
         datasets=[f.data] if hub else None,
         base_model=f.base_model if on_hub(f.base_model) else None,
-        metrics=["accuracy", "f1"], model_name=f.name, pipeline_tag="text-classification",
+        metrics=["accuracy", "f1", "precision", "recall", "roc_auc"], model_name=f.name,
+        pipeline_tag="text-classification",
         eval_results=results)
 
 
@@ -98,8 +104,8 @@ def card_text(f: CardFacts) -> str:
         "The model answers one of the four classes for any text: it has no 'none of these' "
         "class, and its confidence is no guarantee on text unlike news.", "",
         "## Results", "",
-        f"On {f.rows['test']} test rows (95% intervals: Wilson for accuracy, a seeded bootstrap "
-        "for F1):", "", "| metric | value |", "|---|---|", *metrics, "",
+        f"On {f.rows['test']} test rows (95% intervals: Wilson for accuracy and recall, a seeded "
+        "bootstrap for the rest):", "", "| metric | value |", "|---|---|", *metrics, "",
         "## Limitations", "",
         f"- The intervals are those of {f.rows['test']} rows: a difference smaller than their "
         "width between two versions is not evidence that one is better.",

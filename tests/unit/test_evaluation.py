@@ -175,25 +175,62 @@ def test_wilson_intervals_cover_the_true_accuracy_as_stated():
     assert 0.93 <= covered <= 0.97
 
 
+def probabilities(rng, labels: np.ndarray, right: float) -> np.ndarray:
+    """Class probabilities whose argmax is the label `right` of the time."""
+    rows = len(labels)
+    pred = np.where(rng.random(rows) < right, labels, rng.integers(0, 4, rows))
+    probs = rng.dirichlet(np.ones(4), rows) * 0.4
+    probs[np.arange(rows), pred] += 0.6
+    return probs
+
+
 def test_test_intervals_hold_the_point_and_narrow_with_more_rows():
     from agnews.evaluation.intervals import test_intervals
+    from agnews.evaluation.predictions import as_test_metrics
 
     rng = np.random.default_rng(2)
 
     def sample(rows):
         labels = rng.integers(0, 4, rows)
-        return labels, np.where(rng.random(rows) < 0.85, labels, rng.integers(0, 4, rows))
+        return labels, probabilities(rng, labels, 0.85)
 
-    labels, pred = sample(400)
-    small = test_intervals(labels, pred)
-    assert small == test_intervals(labels, pred)  # seeded: a rerun logs the same interval
-    accuracy = float(np.mean(labels == pred))
-    assert small["test_accuracy_ci_low"] < accuracy < small["test_accuracy_ci_high"]
-    for key in ("test_f1_macro", "test_recall_sci_tech", "test_recall_world"):
-        assert small[f"{key}_ci_low"] <= small[key] <= small[f"{key}_ci_high"], key
-    assert small["test_f1_ci_low"] < small["test_f1_ci_high"]
+    labels, probs = sample(400)
+    small = test_intervals(labels, probs)
+    assert small == test_intervals(labels, probs)  # seeded: a rerun logs the same interval
+    points = {**as_test_metrics(labels, probs), **small}
+    every = [k for k in as_test_metrics(labels, probs)] + ["test_f1_macro",
+                                                           "test_recall_sci_tech"]
+    for key in every:  # every logged test metric has its interval, around its value
+        assert small[f"{key}_ci_low"] <= points[key] <= small[f"{key}_ci_high"], key
+        assert small[f"{key}_ci_low"] < small[f"{key}_ci_high"], key
+    assert (small["test_recall_ci_low"], small["test_recall_ci_high"]) == (
+        small["test_accuracy_ci_low"], small["test_accuracy_ci_high"])
     large = test_intervals(*sample(4000))
-    for key in ("test_accuracy", "test_f1", "test_f1_macro"):
+    for key in ("test_accuracy", "test_f1", "test_f1_macro", "test_precision", "test_loss",
+                "test_roc_auc"):
         width = {n: d[f"{key}_ci_high"] - d[f"{key}_ci_low"] for n, d in (("s", small),
                                                                            ("l", large))}
         assert width["l"] < width["s"] / 2, key  # about 1/sqrt(10) as wide
+
+
+def test_the_vectorized_bootstrap_statistics_are_sklearns_metrics():
+    """What each resample computes from counts, ranks and bins equals the metric computed
+    once on the same rows."""
+    from sklearn.metrics import precision_score, roc_auc_score
+
+    from agnews.evaluation import intervals
+    from agnews.evaluation.metrics import expected_calibration_error
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 4, 300)
+    probs = probabilities(rng, labels, 0.8)
+    pred = probs.argmax(axis=1)
+    resample = rng.integers(0, 300, (5, 300))
+    t, p, g = labels[resample], probs[resample], pred[resample]
+    for i in range(5):
+        assert intervals.precision_from_counts(intervals._counts(t, g))[i] == pytest.approx(
+            precision_score(t[i], g[i], average="weighted", zero_division=0))
+        assert intervals._auc(t, p)[i] == pytest.approx(
+            roc_auc_score(t[i], p[i], multi_class="ovr", average="macro"))
+        assert intervals._ece(p.max(axis=-1), (t == g).astype(float))[i] == pytest.approx(
+            expected_calibration_error(t[i], p[i]))
