@@ -21,9 +21,8 @@ already: this model is registered already), `registered_model`, `registered_vers
 `alias`, `decision` (the numbers and the verdict, in words), `promotion_test`,
 `promotion_verdict`, `model_card` (its URI), `champion_version`; metrics `candidate_test_f1`,
 `candidate_test_accuracy` (with their `_ci_low` / `_ci_high`) and, when there was a champion,
-`champion_test_f1`,
-`champion_test_accuracy`, `paired_rows`, `only_candidate_right`, `only_champion_right` and
-`promotion_p`.
+`champion_test_f1`, `champion_test_accuracy`, `paired_rows`, `only_candidate_right`,
+`only_champion_right` and `promotion_p`.
 """
 from __future__ import annotations
 

@@ -1,1 +1,2 @@
-"""The Model Registry: the promotion policy (policy.py) and the registry calls (versions.py)."""
+"""The Model Registry: the promotion policy (policy.py) and its paired tests (paired.py), the
+registry calls (versions.py) and the model card (card.py)."""

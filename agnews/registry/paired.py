@@ -37,11 +37,6 @@ class Paired:
         return cls(int(candidate.size), int(candidate.sum()), int(champion.sum()),
                    int(np.sum(candidate & ~champion)), int(np.sum(champion & ~candidate)))
 
-    @property
-    def difference(self) -> float:
-        """Candidate accuracy minus champion accuracy."""
-        return (self.only_candidate - self.only_champion) / self.rows if self.rows else 0.0
-
 
 def mcnemar_better(table: Paired) -> float:
     """One-sided exact McNemar p-value of "the candidate is more often right": among the

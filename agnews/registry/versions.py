@@ -1,6 +1,7 @@
 """The Model Registry calls of the register step: the current champion, a version already
 registered from the same train run, re-scoring the champion on the candidate's test rows,
-and registering a version with its alias (tested against a real registry)."""
+registering a version with its alias, and gathering and attaching its model card from the runs
+it came from (tested against a real registry)."""
 from __future__ import annotations
 
 import tempfile

@@ -251,3 +251,11 @@ def test_a_register_waits_while_another_decides_on_the_same_model(registry, caps
     assert (result["tags"]["registered"], result["tags"]["outcome"]) == ("true", "first")
     assert len(client.search_model_versions(f"name='{name}'")) == 1
     assert f"register: waits for another register of '{name}'" in capsys.readouterr().out
+
+
+def test_a_paired_table_counts_the_rows_where_exactly_one_is_right():
+    candidate = np.array([1, 1, 0, 0, 1, 0], bool)
+    champion = np.array([1, 0, 1, 0, 0, 0], bool)
+    assert Paired.of(candidate, champion) == Paired(6, 3, 2, 2, 1)
+    with pytest.raises(ValueError, match="both must answer the same rows"):
+        Paired.of(candidate, champion[:5])
