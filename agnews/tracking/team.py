@@ -23,6 +23,7 @@ from pathlib import Path
 
 from agnews import PROJECT_DIR
 from agnews.errors import UserError
+from agnews.tracking.inline import environ
 
 EDITORS = "editors"
 WORKSPACE = "default"  # MLflow's one workspace when workspaces are not in use
@@ -73,25 +74,19 @@ def add_user(server: str, state: Path, username: str, read_only: bool) -> Path:
         raise UserError(f"no admin password at {admin_file}: start the server with "
                         "deploy/team-server.sh --auth (TEAM_SERVER_DIR as it was) first")
     password = secrets.token_urlsafe(24)
-    # MLflow's client takes credentials from the environment only (or ~/.mlflow/credentials,
-    # which is the user's own): set for these calls, then put back as they were.
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
-    os.environ["MLFLOW_TRACKING_USERNAME"] = "admin"
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = admin_file.read_text().strip()
-    client = AuthServiceClient(server)
-    try:
-        client.create_user(username, password)
-        if not read_only:
-            client.assign_role(username, editors_role(client))
-    except MlflowException as error:  # its message goes on with the database's own words
-        reason = error.message.split(" Error: (")[0].splitlines()[0]
-        raise UserError(f"the server at {server} refused: {reason}") from None
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    # MLflow's client takes credentials from the environment (or ~/.mlflow/credentials, the
+    # user's own): the admin's for these calls only.
+    admin = {"MLFLOW_TRACKING_USERNAME": "admin",
+             "MLFLOW_TRACKING_PASSWORD": admin_file.read_text().strip()}
+    with environ(admin):
+        client = AuthServiceClient(server)
+        try:
+            client.create_user(username, password)
+            if not read_only:
+                client.assign_role(username, editors_role(client))
+        except MlflowException as error:  # its message goes on with the database's own words
+            reason = error.message.split(" Error: (")[0].splitlines()[0]
+            raise UserError(f"the server at {server} refused: {reason}") from None
     path = state / "users" / f"{username}.credentials"
     write_secret(path, credentials_text(username, password))
     return path

@@ -36,13 +36,13 @@ from serving import ask_served_model, free_port, wait_for
 from support import INLINE_STEPS, ROOT, copy_project, subprocess_env
 from test_serve import check_predictions
 
+from agnews.tracking.inline import environ
 from agnews.tracking.step_cache import STEPS
 
 # registered whatever a tiny random model scores, so three registers meet at the registry
 BASE = {"train_size": 40, "val_size": 12, "test_size": 24, "epochs": 2, "train_batch_size": 8,
         "learning_rate": 3e-3, "min_test_accuracy": 0, "min_test_f1": 0}
 NAME = "agnews-classifier"
-LOGIN = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
 
 def as_postgres(*args: str) -> subprocess.CompletedProcess:
@@ -82,21 +82,15 @@ def server(tmp_path_factory):
                                     "--workers", "2"], cwd=ROOT, env=env, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    saved = {k: os.environ.get(k) for k in LOGIN}
     try:
         wait_for(f"{url}/health", process, 120, log)
         users = {"alice": add_user(env, "alice"), "bob": add_user(env, "bob", "--read-only")}
         login = {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": users["alice"]}
-        os.environ.update(login)  # this module's own clients are alice too
-        yield {"url": url, "artifacts": tmp / "artifacts", "client": MlflowClient(url),
-               "log": log, "tmp": tmp, "db": db, "users": users, "login": login,
-               "state": tmp / "state"}
+        with environ(login):  # this module's own clients are alice too
+            yield {"url": url, "artifacts": tmp / "artifacts", "client": MlflowClient(url),
+                   "log": log, "tmp": tmp, "db": db, "users": users, "login": login,
+                   "state": tmp / "state"}
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
         as_postgres("psql", "-X", "-q", "-p", cluster_port(), "-c",
