@@ -99,6 +99,9 @@ create_database "$db"
 
 if [[ "$auth" == on ]]; then
   # The logins live in a database of their own (MLflow's auth app migrates its own tables).
+  # A checked login is cached for 60 s: without it each request pays a PBKDF2 hash (about a
+  # second per request on 2 cores, minutes for one main); a changed password or a removed
+  # user may still pass on another server worker for up to that long.
   create_database "${db}_auth"
   secret() { [[ -s "$state/$1" ]] || python -c "import secrets; print(secrets.token_urlsafe(32))" > "$state/$1"; }
   secret admin.password
@@ -111,6 +114,7 @@ database_uri = postgresql://$db@127.0.0.1:$pg_port/${db}_auth
 admin_username = admin
 admin_password = $(cat "$state/admin.password")
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+auth_cache_ttl_seconds = 60
 INI
   export MLFLOW_AUTH_CONFIG_PATH="$state/auth.ini"
   MLFLOW_FLASK_SERVER_SECRET_KEY="$(cat "$state/flask.secret")"
