@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agnews.hub import is_hub_id
+
 # Deferred import: huggingface_hub, in the functions that use it.
 
 # The test metrics a card reports: (logged name, the Hub's metric type, what to call it).
@@ -43,17 +45,11 @@ class CardFacts:
     runs: dict[str, str] = field(default_factory=dict)  # step -> run id
 
 
-def on_hub(name: str) -> bool:
-    """A Hub id (`owner/name`), not a local path."""
-    return name.count("/") == 1 and not Path(name).expanduser().exists() \
-        and not name.startswith((".", "/", "~"))
-
-
 def card_data(f: CardFacts):
     """The card's YAML metadata as huggingface_hub's ModelCardData."""
     from huggingface_hub import EvalResult, ModelCardData
 
-    hub = on_hub(f.data)
+    hub = is_hub_id(f.data)
     results = [EvalResult(
         task_type="text-classification", task_name="Text Classification",
         dataset_type=f.data if hub else "local",
@@ -69,7 +65,7 @@ def card_data(f: CardFacts):
         language="en", license=f.license, library_name="transformers",
         tags=["text-classification", "mlflow", "ag-news"],
         datasets=[f.data] if hub else None,
-        base_model=f.base_model if on_hub(f.base_model) else None,
+        base_model=f.base_model if is_hub_id(f.base_model) else None,
         metrics=["accuracy", "f1", "precision", "recall", "roc_auc"], model_name=f.name,
         pipeline_tag="text-classification",
         eval_results=results)

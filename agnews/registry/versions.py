@@ -14,7 +14,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from agnews.config import EvalConfig
-from agnews.registry.card import CardFacts, card_text, on_hub, sentence
+from agnews.hub import is_hub_id
+from agnews.registry.card import CardFacts, card_text, sentence
 
 # Deferred imports: torch and transformers, only to rescore the champion when a challenger is
 # compared.
@@ -93,7 +94,7 @@ def base_license(model: str, revision: str) -> str:
     card = Path(model).expanduser() / "README.md"
     if not card.is_file():
         cached = (try_to_load_from_cache(model, "README.md", revision=revision or None)
-                  if on_hub(model) else None)
+                  if is_hub_id(model) else None)
         card = Path(cached) if isinstance(cached, str) else None
     try:
         return (card and ModelCard.load(card).data.license) or "unknown"
@@ -131,7 +132,7 @@ def card_facts(client: MlflowClient, evaluated, model_uri: str, name: str, versi
         base_revision=revision, data=params.get("data", ""),
         # a local folder has no revision: its data_revision parameter is the unused default
         data_revision=tags.get("data.revision", params.get("data_revision", "")
-                               if on_hub(params.get("data", "")) else ""),
+                               if is_hub_id(params.get("data", "")) else ""),
         rows={s: int(ingest.get(f"{s}_rows", 0)) for s in ("train", "val", "test")},
         metrics=metrics, params=params, compute=compute,
         license=base_license(model, revision) if model else "unknown",

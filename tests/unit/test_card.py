@@ -5,7 +5,8 @@ from __future__ import annotations
 import yaml
 from huggingface_hub import ModelCard
 
-from agnews.registry.card import CardFacts, card_text, on_hub
+from agnews.hub import is_hub_id
+from agnews.registry.card import CardFacts, card_text
 from agnews.registry.versions import base_license
 
 METRICS = {"test_accuracy": 0.90612, "test_accuracy_ci_low": 0.8772, "test_accuracy_ci_high": 0.929,
@@ -78,7 +79,7 @@ def test_local_data_and_models_are_named_but_not_claimed_as_hub_ids(tmp_path):
                                         base_revision="", data_revision="")))
     assert "datasets" not in meta and "base_model" not in meta
     assert meta["model-index"][0]["results"][0]["dataset"]["type"] == "local"
-    assert not on_hub(str(tmp_path)) and on_hub("fancyzhx/ag_news")
+    assert not is_hub_id(str(tmp_path)) and is_hub_id("fancyzhx/ag_news")
 
 
 def test_a_metric_logged_without_its_interval_is_left_out_of_the_index():
