@@ -81,9 +81,22 @@ def quiet_libraries() -> None:
 
 def run_step(name: str, main: Callable[[Sequence[str] | None], None],
              argv: Sequence[str] | None = None) -> None:
-    """Run a step's `main`; a `UserError` becomes one line on stderr and exit code 2."""
+    """Run a step's `main` with the tracking client's retry policy set
+    (`agnews.tracking.server`); a `UserError`, or a tracking server that stopped answering,
+    becomes one line on stderr and exit code 2."""
+    from agnews.tracking import server
+
+    server.set_retries()
     try:
         main(argv)
     except UserError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as err:
+        if not server.is_lost(err):
+            raise
+        server.give_up()
+        mlflow = sys.modules.get("mlflow")  # a lost server means MLflow was imported
+        uri = mlflow.get_tracking_uri() if mlflow else "(unknown)"
+        print(f"{name}: error: {server.lost_line(uri)}", file=sys.stderr)
         sys.exit(2)

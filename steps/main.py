@@ -79,10 +79,11 @@ def main(argv=None) -> None:
     from mlflow.tracking import MlflowClient
 
     from agnews.tracking.runs import name_run
+    from agnews.tracking.server import fail_fast
     from agnews.tracking.stale import process_tags
 
     client = MlflowClient()
-    with mlflow.start_run() as parent:
+    with mlflow.start_run() as parent, fail_fast():
         experiment_id = parent.info.experiment_id
         name_run(title)
         mlflow.set_tags(process_tags())

@@ -115,6 +115,7 @@ def main(argv=None) -> None:
     import optuna
 
     from agnews.tracking.runs import name_run
+    from agnews.tracking.server import fail_fast
     from agnews.tracking.stale import process_tags
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -122,7 +123,7 @@ def main(argv=None) -> None:
         study = open_study(name, location, settings, sw.pruner_startup_trials, data.seed)
         sweep = Sweep(study, name, location, searched,
                       BaseConfigs(data, tok, train, ev, reg, rep), trials_at_once=sw.n_jobs)
-        with mlflow.start_run() as parent:
+        with mlflow.start_run() as parent, fail_fast():
             sweep.experiment_id, sweep.parent_id = parent.info.experiment_id, parent.info.run_id
             name_run(run_title(config_params(sw), config_params(SweepConfig()), head="sweep"))
             mlflow.set_tags(process_tags())

@@ -25,6 +25,22 @@ CHAMPION = "models:/agnews-classifier@champion"
 EPOCH_METRICS = [f"{split}_{m}" for split in ("train", "val")
                  for m in ("loss", "accuracy", "f1", "precision", "recall")]
 
+# What each step of main writes into its run, whatever the data (the model itself is an MLflow
+# LoggedModel of train's, checked by evaluate loading it)
+STEP_ARTIFACTS = {
+    "ingest": ["data/train.parquet", "data/val.parquet", "data/test.parquet",
+               "class_balance.json", "text_length.json", "plots/class_balance.png",
+               "plots/text_length_words.png"],
+    "tokenize": ["tokenized/meta.json", "tokenized/train.parquet", "tokenized/val.parquet",
+                 "tokenized/test.parquet", "tokenizer/tokenizer.json",
+                 "plots/text_length_tokens.png"],
+    "train": ["plots/loss_curves.png", "plots/metric_evolution.png", "plots/learning_rate.png"],
+    "evaluate": ["predictions.parquet", "per_class_metrics.json", "plots/confusion_matrix.png",
+                 "plots/roc_pr_curves.png", "plots/reliability_diagram.png"],
+    "register": ["model_card/README.md"],
+    "report": ["report/report.md", "report/report.html", "report/img/loss_curves.png"],
+}
+
 
 @dataclass
 class Store:

@@ -17,13 +17,10 @@ from __future__ import annotations
 import configparser
 import os
 import re
-import shutil
-import signal
 import stat
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -32,8 +29,9 @@ import requests
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from runs import EPOCH_METRICS, artifact_paths, mlflow_run_args
-from serving import ask_served_model, free_port, wait_for
+from serving import ask_served_model
 from support import INLINE_STEPS, ROOT, copy_project, subprocess_env
+from team_server import TeamServer, as_postgres, cluster_port
 from test_serve import check_predictions
 
 from agnews.tracking.inline import environ
@@ -43,13 +41,6 @@ from agnews.tracking.step_cache import STEPS
 BASE = {"train_size": 40, "val_size": 12, "test_size": 24, "epochs": 2, "train_batch_size": 8,
         "learning_rate": 3e-3, "min_test_accuracy": 0, "min_test_f1": 0}
 NAME = "agnews-classifier"
-
-
-def as_postgres(*args: str) -> subprocess.CompletedProcess:
-    """A command as Debian's `postgres` user (root: runuser; anyone else: sudo -n)."""
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else \
-        ["sudo", "-n", "-u", "postgres"]
-    return subprocess.run([*prefix, *args], cwd="/", capture_output=True, text=True)
 
 
 def add_user(env: dict, name: str, *flags: str) -> str:
@@ -67,42 +58,18 @@ def add_user(env: dict, name: str, *flags: str) -> str:
 def server(tmp_path_factory):
     """`deploy/team-server.sh --auth` on a database of its own, as a user starts it, with an
     editor (alice, whose login this module's clients use) and a read-only teammate (bob)."""
-    if shutil.which("pg_lsclusters") is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is required in CI (.ci/run installs and starts it)")
-        pytest.skip("PostgreSQL not installed (apt-get install postgresql)")
-    tmp = tmp_path_factory.mktemp("team")
-    db, port = f"agnews_test_{uuid.uuid4().hex[:8]}", free_port()
-    env = {**subprocess_env(), "MLFLOW_PORT": str(port), "MLFLOW_DB": db,
-           "TEAM_SERVER_DIR": str(tmp / "state"), "ARTIFACTS_DIR": str(tmp / "artifacts")}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    log = tmp / "server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(["bash", str(ROOT / "deploy" / "team-server.sh"), "--auth",
-                                    "--workers", "2"], cwd=ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    team = TeamServer(tmp_path_factory.mktemp("team"), "--auth")
     try:
-        wait_for(f"{url}/health", process, 120, log)
-        users = {"alice": add_user(env, "alice"), "bob": add_user(env, "bob", "--read-only")}
+        team.start()
+        users = {"alice": add_user(team.env, "alice"),
+                 "bob": add_user(team.env, "bob", "--read-only")}
         login = {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": users["alice"]}
         with environ(login):  # this module's own clients are alice too
-            yield {"url": url, "artifacts": tmp / "artifacts", "client": MlflowClient(url),
-                   "log": log, "tmp": tmp, "db": db, "users": users, "login": login,
-                   "state": tmp / "state"}
+            yield {"url": team.url, "artifacts": team.artifacts, "client": MlflowClient(team.url),
+                   "log": team.log, "tmp": team.tmp, "db": team.db, "users": users,
+                   "login": login, "state": team.state}
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=60)
-        as_postgres("psql", "-X", "-q", "-p", cluster_port(), "-c",
-                    f"DROP DATABASE IF EXISTS {db} WITH (FORCE)", "-c",
-                    f"DROP DATABASE IF EXISTS {db}_auth WITH (FORCE)", "-c",
-                    f"DROP DATABASE IF EXISTS {db}_optuna WITH (FORCE)", "-c",
-                    f"DROP ROLE IF EXISTS {db}")
-
-
-def cluster_port() -> str:
-    return subprocess.run(["pg_lsclusters", "-h"], capture_output=True,
-                          text=True).stdout.split()[2]
+        team.drop()
 
 
 def start_main(cwd, env, seed, data, model) -> subprocess.Popen:
