@@ -174,21 +174,27 @@ def main() -> None:
     cells = [(kind, r, b, args.draws, args.alpha) for kind in kinds for r in REFERENCES
              for b in (BATCHES if kind != "other_language" else (len(POOL["other"]),))
              if r + b <= len(pool)]
-    with ProcessPoolExecutor(args.jobs) as pool_of_workers:
-        results = list(pool_of_workers.map(cell, cells))
     print("\n| kind | reference rows | batch rows | flagged, with labels | flagged, labels held "
           "back | estimated accuracy: mean abs. error | its 95% interval covers | flagged by (the "
           "family judged: with labels where the batch has them) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for (kind, r, b, _, _), draws in results:
-        n = len(draws)
-        by_check = Counter(name for d in draws for name in d["flagged"])
-        errors = [d["error"] for d in draws if "error" in d]
-        covered = sum(d["covered"] for d in draws if "error" in d)
-        estimate = f"{np.mean(errors):.4f} | {rate(covered, len(errors))}" if errors else "- | -"
-        print(f"| {kind} | {r} | {b} | {rate(sum(d['labelled'] for d in draws), n)} | "
-              f"{rate(sum(d['unlabelled'] for d in draws), n)} | {estimate} | "
-              f"{', '.join(f'{c} {k}' for c, k in by_check.most_common()) or '-'} |", flush=True)
+    print("|---|---|---|---|---|---|---|---|", flush=True)
+    # map yields in order as cells finish: each row is printed as soon as it and those before
+    # it are done, so a long run interrupted keeps what it measured
+    with ProcessPoolExecutor(args.jobs) as pool_of_workers:
+        for (kind, r, b, _, _), draws in pool_of_workers.map(cell, cells):
+            print(row(kind, r, b, draws), flush=True)
+
+
+def row(kind: str, r: int, b: int, draws: list[dict]) -> str:
+    n = len(draws)
+    by_check = Counter(name for d in draws for name in d["flagged"])
+    errors = [d["error"] for d in draws if "error" in d]
+    covered = sum(d["covered"] for d in draws if "error" in d)
+    estimate = f"{np.mean(errors):.4f} | {rate(covered, len(errors))}" if errors else "- | -"
+    return (f"| {kind} | {r} | {b} | {rate(sum(d['labelled'] for d in draws), n)} | "
+            f"{rate(sum(d['unlabelled'] for d in draws), n)} | {estimate} | "
+            f"{', '.join(f'{c} {k}' for c, k in by_check.most_common()) or '-'} |")
+
 
 if __name__ == "__main__":
     main()
