@@ -41,18 +41,17 @@ def retry_seconds(retries: int, factor: int) -> float:
 
 
 def is_lost(err: BaseException) -> bool:
-    """Whether `err` (or what it was raised from or during) is a connection to the server
-    that failed after the retries: MLflow wraps the `requests` error in an MlflowException."""
-    import requests
-
+    """Whether `err` (or what it was raised from or during) is MLflow's client giving up on
+    its server: it wraps the last connection error or timeout, after the retries, in an
+    MlflowException "API request to <url> failed with ...". An error the server answered with
+    (a missing run, a refused login) is not."""
     seen: set[int] = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
-        if isinstance(err, (ServerLost, requests.exceptions.ConnectionError,
-                            requests.exceptions.RetryError)):
+        text = str(err)
+        if isinstance(err, ServerLost) or text.startswith("API request to") and any(
+                m in text for m in ("Max retries exceeded", "timeout exception")):
             return True
-        if "Max retries exceeded" in str(err) and "API request to" in str(err):
-            return True  # MLflow raises without `from`: the chain may be cut
         err = err.__cause__ or err.__context__
     return False
 
@@ -77,9 +76,11 @@ def lost_line(uri: str) -> str:
     retries, factor = policy().values()
     waited = f" after {retries} retries over about {retry_seconds(retries, factor):.0f} s" \
         if retries else ""
-    return (f"the tracking server {uri} did not answer{waited}: start it again, then rerun the "
-            "same command (main reuses the steps that finished and train resumes from its "
-            "last checkpoint; MLFLOW_HTTP_REQUEST_MAX_RETRIES sets how long to wait)")
+    # "or only with errors": 5xx answers are retried too (a server whose database is down)
+    return (f"the tracking server {uri} did not answer, or only with errors,{waited}: bring it "
+            "back, then rerun the same command (main reuses the steps that finished and train "
+            "resumes from its last checkpoint; MLFLOW_HTTP_REQUEST_MAX_RETRIES sets how long "
+            "to wait)")
 
 
 @contextlib.contextmanager
