@@ -154,6 +154,8 @@ def main() -> None:
     parser.add_argument("--other-language", type=Path, help="a text in another language")
     parser.add_argument("--kinds", default=",".join(KINDS),
                         help=f"comma-separated, of {', '.join(KINDS)}")
+    parser.add_argument("--references", default=",".join(map(str, REFERENCES)),
+                        help="comma-separated reference sizes (rows)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--eval-batch-size", type=int, default=64)
     parser.add_argument("--pool-rows", type=int, default=15_000,
@@ -171,7 +173,8 @@ def main() -> None:
     print(f"model {POOL['model']}; {len(pool)} unseen rows (accuracy "
           f"{(pool['label'] == pool['predicted']).mean():.4f}); {args.draws} draws per cell; "
           f"alpha {args.alpha}", flush=True)
-    cells = [(kind, r, b, args.draws, args.alpha) for kind in kinds for r in REFERENCES
+    references = [int(r) for r in args.references.split(",") if r]
+    cells = [(kind, r, b, args.draws, args.alpha) for kind in kinds for r in references
              for b in (BATCHES if kind != "other_language" else (len(POOL["other"]),))
              if r + b <= len(pool)]
     print("\n| kind | reference rows | batch rows | flagged, with labels | flagged, labels held "

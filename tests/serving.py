@@ -1,12 +1,15 @@
 """`mlflow models serve` of a registered model, asked over HTTP as a client would."""
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
 
 TEXTS = ["Oil prices climb as supply tightens", "Striker scores twice in derby win",
          "New chip doubles battery life"]
@@ -37,21 +40,40 @@ def wait_for(url: str, process: subprocess.Popen, seconds: float, log=None) -> N
         time.sleep(1)
 
 
-def ask_served_model(model_uri: str, env: dict[str, str], cwd, texts=TEXTS) -> list:
-    """Serve `model_uri` with `mlflow models serve` (tracking store from `env`), post `texts`
-    to /invocations and return the predictions; the server is stopped afterwards."""
+@contextlib.contextmanager
+def served(model_uri: str, env: dict[str, str], cwd, *flags: str,
+           process: bool = False) -> Iterator:
+    """`mlflow models serve -m model_uri *flags` (tracking store from `env`) while the block
+    runs; yields its base URL (with `process`, the URL and the server's Popen). The server is
+    stopped afterwards."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
-         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), *flags],
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(f"http://127.0.0.1:{port}/ping", server, 180)
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations", data=json.dumps({"inputs": texts}).encode(),
-            headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as r:
-            return json.loads(r.read())["predictions"]
+        url = f"http://127.0.0.1:{port}"
+        yield (url, server) if process else url
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def invoke(url: str, body: bytes, timeout: float = 60) -> tuple[int, dict]:
+    """POST `body` to /invocations; the status and the JSON answer (errors included)."""
+    request = urllib.request.Request(f"{url}/invocations", data=body,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def ask_served_model(model_uri: str, env: dict[str, str], cwd, texts=TEXTS) -> list:
+    """Serve `model_uri`, post `texts` to /invocations and return the predictions."""
+    with served(model_uri, env, cwd) as url:
+        status, answer = invoke(url, json.dumps({"inputs": texts}).encode())
+    assert status == 200, answer
+    return answer["predictions"]

@@ -1,17 +1,21 @@
-"""Logging the fine-tuned classifier as an MLflow transformers model, and loading it back.
+"""Logging the fine-tuned classifier as an MLflow model, and loading it back.
 
 Kept apart from train so evaluate, register and predict load exactly what train wrote,
-through one definition of its name, task and inference settings, and score texts the same
-way (truncated as logged, batched by length, probabilities from our own forward pass).
+through one definition of its name, inference settings and the code that serves it
+(`agnews.model.served`), and score texts the same way (truncated as logged, batched by
+length, probabilities from our own forward pass).
 """
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
 
+from agnews import PROJECT_DIR
 from agnews.errors import UserError
 
 # Deferred imports: torch, transformers and accelerate load where a model is loaded or logged:
@@ -21,6 +25,7 @@ if TYPE_CHECKING:
     from agnews.model.device import Precision
 
 MODEL_NAME = "model"
+ARTIFACT = "classifier"  # the Hugging Face folder inside the logged model's artifacts
 INPUT_EXAMPLE = ["Stocks rally as oil prices fall for a third day",
                  "Underdogs win the cup final in extra time"]
 
@@ -37,17 +42,26 @@ def pip_requirements() -> list[str]:
             f"accelerate=={accelerate.__version__}"]
 
 
-def log_classifier(model, tokenizer, max_length: int):
-    """Log under the run's `model` name; returns MLflow's ModelInfo.
+def log_classifier(model, tokenizer, max_length: int, batch_size: int = 64):
+    """Log under the run's `model` name as the pyfunc of `agnews.model.served` (the agnews
+    package travels inside the model, so it loads wherever MLflow does); returns MLflow's
+    ModelInfo. `max_length` is the truncation training used: what a served text gets."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
 
-    `model_config` makes the served pipeline truncate as training did and return a score
-    for every class (top_k=None), not only the winner. MLflow infers the signature
-    (string in, label/score records out) by running the pipeline on the input example.
-    """
-    return mlflow.transformers.log_model(
-        {"model": model, "tokenizer": tokenizer}, name=MODEL_NAME, task="text-classification",
-        input_example=INPUT_EXAMPLE, pip_requirements=pip_requirements(),
-        model_config={"truncation": True, "max_length": max_length, "top_k": None})
+    from agnews.model.served import TextClassifier
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / ARTIFACT
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        return mlflow.pyfunc.log_model(
+            name=MODEL_NAME, python_model=TextClassifier(), artifacts={ARTIFACT: str(folder)},
+            code_paths=[str(PROJECT_DIR / "agnews")], input_example=INPUT_EXAMPLE,
+            signature=ModelSignature(inputs=Schema([ColSpec("string")])),
+            pip_requirements=pip_requirements(),
+            model_config={"max_length": max_length, "batch_size": batch_size,
+                          "chunk_rows": 1024, "precision": "auto"})
 
 
 @dataclass
@@ -62,7 +76,8 @@ class LoggedClassifier:
 
 def load_logged_classifier(model_uri: str, precision: str = "auto") -> LoggedClassifier:
     """Load `runs:/...`, `models:/name@alias` or a model folder onto the scoring device,
-    with `precision` resolved for it; one-line errors."""
+    with `precision` resolved for it; one-line errors. Reads the pyfunc `log_classifier`
+    writes, and the transformers flavor versions logged before it still are."""
     from mlflow.exceptions import MlflowException
     from transformers.utils import logging as hf_logging
 
@@ -72,17 +87,33 @@ def load_logged_classifier(model_uri: str, precision: str = "auto") -> LoggedCla
     hf_logging.disable_progress_bar()
     try:
         info = mlflow.models.get_model_info(model_uri)
-        parts = mlflow.transformers.load_model(model_uri, return_type="components")
+        model, tokenizer = (_load_transformers(model_uri) if "transformers" in info.flavors
+                            else _load_pyfunc_folder(model_uri))
     except (MlflowException, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         hint = ("register one first (main's register step) or pass -P model_uri=runs:/<train "
                 "run>/model" if model_uri.startswith("models:/")
                 else "pass runs:/<run id of a finished train run>/model")
         raise UserError(f"cannot load model '{model_uri}' ({first[:160]}): {hint}") from None
-    max_length = info.flavors["python_function"].get("config", {}).get("max_length", 512)
-    model = parts["model"].to(pick_device())
-    return LoggedClassifier(model, parts["tokenizer"], int(max_length),
+    pyfunc = info.flavors["python_function"]
+    settings = pyfunc.get("model_config") or pyfunc.get("config") or {}
+    model = model.to(pick_device())
+    return LoggedClassifier(model, tokenizer, int(settings.get("max_length", 512)),
                             choose_precision(precision, model))
+
+
+def _load_pyfunc_folder(model_uri: str):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri)) / "artifacts" / \
+        ARTIFACT
+    return (AutoModelForSequenceClassification.from_pretrained(local),
+            AutoTokenizer.from_pretrained(local))
+
+
+def _load_transformers(model_uri: str):
+    parts = mlflow.transformers.load_model(model_uri, return_type="components")
+    return parts["model"], parts["tokenizer"]
 
 
 def score_texts(clf: LoggedClassifier, texts: list[str], batch_size: int,
