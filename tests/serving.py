@@ -6,10 +6,12 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 TEXTS = ["Oil prices climb as supply tightens", "Striker scores twice in derby win",
          "New chip doubles battery life"]
@@ -47,17 +49,19 @@ def served(model_uri: str, env: dict[str, str], cwd, *flags: str,
     runs; yields its base URL (with `process`, the URL and the server's Popen). The server is
     stopped afterwards."""
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
-         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), *flags],
-        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for(f"http://127.0.0.1:{port}/ping", server, 180)
-        url = f"http://127.0.0.1:{port}"
-        yield (url, server) if process else url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    # its output to a file: a pipe nobody reads would block a server that logs every request
+    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "serve.log", "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
+             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), *flags],
+            cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(f"http://127.0.0.1:{port}/ping", server, 180, Path(log.name))
+            url = f"http://127.0.0.1:{port}"
+            yield (url, server) if process else url
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
 
 
 def invoke(url: str, body: bytes, timeout: float = 60) -> tuple[int, dict]:

@@ -42,7 +42,7 @@ def pip_requirements() -> list[str]:
             f"accelerate=={accelerate.__version__}"]
 
 
-def log_classifier(model, tokenizer, max_length: int, batch_size: int = 64):
+def log_classifier(model, tokenizer, max_length: int):
     """Log under the run's `model` name as the pyfunc of `agnews.model.served` (the agnews
     package travels inside the model, so it loads wherever MLflow does); returns MLflow's
     ModelInfo. `max_length` is the truncation training used: what a served text gets."""
@@ -60,8 +60,8 @@ def log_classifier(model, tokenizer, max_length: int, batch_size: int = 64):
             code_paths=[str(PROJECT_DIR / "agnews")], input_example=INPUT_EXAMPLE,
             signature=ModelSignature(inputs=Schema([ColSpec("string")])),
             pip_requirements=pip_requirements(),
-            model_config={"max_length": max_length, "batch_size": batch_size,
-                          "chunk_rows": 1024, "precision": "auto"})
+            model_config={"max_length": max_length, "batch_size": 64, "chunk_rows": 1024,
+                          "precision": "auto"})
 
 
 @dataclass
