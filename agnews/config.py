@@ -18,6 +18,7 @@ SPLITS = ("train", "val", "test")  # the files ingest writes and every later ste
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 GATE_ON = ("point", "lower_bound")
 PROMOTE = ("better", "not_worse")
+SCORER_CHOICES = ("auto", "pytorch", "onnx", "onnx-int8")
 PRECISION_HELP = ("auto (measured on a CPU: the faster of fp32 and bf16; on a GPU: bf16 where "
                   "native, else fp16 with loss scaling), fp32, bf16, or fp16 (GPU only)")
 MODEL_REVISION_HELP = ("branch, tag or commit of a Hub model (ignored for a local folder); main "
@@ -112,9 +113,16 @@ class TrainConfig:
         "training processes on this machine (torchrun; gloo on CPU, NCCL on GPUs), each taking "
         "its share of every batch; across machines set torchrun's PET_NNODES, PET_NODE_RANK "
         "and PET_RDZV_ENDPOINT on each", 1)
+    scorer: str = _help(
+        "runtime the logged model scores with: auto (the fastest of PyTorch, ONNX Runtime fp32 "
+        "and int8 that passes the parity gate on the test rows), pytorch, onnx or onnx-int8",
+        "auto")
 
     def __post_init__(self):
         _check_precision(self.precision)
+        _require(self.scorer in SCORER_CHOICES,
+                 f"scorer='{self.scorer}' is not one of {', '.join(SCORER_CHOICES)}: pass e.g. "
+                 "-P scorer=auto")
         _require(self.num_processes >= 1,
                  f"num_processes={self.num_processes} must be at least 1: pass -P num_processes=1")
         _require(self.log_every_steps >= 0,

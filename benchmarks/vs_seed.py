@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # for agnews.model.device.cpu_model
+sys.path.insert(0, str(ROOT))  # for agnews.tracking.lineage.cpu_model
 SEED = Path(__file__).resolve().parent / "seed_recipe.py"
 DEFAULT_DATA = os.environ.get("AGNEWS_DATA") or str(ROOT / "data" / "ag_news_sample")
 from agnews.tracking.step_cache import STEPS  # noqa: E402
@@ -157,7 +157,7 @@ def main() -> None:
 
 def print_table(seed: list[dict], project: list[dict], config: str, repeats: int,
                 rows: int) -> None:
-    from agnews.model.device import cpu_model
+    from agnews.tracking.lineage import cpu_model
 
     print(f"\nCPU: {cpu_model()} ({os.cpu_count()} cores); medians over {repeats} run(s); "
           f"project {config}, precision train {project[0]['precision']}, score "

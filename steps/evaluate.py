@@ -39,7 +39,6 @@ def main(argv=None) -> None:
 
     from agnews.evaluation import plots
     from agnews.evaluation.intervals import test_intervals
-    from agnews.model.device import device_name
     from agnews.model.logged_model import load_logged_classifier, score_texts
     from agnews.tracking.runs import fetch, log_dataframe, log_figure, step_run
 
@@ -47,9 +46,7 @@ def main(argv=None) -> None:
     clf = load_logged_classifier(uris.model_uri, cfg.precision)
     with step_run("evaluate", config_params(cfg),
                   {"model_uri": uris.model_uri, "splits": uris.splits}):
-        device = next(clf.model.parameters()).device
-        mlflow.set_tags({**clf.precision.tags(), "device": str(device),
-                         "device_name": device_name(device)})
+        mlflow.set_tags(clf.runtime.tags())  # the scorer (runtime) and where it ran
         start = time.perf_counter()  # tokenizing counts: a served model tokenizes too
         probs = score_texts(clf, test["text"].tolist(), cfg.eval_batch_size)
         mlflow.log_metric("predict_rows_per_second", len(test) / (time.perf_counter() - start))

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -81,9 +82,10 @@ def sweep_pruning(trial: TrialConfig, epochs: int) -> Callback | None:
     return TrialPruning(trial.sweep_study, trial.sweep_storage, trial.sweep_trial, epochs)
 
 
-def log_trained(result: FitResult, model, tokenizer_dir: Path, max_length: int,
-                cfg: TrainConfig, processes: Processes) -> None:
-    """On the active run: the kept epoch, the precision and device, the plots and the model."""
+def log_trained(result: FitResult, model, tokenizer_dir: Path, test: pd.DataFrame,
+                meta: dict, cfg: TrainConfig, processes: Processes) -> None:
+    """On the active run: the kept epoch, the precision and device, the plots, the runtime the
+    parity gate chose on the `test` split, and the model."""
     mlflow.log_metric("best_epoch", result.best_epoch)
     device = next(model.parameters()).device
     mlflow.set_tags({**result.precision.tags(), "device": str(device),
@@ -95,6 +97,7 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, max_length: int,
     from transformers import AutoTokenizer
 
     from agnews.model.logged_model import log_classifier
+    from agnews.model.onnx_export import pick_runtime
     from agnews.tracking.runs import log_figure
     from agnews.training.plots import learning_rate_schedule, loss_curves, metric_evolution
 
@@ -105,7 +108,27 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, max_length: int,
     log_figure(metric_evolution(history, result.best_epoch), "plots/metric_evolution.png")
     if not steps.empty:
         log_figure(learning_rate_schedule(steps), "plots/learning_rate.png")
-    log_classifier(model.cpu(), AutoTokenizer.from_pretrained(str(tokenizer_dir)), max_length)
+    with tempfile.TemporaryDirectory() as tmp:
+        choice = pick_runtime(model, result.precision, test["input_ids"].tolist(),
+                              test["label"].to_numpy(), meta["pad_token_id"],
+                              cfg.eval_batch_size, Path(tmp), cfg.scorer)
+        log_choice(choice)
+        log_classifier(model.cpu(), AutoTokenizer.from_pretrained(str(tokenizer_dir)),
+                       meta["max_length"], choice)
+
+
+def log_choice(choice) -> None:
+    """The parity gate's record on the run: tags `scorer` and `scorer_reason`, each trial's
+    metrics (`parity_<runtime>_agreement`, its interval, `_p_worse`, `_rows_per_second`,
+    `_accuracy`) and the table `parity_gate.json`."""
+    mlflow.set_tags({"scorer": choice.scorer, "scorer_reason": choice.reason[:5000]})
+    for trial in choice.trials:
+        mlflow.log_metrics(trial.metrics())
+    if choice.trials:
+        mlflow.log_table(pd.DataFrame([vars(t) for t in choice.trials]), "parity_gate.json")
+    if choice.warning:
+        print(f"train: warning: {choice.warning}", file=sys.stderr, flush=True)
+    print(f"train: the model scores with {choice.scorer}: {choice.reason}")
 
 
 def train(cfg: TrainConfig, uris, processes: Processes, trial: TrialConfig = TrialConfig()
@@ -143,7 +166,7 @@ def train(cfg: TrainConfig, uris, processes: Processes, trial: TrialConfig = Tri
             print(f"train: the sweep's pruner stopped this trial after epoch "
                   f"{result.stopped_at} ({pruning.reason})")
             return
-        log_trained(result, model, tokenizer_dir, meta["max_length"], cfg, processes)
+        log_trained(result, model, tokenizer_dir, splits["test"], meta, cfg, processes)
     if checkpoint is not None:
         # The finished run is now the record (and the step cache's hit); the checkpoint
         # only existed to survive a crash.

@@ -13,23 +13,15 @@ import numpy as np
 import torch
 
 from agnews.model.device import autocast
+from agnews.model.padding import PAD_MULTIPLE, longest_first, pad_ids, padded_batches, softmax
 
-# Batch widths are rounded up to a multiple of this. Every distinct input shape makes the CPU
-# backend (oneDNN) build and cache its own kernels, and those caches plus the allocator's
-# fragmentation grew training's memory by ~300 MB over an epoch of free widths; with widths
-# in steps of 16 there are at most 8 shapes up to 128 tokens, for ~4% more padding.
-PAD_MULTIPLE = 16
+# PAD_MULTIPLE and softmax are re-exported: train and the tests import them from here.
 
 
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int,
               multiple: int = PAD_MULTIPLE) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad to the longest sequence, rounded up to `multiple`; (input_ids, attention_mask)."""
-    width = -(-max(len(s) for s in seqs) // multiple) * multiple
-    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(seqs), width), dtype=np.int64)
-    for row, seq in enumerate(seqs):
-        ids[row, :len(seq)] = seq
-        mask[row, :len(seq)] = 1
+    ids, mask = pad_ids(seqs, pad_id, multiple)
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
@@ -38,11 +30,8 @@ def batches(seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
             ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
     """Yield (row indices, input_ids, attention_mask) in `order` (default: as given), each
     batch padded to a width that is a multiple of `multiple`."""
-    order = np.arange(len(seqs)) if order is None else order
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        ids, mask = pad_batch([seqs[i] for i in idx], pad_id, multiple)
-        yield idx, ids, mask
+    for idx, ids, mask in padded_batches(seqs, batch_size, pad_id, order, multiple):
+        yield idx, torch.from_numpy(ids), torch.from_numpy(mask)
 
 
 def micro_batches(rows: int, width: int, max_tokens: int) -> list[slice]:
@@ -91,8 +80,7 @@ def predict_logits(model, seqs: Sequence[Sequence[int]], batch_size: int, pad_id
     """
     model.eval()
     device = next(model.parameters()).device
-    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-    order = np.argsort(-lengths, kind="stable")
+    order = longest_first(seqs)
     out = np.zeros((len(seqs), model.config.num_labels), dtype=np.float32)
     with autocast(precision, device):
         # multiple=1 (the default): sorted by length, a batch's texts are within a token or
@@ -107,7 +95,5 @@ def predict_logits(model, seqs: Sequence[Sequence[int]], batch_size: int, pad_id
     return out
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
+__all__ = ["PAD_MULTIPLE", "batches", "length_grouped_order", "micro_batches", "pad_batch",
+           "predict_logits", "softmax"]

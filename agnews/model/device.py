@@ -8,11 +8,11 @@ saved model stay fp32, so a model trained here loads and serves anywhere.
 from __future__ import annotations
 
 import contextlib
-import platform
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
+
+from agnews.tracking.lineage import cpu_model
 
 # oneDNN's kernel cache (ONEDNN_PRIMITIVE_CACHE_CAPACITY) is left at its default of 1,024:
 # training builds kernels for ~9 batch shapes x every layer, forward and backward, and a cap of
@@ -33,16 +33,6 @@ class Precision:
     def tags(self) -> dict[str, str]:
         return {"precision_train": self.train, "precision_score": self.score,
                 "precision_reason": self.reason}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def device_name(device: torch.device) -> str:

@@ -46,6 +46,24 @@ class FastTokenizer:
         encoded = self.backend.encode_batch(texts, add_special_tokens=add_special_tokens)
         return {"input_ids": [e.ids for e in encoded]}
 
+    @property
+    def unk_token_id(self) -> int | None:
+        return self.backend.token_to_id(_token(self.config.get("unk_token")) or "[UNK]")
+
+    @classmethod
+    def from_folder(cls, folder: Path | str) -> FastTokenizer:
+        """A folder transformers saved a fast tokenizer to (tokenizer.json and
+        tokenizer_config.json), as the logged model holds it; any tokenizer class."""
+        folder = Path(folder)
+        backend = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        backend.no_padding()
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        pad = _token(config.get("pad_token"))
+        if pad is None or backend.token_to_id(pad) is None:
+            raise ValueError(f"{folder / 'tokenizer_config.json'} names no padding token the "
+                             "tokenizer knows")
+        return cls(backend, backend.token_to_id(pad), config)
+
     def save_pretrained(self, folder: Path | str) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,8 @@ import torch
 
 from agnews.config import PRECISIONS
 from agnews.errors import UserError
-from agnews.model.device import Precision, autocast, cpu_model
+from agnews.model.device import Precision, autocast
+from agnews.tracking.lineage import cpu_model
 
 CANDIDATES = ("fp32", "bf16")
 TRAIN_SHAPE, SCORE_SHAPE = (16, 64), (64, 64)

@@ -12,6 +12,7 @@ clients of the earlier flavor read it unchanged.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -20,8 +21,8 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-# Deferred imports: torch and transformers, in load_context (the module is imported to log the
-# model, and by `register` for nothing else).
+# Deferred imports: the runtime, in load_context (the module is imported to log the model, and
+# by `register` for nothing else); torch and transformers only where PyTorch scores.
 
 SEND = ('send {"inputs": ["a text", ...]} or {"dataframe_records": [{"text": "a text"}, ...]}')
 
@@ -65,37 +66,33 @@ def ranked(probs: np.ndarray, labels: list[str]) -> list[list[dict[str, float | 
 
 
 class TextClassifier(mlflow.pyfunc.PythonModel):
-    """Loads the classifier folder logged as the artifact `classifier`; `model_config` holds
-    `max_length` (the truncation training used), `batch_size`, `chunk_rows` and `precision`."""
+    """Loads the classifier folder logged as the artifact `classifier` (and the ONNX file
+    logged as `onnx`, where train's parity gate chose one); `model_config` holds `max_length`
+    (the truncation training used), `batch_size`, `chunk_rows`, `precision` and `scorer` (the
+    runtime: pytorch, onnx or onnx-int8; versions logged before it had PyTorch only)."""
 
     def load_context(self, context) -> None:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from agnews.model.runtimes import open_classifier
 
-        from agnews.model.device import pick_device
-        from agnews.model.precision import choose_precision
-
-        folder = context.artifacts["classifier"]
         config = context.model_config or {}
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModelForSequenceClassification.from_pretrained(folder).to(
-            pick_device()).eval()
-        self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
-        self.max_length = int(config.get("max_length", 512))
+        onnx = context.artifacts.get("onnx")
+        self.clf = open_classifier(Path(context.artifacts["classifier"]),
+                                   Path(onnx) if onnx else None,
+                                   str(config.get("scorer", "pytorch")),
+                                   int(config.get("max_length", 512)),
+                                   str(config.get("precision", "auto")))
         self.batch_size = int(config.get("batch_size", 64))
         self.chunk_rows = int(config.get("chunk_rows", 1024))
-        self.precision = choose_precision(str(config.get("precision", "auto")), self.model)
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
-        from agnews.model.batching import PAD_MULTIPLE, predict_logits, softmax
+        from agnews.model.padding import PAD_MULTIPLE
 
         texts = request_texts(model_input)
         rows: list[list[dict]] = []
         for start in range(0, len(texts), self.chunk_rows):
-            ids = self.tokenizer(texts[start:start + self.chunk_rows], truncation=True,
-                                 max_length=self.max_length)["input_ids"]
             # widths rounded to PAD_MULTIPLE: a few shapes in all, so memory stays flat
             # from request to request
-            rows += ranked(softmax(predict_logits(
-                self.model, ids, self.batch_size, self.tokenizer.pad_token_id,
-                self.precision.score, multiple=PAD_MULTIPLE)), self.labels)
+            rows += ranked(self.clf.probabilities(texts[start:start + self.chunk_rows],
+                                                  self.batch_size, multiple=PAD_MULTIPLE),
+                           self.clf.labels)
         return pd.DataFrame(rows)

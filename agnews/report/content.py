@@ -203,6 +203,9 @@ def process_section(f: ReportFacts) -> list[Block]:
                        train=f.compute["precision_train"], score=f.compute["precision_score"],
                        reason=f.compute["precision_reason"]))]
                if "precision_reason" in f.compute else [])
+    if "scorer" in f.compute:  # runs of train before the parity gate have no scorer
+        compute.append(Para(t(lang, "scorer", scorer=f.compute["scorer"],
+                              reason=f.compute.get("scorer_reason", ""))))
     return [
         Heading(t(lang, "h_process")),
         Para(t(lang, "process", model=p.get("model"), lr=p.get("learning_rate"),

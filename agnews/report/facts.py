@@ -16,7 +16,8 @@ from agnews.report.content import ReportFacts
 
 # The runs the report reads; the step cache's UPSTREAM["report"] is the same (a test checks).
 STEP_INPUTS = ("ingest", "tokenize", "train", "evaluate", "register")
-COMPUTE_TAGS = ("device", "precision_train", "precision_score", "precision_reason")
+COMPUTE_TAGS = ("device", "precision_train", "precision_score", "precision_reason", "scorer",
+                "scorer_reason")
 REGISTRY_TAGS = ("registered", "outcome", "registered_model", "registered_version", "alias",
                  "decision", "champion_version", "model_card", "promotion_verdict")
 

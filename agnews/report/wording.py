@@ -31,6 +31,8 @@ TEXT: dict[str, dict[str, str]] = {
                    "epoch is {best} ({rule}). Every parameter of this run:",
         "rule_best": "lowest validation loss", "rule_last": "the last epoch, select_best=false",
         "compute": "Trained on {device} in {train}, scored in {score} ({reason}).",
+        "scorer": "Evaluate, predict, monitor and the served model score with {scorer}: "
+                  "{reason}.",
         "curves": "train_* metrics are measured after each epoch in eval mode on the training "
                   "rows (a fixed sample of at most 500), as val_* are on the validation rows.",
         "errors": "The {n} wrong predictions the model was most confident of ({wrong} of "
@@ -152,6 +154,8 @@ TEXT: dict[str, dict[str, str]] = {
                    "esta ejecución:",
         "rule_best": "menor pérdida de validación", "rule_last": "la última, select_best=false",
         "compute": "Entrenado en {device} en {train}, evaluado en {score} ({reason}).",
+        "scorer": "Evaluate, predict, monitor y el modelo servido puntúan con {scorer}: "
+                  "{reason}.",
         "curves": "Las métricas train_* se miden al final de cada época en modo evaluación sobre "
                   "las filas de entrenamiento (una muestra fija de hasta 500), igual que val_* "
                   "sobre las de validación.",

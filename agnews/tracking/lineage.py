@@ -14,6 +14,16 @@ from pathlib import Path
 from agnews import PROJECT_DIR
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def git_state(folder: Path = PROJECT_DIR) -> dict[str, str] | None:
     """{"commit", "dirty", "diff"} of the checkout holding `folder`; None outside git."""
     def git(*args: str) -> str:

@@ -1,0 +1,136 @@
+"""After training: export the classifier to ONNX, quantize it, and pick the runtime that scores.
+
+`pick_runtime` scores the test rows with PyTorch (the reference), exports the model, then has
+ONNX Runtime score the same rows in fp32 and with int8 weights, in a process of its own
+(`agnews.model.onnx_trial`), each timed, and lets the parity gate (`agnews.model.parity`)
+choose. A model whose export, quantization or ONNX scoring fails scores with PyTorch, and the
+run says why in one line.
+
+The export is torch's TorchScript-based exporter (`dynamo=False`), the path optimum exports BERT
+models through: ONNX Runtime's quantizer cannot infer the shapes of the graph torch's newer
+dynamo exporter writes for this model (onnx InferenceError, 384 vs 4).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agnews import PROJECT_DIR
+from agnews.model.onnx_trial import save_rows
+from agnews.model.parity import REFERENCE, Trial, choose, judge
+from agnews.model.runtimes import SCORERS, TorchRuntime
+
+OPSET = 17
+
+
+@dataclass
+class RuntimeChoice:
+    """The runtime train logs the model with, and the gate's record behind the choice."""
+
+    scorer: str
+    reason: str
+    onnx: Path | None = None          # the chosen ONNX file; None for PyTorch
+    trials: list[Trial] = field(default_factory=list)
+    warning: str = ""                 # set when an ONNX variant could not be made
+
+
+def export_onnx(model, path: Path) -> Path:
+    """The classifier as an ONNX graph with dynamic batch and sequence axes; inputs input_ids
+    and attention_mask, output logits."""
+    example = torch.zeros((2, 16), dtype=torch.long)
+    axes = {0: "batch", 1: "sequence"}
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        # the exporter's deprecation and tracer warnings are about its own future, not the model
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.cpu().eval(), (example, torch.ones_like(example)), str(path),
+                          input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                          dynamic_axes={"input_ids": axes, "attention_mask": axes,
+                                        "logits": {0: "batch"}},
+                          opset_version=OPSET, dynamo=False)
+    return path
+
+
+def release_freed_memory() -> None:
+    """Hand the memory training freed back to the system before exporting: glibc keeps it in
+    its arenas, fragmented, and the export's and quantizer's copies of the weights (about 4x
+    the model) would otherwise stack on top of training's peak."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to hand back
+        pass
+
+
+def _timed(runtime, ids, batch_size: int, pad_id: int) -> tuple[np.ndarray, float]:
+    """Logits of every row and the seconds they took, after one untimed batch (the first call
+    builds each runtime's kernels)."""
+    runtime.logits(ids[:batch_size], batch_size, pad_id)
+    start = time.perf_counter()
+    logits = runtime.logits(ids, batch_size, pad_id)
+    return logits, time.perf_counter() - start
+
+
+def onnx_trials(onnx: Path, ids: list, pad_id: int, batch_size: int, int8: Path | None,
+                folder: Path) -> dict[str, tuple[np.ndarray, float]]:
+    """{variant: (logits, seconds)} from `agnews.model.onnx_trial` in a process of its own."""
+    rows, out = folder / "rows.npz", folder / "scored.npz"
+    save_rows(rows, ids, pad_id, batch_size)
+    command = [sys.executable, "-m", "agnews.model.onnx_trial", str(onnx), str(rows), str(out)]
+    done = subprocess.run(command + (["--int8", str(int8)] if int8 else []),
+                          cwd=PROJECT_DIR, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
+        raise RuntimeError(f"scoring through ONNX Runtime failed: {lines[-1][:200]}")
+    scored = np.load(out)
+    return {name: (scored[f"{name}.logits"], float(scored[f"{name}.seconds"]))
+            for name in ("onnx", "onnx-int8") if f"{name}.logits" in scored}
+
+
+def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad_id: int,
+                 batch_size: int, folder: Path, asked: str = "auto") -> RuntimeChoice:
+    """Score the test rows `ids` with PyTorch and each ONNX variant `asked` allows (all for
+    auto), judge each against PyTorch, and choose; ONNX files are written into `folder`."""
+    from agnews.model.padding import softmax
+
+    if not len(ids):
+        return RuntimeChoice(REFERENCE, "no test rows to judge another runtime on")
+    reference, seconds = _timed(TorchRuntime(model, precision), ids, batch_size, pad_id)
+    reference = softmax(reference)
+    trials = [judge(REFERENCE, reference, reference, labels, seconds)]
+    wanted = [s for s in SCORERS if s != REFERENCE and asked in ("auto", s)]
+    onnx: dict[str, Path] = {}
+    warning = ""
+    if wanted:
+        device = next(model.parameters()).device
+        release_freed_memory()
+        try:
+            fp32 = export_onnx(model, folder / "model.onnx")
+            int8 = folder / "model.int8.onnx" if "onnx-int8" in wanted else None
+            for name, (logits, seconds) in onnx_trials(fp32, ids, pad_id, batch_size, int8,
+                                                       folder).items():
+                trials.append(judge(name, reference, softmax(logits), labels, seconds))
+                onnx[name] = fp32 if name == "onnx" else int8
+        except Exception as err:  # noqa: BLE001 - any failure to export means PyTorch scores
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            warning = (f"the model did not export to ONNX ({type(err).__name__}: {first}): "
+                       "it scores with PyTorch")
+            onnx.clear()
+            trials = trials[:1]
+        finally:
+            model.to(device)  # the export ran on the CPU
+    scorer, reason = choose(trials, asked if asked in onnx else "auto")
+    if warning:
+        reason = f"{warning}; {reason}"
+    return RuntimeChoice(scorer, reason, onnx.get(scorer), trials, warning)

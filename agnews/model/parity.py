@@ -1,0 +1,88 @@
+"""The parity gate: may a faster runtime score in place of the PyTorch model?
+
+A variant (ONNX Runtime fp32, or int8) passes on the test rows when it predicts the same class as
+PyTorch on at least `MIN_AGREEMENT` of them and a paired test cannot tell that it is right less
+often: McNemar's exact one-sided test on the rows where exactly one of the two is right (the same
+test `register` promotes with), at `ALPHA`. Agreement comes with its Wilson interval: on 500 test
+rows a variant that truly agrees on 99.3% passes the 99.5% floor about a third of the time, so the
+interval says how firm the figure is (docs/performance.md measures the gate's error rates). Of the
+variants that pass, the one with the most rows per second scores.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from agnews.evaluation.intervals import wilson
+from agnews.registry.paired import Paired, mcnemar_better
+
+MIN_AGREEMENT = 0.995
+ALPHA = 0.05
+REFERENCE = "pytorch"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One runtime scored on the test rows, against PyTorch's answers on the same rows."""
+
+    name: str
+    rows: int
+    rows_per_second: float
+    agreement: float
+    agreement_low: float
+    agreement_high: float
+    accuracy: float
+    only_pytorch_right: int   # rows PyTorch gets right and this variant wrong
+    only_variant_right: int
+    p_worse: float            # McNemar, one-sided: "PyTorch is more often right"
+    passed: bool
+    why: str
+
+    def metrics(self) -> dict[str, float]:
+        key = self.name.replace("-", "_")
+        return {f"parity_{key}_{k}": float(v) for k, v in asdict(self).items()
+                if k in ("rows_per_second", "agreement", "agreement_low", "agreement_high",
+                         "accuracy", "p_worse")}
+
+
+def judge(name: str, reference: np.ndarray, probs: np.ndarray, labels: np.ndarray,
+          seconds: float, min_agreement: float = MIN_AGREEMENT, alpha: float = ALPHA) -> Trial:
+    """The gate's verdict on `probs` (a variant's class probabilities) against `reference`
+    (PyTorch's) for the same rows with true `labels`, scored in `seconds`."""
+    ref_pred, pred = reference.argmax(axis=1), probs.argmax(axis=1)
+    rows = int(len(labels))
+    same = int((ref_pred == pred).sum())
+    low, high = wilson(same, rows)
+    table = Paired.of(ref_pred == labels, pred == labels)
+    p_worse = mcnemar_better(table)
+    agreement = same / rows if rows else 0.0
+    if agreement < min_agreement:
+        passed, why = False, (f"agrees with PyTorch on {agreement:.2%} of {rows} rows, under "
+                              f"{min_agreement:.1%}")
+    elif p_worse < alpha:
+        passed, why = False, (f"right less often than PyTorch (McNemar p = {p_worse:.3g} < "
+                              f"{alpha})")
+    else:
+        passed, why = True, (f"agrees on {agreement:.2%} of {rows} rows (95% CI {low:.2%}-"
+                             f"{high:.2%}); McNemar p = {p_worse:.3g}")
+    return Trial(name, rows, rows / seconds if seconds > 0 else float("inf"), agreement, low,
+                 high, float((pred == labels).mean()) if rows else 0.0,
+                 table.only_candidate, table.only_champion, p_worse, passed, why)
+
+
+def choose(trials: list[Trial], asked: str = "auto") -> tuple[str, str]:
+    """The runtime to score with, and why: `asked` where it is not auto (even if it failed the
+    gate: the user's call, said in the reason), else the fastest that passed."""
+    by_name = {t.name: t for t in trials}
+    if asked != "auto":
+        trial = by_name[asked]
+        verdict = "passed" if trial.passed else "FAILED"
+        return asked, f"asked for with -P scorer={asked}; it {verdict} the parity gate " \
+                      f"({trial.why})"
+    passing = [t for t in trials if t.passed]
+    best = max(passing, key=lambda t: t.rows_per_second)
+    others = ", ".join(f"{t.name} {t.rows_per_second:.0f}" + ("" if t.passed else " (failed)")
+                       for t in trials if t is not best)
+    return best.name, (f"fastest that passed the parity gate: {best.rows_per_second:.0f} rows/s"
+                       + (f" (vs {others})" if others else "") + f"; {best.why}")

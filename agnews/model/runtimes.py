@@ -1,0 +1,152 @@
+"""The runtimes a logged classifier scores with, and opening one from the model's folder.
+
+Train logs the classifier's Hugging Face folder and, where ONNX Runtime passed the parity gate
+(`agnews.model.parity`) and was the fastest, its ONNX file; `model_config["scorer"]` names the
+variant: `pytorch`, `onnx` (fp32) or `onnx-int8`. Evaluate, predict, monitor and the served
+pyfunc all open the model through `open_classifier`, so each scores with the variant train
+chose. An ONNX variant needs neither torch nor transformers: the `tokenizers` library reads the
+saved tokenizer.json and ONNX Runtime the graph, so a step that scores through it starts in a
+fraction of the time. Where the ONNX file cannot be opened, scoring falls back to PyTorch with a
+one-line warning.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from agnews.model.padding import longest_first, padded_batches, softmax
+
+# Deferred imports: torch, transformers (the PyTorch runtime only) and onnxruntime (the ONNX
+# runtimes only), so that opening one never pays for the other.
+
+SCORERS = ("pytorch", "onnx", "onnx-int8")
+
+
+@dataclass
+class TorchRuntime:
+    """The fine-tuned model in PyTorch, at the scoring precision resolved for its device."""
+
+    model: object
+    precision: object  # agnews.model.device.Precision
+    name: str = "pytorch"
+
+    def logits(self, seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
+               progress=None, multiple: int = 1) -> np.ndarray:
+        from agnews.model.batching import predict_logits
+
+        return predict_logits(self.model, seqs, batch_size, pad_id, self.precision.score,
+                              progress, multiple)
+
+    def tags(self) -> dict[str, str]:
+        from agnews.model.device import device_name
+
+        device = next(self.model.parameters()).device
+        return {"scorer": self.name, **self.precision.tags(), "device": str(device),
+                "device_name": device_name(device)}
+
+
+@dataclass
+class OnnxRuntime:
+    """The model exported to ONNX (fp32, or with int8 weights), scored by ONNX Runtime."""
+
+    session: object  # onnxruntime.InferenceSession
+    name: str        # onnx | onnx-int8
+
+    def logits(self, seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
+               progress=None, multiple: int = 1) -> np.ndarray:
+        out: np.ndarray | None = None
+        for idx, ids, mask in padded_batches(seqs, batch_size, pad_id, longest_first(seqs),
+                                             multiple):
+            logits = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+            if out is None:
+                out = np.zeros((len(seqs), logits.shape[1]), dtype=np.float32)
+            out[idx] = logits
+            if progress is not None:
+                progress.update(len(idx))
+        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+    def tags(self) -> dict[str, str]:
+        import onnxruntime
+
+        from agnews.tracking.lineage import cpu_model
+
+        return {"scorer": self.name, "device": "cpu",
+                "device_name": f"{cpu_model()}, ONNX Runtime {onnxruntime.__version__}"}
+
+
+def onnx_session(path: Path):
+    """An ONNX Runtime session on the CPU, with its default thread count (the cores)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # its own warnings are about graph rewrites, not the user's
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@dataclass
+class Classifier:
+    """A logged classifier opened for scoring: raw texts in, class probabilities out."""
+
+    runtime: TorchRuntime | OnnxRuntime
+    tokenizer: object  # transformers' tokenizer or agnews' FastTokenizer: called alike
+    max_length: int    # the truncation it was logged with: what a served model would see
+    labels: list[str]
+
+    @property
+    def scorer(self) -> str:
+        return self.runtime.name
+
+    def probabilities(self, texts: list[str], batch_size: int, progress=None,
+                      multiple: int = 1) -> np.ndarray:
+        """Rows in input order, columns in label order."""
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        return softmax(self.runtime.logits(ids, batch_size, self.tokenizer.pad_token_id,
+                                           progress, multiple))
+
+
+def folder_labels(folder: Path) -> list[str]:
+    """The label names in class order, from the model's config.json."""
+    id2label = json.loads((folder / "config.json").read_text(encoding="utf-8"))["id2label"]
+    return [id2label[str(i)] for i in range(len(id2label))]
+
+
+def open_onnx(folder: Path, onnx: Path, scorer: str, max_length: int) -> Classifier:
+    from agnews.model.fast_tokenizer import FastTokenizer
+
+    return Classifier(OnnxRuntime(onnx_session(onnx), scorer), FastTokenizer.from_folder(folder),
+                      max_length, folder_labels(folder))
+
+
+def open_torch(model, tokenizer, max_length: int, precision: str) -> Classifier:
+    """A loaded transformers model and tokenizer, on the scoring device, as a Classifier."""
+    from agnews.model.device import pick_device
+    from agnews.model.precision import choose_precision
+
+    model = model.to(pick_device()).eval()
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    return Classifier(TorchRuntime(model, choose_precision(precision, model)), tokenizer,
+                      max_length, labels)
+
+
+def open_classifier(folder: Path, onnx: Path | None, scorer: str, max_length: int,
+                    precision: str = "auto") -> Classifier:
+    """The classifier in `folder` (a Hugging Face folder) scored by `scorer`; an ONNX scorer
+    whose file is missing or does not open falls back to PyTorch, saying so in one line."""
+    if scorer != "pytorch":
+        try:
+            if onnx is None:
+                raise FileNotFoundError("the model holds no ONNX file")
+            return open_onnx(folder, onnx, scorer, max_length)
+        except Exception as err:  # noqa: BLE001 - any failure to open it means PyTorch serves
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            print(f"agnews: warning: the model's {scorer} scorer did not open ({first}): "
+                  "scoring with PyTorch instead", file=sys.stderr, flush=True)
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    return open_torch(AutoModelForSequenceClassification.from_pretrained(folder),
+                      AutoTokenizer.from_pretrained(folder), max_length, precision)

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""The parity gate's error rates, and each runtime's speed, on a trained model.
+
+Scores every row of the data's test split with PyTorch (fp32 and the precision `auto` picks),
+ONNX Runtime fp32 and ONNX Runtime int8 (exported and quantized as train does), prints each
+runtime's rows/s, agreement with PyTorch and accuracy on the whole split, then draws `--draws`
+random subsets of each size in `--sizes` and prints how often the gate passes each runtime on a
+subset of that size (a train run judges on its own test rows: 500 by default). Against the
+whole split's agreement that is the gate's error rate: how often a runtime under the 99.5%
+floor passes on a small test split, and how often one above it fails.
+
+    python benchmarks/parity_gate.py --model-uri runs:/<train run>/model \\
+        --data ../shared/data/ag_news --draws 2000
+
+Run by hand (a few minutes), never in the test suite.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DEFAULT_DATA = os.environ.get("AGNEWS_DATA") or str(ROOT / "data" / "ag_news_sample")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-uri", required=True)
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--draws", type=int, default=2000)
+    parser.add_argument("--sizes", default="200,500,1000,2000")
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+
+    import mlflow
+    import torch
+
+    from agnews.model.device import Precision
+    from agnews.model.onnx_export import export_onnx
+    from agnews.model.onnx_trial import quantize_int8
+    from agnews.model.padding import softmax
+    from agnews.model.parity import judge
+    from agnews.model.runtimes import OnnxRuntime, TorchRuntime, onnx_session, open_classifier
+    from agnews.tracking.lineage import cpu_model
+
+    info = mlflow.models.get_model_info(args.model_uri)
+    config = info.flavors["python_function"].get("model_config") or {}
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=args.model_uri))
+    clf = open_classifier(local / "artifacts" / "classifier", None, "pytorch",
+                          int(config.get("max_length", 128)))
+    test = pd.read_csv(Path(args.data) / "test.csv", header=None)  # the AG News CSV layout
+    test = pd.DataFrame({"text": test[1] + " " + test[2], "label": test[0] - 1})
+    texts, labels = test["text"].tolist(), test["label"].to_numpy()
+    ids = clf.tokenizer(texts, truncation=True, max_length=clf.max_length)["input_ids"]
+    pad = clf.tokenizer.pad_token_id
+
+    def timed(runtime) -> tuple[np.ndarray, float]:
+        runtime.logits(ids[:args.batch_size], args.batch_size, pad)  # builds the kernels
+        start = time.perf_counter()
+        logits = runtime.logits(ids, args.batch_size, pad)
+        return softmax(logits), time.perf_counter() - start
+
+    model = clf.runtime.model
+    runtimes = {"pytorch fp32": TorchRuntime(model, Precision("fp32", "fp32", "asked")),
+                f"pytorch {clf.runtime.precision.score} (auto)": clf.runtime}
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(model, Path(tmp) / "model.onnx")
+        runtimes["onnx"] = OnnxRuntime(onnx_session(fp32), "onnx")
+        runtimes["onnx-int8"] = OnnxRuntime(onnx_session(
+            quantize_int8(fp32, Path(tmp) / "model.int8.onnx")), "onnx-int8")
+        scored = {name: timed(r) for name, r in runtimes.items()}
+    reference = scored[f"pytorch {clf.runtime.precision.score} (auto)"][0]
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} cores, torch {torch.get_num_threads()} "
+          f"threads); model {args.model_uri}; {len(texts)} test rows of {args.data}")
+    print("| runtime | rows/s | agreement with PyTorch (auto), 95% CI | accuracy | McNemar p |")
+    print("|---|---|---|---|---|")
+    for name, (probs, seconds) in scored.items():
+        t = judge(name, reference, probs, labels, seconds)
+        print(f"| {name} | {t.rows_per_second:.0f} | {t.agreement:.4f} ({t.agreement_low:.4f}-"
+              f"{t.agreement_high:.4f}) | {t.accuracy:.4f} | {t.p_worse:.3g} |")
+    rng = np.random.default_rng(0)
+    sizes = [int(s) for s in args.sizes.split(",") if int(s) <= len(texts)]
+    print(f"\nHow often the gate passes each runtime on a random test split of n rows "
+          f"({args.draws} draws each):")
+    print("| runtime | " + " | ".join(f"n={n}" for n in sizes) + " |")
+    print("|---|" + "---|" * len(sizes))
+    for name in ("onnx", "onnx-int8"):
+        probs = scored[name][0]
+        rates = []
+        for n in sizes:
+            passed = 0
+            for _ in range(args.draws):
+                rows = rng.choice(len(texts), n, replace=False)
+                passed += judge(name, reference[rows], probs[rows], labels[rows], 1.0).passed
+            rates.append(f"{passed / args.draws:.1%}")
+        print(f"| {name} | " + " | ".join(rates) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The parity gate (`agnews.model.parity`): which runtime may score in place of PyTorch."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agnews.model.parity import choose, judge
+
+
+def one_hot(classes: np.ndarray) -> np.ndarray:
+    out = np.full((len(classes), 4), 0.1)
+    out[np.arange(len(classes)), classes] = 0.7
+    return out
+
+
+@pytest.fixture
+def answers():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 1000)
+    reference = labels.copy()
+    reference[:100] = (labels[:100] + 1) % 4  # PyTorch right on 900 of 1,000 rows
+    return labels, reference
+
+
+def test_the_same_answers_pass_with_full_agreement(answers):
+    labels, reference = answers
+    trial = judge("onnx", one_hot(reference), one_hot(reference), labels, seconds=2.0)
+    assert trial.passed and trial.agreement == 1.0 and trial.rows_per_second == 500
+    assert trial.agreement_low < 1.0 < trial.agreement_high + 1e-9  # an interval, not a point
+    assert trial.p_worse == 1.0
+
+
+def test_agreement_under_the_floor_fails_even_without_an_accuracy_loss(answers):
+    labels, reference = answers
+    variant = reference.copy()
+    # 6 rows of 1,000 change class, three now right and three now wrong: 99.4% agreement
+    variant[100:103] = (labels[100:103] + 1) % 4
+    variant[:3] = labels[:3]
+    trial = judge("onnx-int8", one_hot(reference), one_hot(variant), labels, seconds=1.0)
+    assert trial.agreement == pytest.approx(0.994)
+    assert trial.only_pytorch_right == 3 and trial.only_variant_right == 3
+    assert not trial.passed and "under 99.5%" in trial.why
+
+
+def test_a_loss_mcnemar_detects_fails_though_agreement_is_high():
+    labels = np.zeros(20_000, dtype=int)
+    reference = labels.copy()
+    variant = labels.copy()
+    variant[:40] = 1  # 40 rows PyTorch got right, now wrong: 99.8% agreement
+    trial = judge("onnx-int8", one_hot(reference), one_hot(variant), labels, seconds=1.0)
+    assert trial.agreement == pytest.approx(0.998)
+    assert trial.p_worse < 1e-9 and not trial.passed and "McNemar" in trial.why
+
+
+def test_the_fastest_that_passed_scores(answers):
+    labels, reference = answers
+    same = one_hot(reference)
+    worse = reference.copy()
+    worse[100:200] = (labels[100:200] + 1) % 4
+    trials = [judge("pytorch", same, same, labels, 4.0), judge("onnx", same, same, labels, 2.0),
+              judge("onnx-int8", same, one_hot(worse), labels, 1.0)]
+    scorer, reason = choose(trials)
+    assert scorer == "onnx"
+    assert "500 rows/s" in reason and "onnx-int8 1000 (failed)" in reason
+
+
+def test_a_runtime_asked_for_scores_even_if_it_failed_and_the_reason_says_so(answers):
+    labels, reference = answers
+    worse = reference.copy()
+    worse[100:200] = (labels[100:200] + 1) % 4
+    same = one_hot(reference)
+    trials = [judge("pytorch", same, same, labels, 4.0),
+              judge("onnx-int8", same, one_hot(worse), labels, 1.0)]
+    scorer, reason = choose(trials, "onnx-int8")
+    assert scorer == "onnx-int8" and "-P scorer=onnx-int8" in reason and "FAILED" in reason
+
+
+def test_metrics_name_each_runtime(answers):
+    labels, reference = answers
+    metrics = judge("onnx-int8", one_hot(reference), one_hot(reference), labels, 1.0).metrics()
+    assert set(metrics) == {f"parity_onnx_int8_{k}" for k in (
+        "rows_per_second", "agreement", "agreement_low", "agreement_high", "accuracy",
+        "p_worse")}

@@ -1,0 +1,125 @@
+"""Scoring through ONNX Runtime (`agnews.model.onnx_export`, `agnews.model.runtimes`): the
+export scores what PyTorch scores, train's choice travels with the logged model, a model that
+scores through ONNX Runtime loads without torch, and every failure falls back to PyTorch."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from support import ROOT, sample_texts, subprocess_env
+
+from agnews.model.batching import predict_logits
+from agnews.model.device import Precision
+from agnews.model.logged_model import load_logged_classifier, log_classifier, score_texts
+from agnews.model.onnx_export import RuntimeChoice, export_onnx, pick_runtime
+from agnews.model.onnx_trial import quantize_int8
+from agnews.model.pretrained import load_classifier, load_tokenizer
+from agnews.model.runtimes import OnnxRuntime, onnx_session
+
+FP32 = Precision("fp32", "fp32", "asked for by the test")
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model, ag_news):
+    """The tiny model with a seeded head, its tokenizer, and 120 real texts' ids and labels."""
+    torch.manual_seed(0)
+    model = load_classifier(str(tiny_model)).eval()
+    tokenizer = load_tokenizer(str(tiny_model))
+    texts = sample_texts(ag_news)[:120]
+    ids = tokenizer(texts, truncation=True, max_length=32)["input_ids"]
+    labels = predict_logits(model, ids, 16, tokenizer.pad_token_id).argmax(axis=1)
+    return model, tokenizer, texts, ids, labels
+
+
+def test_the_onnx_export_scores_what_pytorch_scores(tiny, tmp_path):
+    model, tokenizer, _, ids, _ = tiny
+    expected = predict_logits(model, ids, 16, tokenizer.pad_token_id, "fp32")
+    path = export_onnx(model, tmp_path / "model.onnx")
+    got = OnnxRuntime(onnx_session(path), "onnx").logits(ids, 16, tokenizer.pad_token_id)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    int8 = quantize_int8(path, tmp_path / "model.int8.onnx")
+    assert int8.stat().st_size < path.stat().st_size / 2  # int8 weights: a quarter, and scales
+    quantized = OnnxRuntime(onnx_session(int8), "onnx-int8").logits(ids, 16,
+                                                                    tokenizer.pad_token_id)
+    assert quantized.shape == expected.shape
+    assert 0 < np.abs(quantized - expected).max() < 0.5  # rounded weights: close, not equal
+
+
+def test_every_runtime_is_judged_and_one_that_passed_scores(tiny, tmp_path):
+    model, tokenizer, _, ids, labels = tiny
+    choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path)
+    trials = {t.name: t for t in choice.trials}
+    assert list(trials) == ["pytorch", "onnx", "onnx-int8"]
+    assert trials["pytorch"].agreement == trials["onnx"].agreement == 1.0
+    assert trials[choice.scorer].passed and not choice.warning
+    assert choice.scorer in choice.reason or "fastest" in choice.reason
+    assert (choice.onnx is None) == (choice.scorer == "pytorch")
+    assert choice.onnx is None or choice.onnx.is_file()
+
+
+def test_a_model_that_does_not_export_scores_with_pytorch_and_says_why(tiny, tmp_path,
+                                                                        monkeypatch):
+    model, tokenizer, _, ids, labels = tiny
+
+    def refuse(*args, **kwargs):  # what torch.onnx raises for an operator it cannot write
+        raise RuntimeError("Exporting the operator 'aten::scaled_dot_product' to ONNX opset "
+                           "version 17 is not supported.\nPlease open an issue.")
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path)
+    assert choice.scorer == "pytorch" and choice.onnx is None
+    assert [t.name for t in choice.trials] == ["pytorch"]
+    assert choice.warning == ("the model did not export to ONNX (RuntimeError: Exporting the "
+                              "operator 'aten::scaled_dot_product' to ONNX opset version 17 is "
+                              "not supported.): it scores with PyTorch")
+
+
+SCORE = """
+import json, sys
+from agnews.model.logged_model import load_logged_classifier, score_texts
+clf = load_logged_classifier(sys.argv[1])
+probs = score_texts(clf, json.loads(sys.argv[2]), 8)
+print(json.dumps({"scorer": clf.scorer, "probs": probs.tolist(),
+                  "loaded": sorted(m for m in ("torch", "transformers") if m in sys.modules)}))
+"""
+
+
+def test_a_model_logged_with_onnx_scores_through_it_without_torch(tiny, tracking, tmp_path):
+    model, tokenizer, texts, ids, labels = tiny
+    choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path, "onnx")
+    assert choice.scorer == "onnx"
+    with mlflow.start_run():
+        info = log_classifier(model, tokenizer, 32, choice)
+    expected = score_texts(load_logged_classifier(info.model_uri), texts[:20], 8)
+    out = subprocess.run([sys.executable, "-c", SCORE, info.model_uri, json.dumps(texts[:20])],
+                         cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    assert answer["scorer"] == "onnx" and answer["loaded"] == []
+    np.testing.assert_allclose(answer["probs"], expected, atol=1e-5)
+    served = mlflow.pyfunc.load_model(info.model_uri).predict(texts[:20])
+    assert [top["label"] for top in served[0]] == [
+        model.config.id2label[i] for i in expected.argmax(axis=1)]
+
+
+def test_an_onnx_file_that_does_not_open_falls_back_to_pytorch_in_one_line(tiny, tracking,
+                                                                          tmp_path, capsys):
+    model, tokenizer, texts, _, _ = tiny
+    broken = tmp_path / "model.onnx"
+    broken.write_bytes(b"not an onnx graph")
+    with mlflow.start_run():
+        info = log_classifier(model, tokenizer, 32, RuntimeChoice("onnx", "test", broken))
+    capsys.readouterr()
+    clf = load_logged_classifier(info.model_uri, "fp32")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert clf.scorer == "pytorch"
+    assert len(err) == 1 and err[0].startswith("agnews: warning: the model's onnx scorer did "
+                                               "not open (")
+    assert err[0].endswith("): scoring with PyTorch instead")
+    assert score_texts(clf, texts[:3], 8).shape == (3, 4)
