@@ -72,6 +72,7 @@ def main(argv=None) -> None:
     clf = load_logged_classifier(cfg.model_uri, ev.precision)
     with step_run("predict", config_params(cfg, ev), {"input": str(source.resolve()),
                                                       "model_uri": cfg.model_uri}):
+        mlflow.set_tags(clf.runtime.tags())  # the scorer (runtime) and where it ran
         start = time.perf_counter()
         with tqdm(total=len(texts), unit="text", desc="predict", mininterval=1.0) as bar:
             probs = score_texts(clf, texts["text"].tolist(), ev.eval_batch_size, bar)

@@ -39,7 +39,30 @@ def test_agreement_under_the_floor_fails_even_without_an_accuracy_loss(answers):
     trial = judge("onnx-int8", one_hot(reference), one_hot(variant), labels, seconds=1.0)
     assert trial.agreement == pytest.approx(0.994)
     assert trial.only_pytorch_right == 3 and trial.only_variant_right == 3
-    assert not trial.passed and "under 99.5%" in trial.why
+    assert not trial.passed and "not surely 99.5%" in trial.why
+
+
+def test_agreement_passes_on_its_bound_so_the_same_share_needs_enough_rows():
+    """99.7% agreement: over 1,000 rows the one-sided 95% bound is under 99.5% (3 rows could be
+    chance), over 20,000 rows it is above."""
+    for rows, passed in ((1_000, False), (20_000, True)):
+        labels = np.zeros(rows, dtype=int)
+        variant = labels.copy()
+        variant[:rows * 3 // 1000] = 1
+        labels[:rows * 3 // 1000] = 1  # the rows it changes it gets right: no accuracy loss
+        trial = judge("onnx-int8", one_hot(np.zeros(rows, dtype=int)), one_hot(variant),
+                      labels, 1.0)
+        assert trial.agreement == pytest.approx(0.997)
+        assert trial.passed is passed, trial.why
+
+
+def test_rows_without_a_label_count_for_agreement_only(answers):
+    labels, reference = answers
+    unlabeled = np.concatenate([np.full(1000, -1), labels])
+    trial = judge("onnx", one_hot(np.concatenate([reference, reference])),
+                  one_hot(np.concatenate([reference, reference])), unlabeled, 1.0)
+    assert trial.rows == 2000 and trial.accuracy == pytest.approx(0.9)
+    assert "on 1000 test rows" in trial.why
 
 
 def test_a_loss_mcnemar_detects_fails_though_agreement_is_high():
