@@ -26,7 +26,7 @@ import torch
 
 from agnews import PROJECT_DIR
 from agnews.model.onnx_trial import save_rows
-from agnews.model.parity import REFERENCE, Trial, choose, judge
+from agnews.model.parity import REFERENCE, Trial, choose, judge, rows_needed
 from agnews.model.runtimes import SCORERS, TorchRuntime
 
 OPSET = 17
@@ -105,8 +105,10 @@ def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad
     only), and choose; ONNX files are written into `folder`."""
     from agnews.model.padding import softmax
 
-    if not len(ids):
-        return RuntimeChoice(REFERENCE, "no rows to judge another runtime on")
+    if asked == "auto" and len(ids) < rows_needed():
+        return RuntimeChoice(REFERENCE, f"only {len(ids)} rows to judge on: even full agreement "
+                             f"could not show 99.5% (that needs {rows_needed()} rows), so no "
+                             "other runtime was tried")
     reference, seconds = _timed(TorchRuntime(model, precision), ids, batch_size, pad_id)
     reference = softmax(reference)
     # PyTorch is the reference: it passes by definition (its bound only says how many rows)

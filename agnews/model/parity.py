@@ -87,7 +87,18 @@ def choose(trials: list[Trial], asked: str = "auto") -> tuple[str, str]:
                       f"({trial.why})"
     passing = [t for t in trials if t.passed]
     best = max(passing, key=lambda t: t.rows_per_second)
-    others = ", ".join(f"{t.name} {t.rows_per_second:.0f}" + ("" if t.passed else " (failed)")
+    others = "; ".join(f"{t.name} {t.rows_per_second:.0f} rows/s"
+                       + ("" if t.passed else f", failed: {t.why}")
                        for t in trials if t is not best)
-    return best.name, (f"fastest that passed the parity gate: {best.rows_per_second:.0f} rows/s"
-                       + (f" (vs {others})" if others else "") + f"; {best.why}")
+    return best.name, (f"the fastest that passed the parity gate, {best.rows_per_second:.0f} "
+                       f"rows/s" + (f" (vs {others})" if others else "")
+                       + ("" if best.name == REFERENCE else f"; it {best.why}"))
+
+
+def rows_needed(min_agreement: float = MIN_AGREEMENT) -> int:
+    """The fewest rows on which even perfect agreement clears the gate's bound: with fewer, no
+    runtime but PyTorch can pass, and train does not export at all."""
+    rows = 1
+    while wilson(rows, rows, BOUND_LEVEL)[0] < min_agreement:
+        rows = rows * 2 if rows < 256 else rows + 1
+    return rows

@@ -110,7 +110,8 @@ def test_identical_rerun_reuses_every_step_and_starts_no_child(project, first):
 
 
 TIMINGS = ("epoch_seconds", "train_samples_per_second", "predict_rows_per_second",
-           "peak_rss_mb")  # measured, not computed: they differ run to run
+           "peak_rss_mb")  # measured, not computed: they differ run to run, as does every
+# parity_<runtime>_rows_per_second of the gate
 
 
 def test_force_all_reruns_everything_and_reproduces_every_metric(project, first):
@@ -147,7 +148,7 @@ def test_force_all_reruns_everything_and_reproduces_every_metric(project, first)
         before, again = ({k: v for k, v in m.items() if not k.startswith("system/")}
                          for m in (before, again))
         assert set(before) == set(again), step
-        for name in set(before) - set(TIMINGS):
+        for name in {n for n in before if not n.endswith("rows_per_second")} - set(TIMINGS):
             assert again[name] == pytest.approx(before[name], abs=1e-6), (step, name)
     first_train, train = first["steps"]["train"][0], result["steps"]["train"][0]
     for name in ("train_loss_step", "val_loss", "val_f1"):

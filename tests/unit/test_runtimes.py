@@ -63,6 +63,16 @@ def test_every_runtime_is_judged_and_one_that_passed_scores(tiny, tmp_path):
     assert choice.onnx is None or choice.onnx.is_file()
 
 
+def test_too_few_rows_to_pass_the_gate_try_no_other_runtime(tiny, tmp_path, monkeypatch):
+    model, tokenizer, _, ids, labels = tiny
+    monkeypatch.setattr(torch.onnx, "export", None)  # would fail if it were reached
+    choice = pick_runtime(model, FP32, ids[:500], labels[:500], tokenizer.pad_token_id, 16,
+                          tmp_path)
+    assert (choice.scorer, choice.onnx, choice.trials, choice.warning) == ("pytorch", None, [], "")
+    assert choice.reason.startswith("only 500 rows to judge on: even full agreement could not "
+                                    "show 99.5% (that needs 539 rows)")
+
+
 def test_a_model_that_does_not_export_scores_with_pytorch_and_says_why(tiny, tmp_path,
                                                                         monkeypatch):
     model, tokenizer, _, ids, labels = tiny
