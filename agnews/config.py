@@ -115,7 +115,8 @@ class TrainConfig:
         "and PET_RDZV_ENDPOINT on each", 1)
     scorer: str = _help(
         "runtime the logged model scores with: auto (the fastest of PyTorch, ONNX Runtime fp32 "
-        "and int8 that passes the parity gate on the test rows), pytorch, onnx or onnx-int8",
+        "and int8 that passes the parity gate on the val and test rows), pytorch, onnx or "
+        "onnx-int8",
         "auto")
 
     def __post_init__(self):

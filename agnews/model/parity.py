@@ -4,11 +4,11 @@ A variant (ONNX Runtime fp32, or int8) passes when it predicts the same class as
 least `MIN_AGREEMENT` of the rows, as the one-sided 95% lower bound of the agreement (Wilson)
 shows, and a paired test cannot tell that it is right less often: McNemar's exact one-sided
 test on the test rows where exactly one of the two is right (the test `register` promotes
-with), at `ALPHA`. Agreement needs no labels, so train judges it on every tokenized row (train,
-val and test: 1,700 by default) and accuracy on the test rows. The bound, not the point
-estimate, because on 500 rows an int8 model that agrees on 99.3% of the full test split
-passed a 99.5% point-estimate floor in a third of the draws (docs/performance.md measures the
-rule's error rates). Of the variants that pass, the one with the most rows per second scores.
+with), at `ALPHA`. Agreement needs no labels, so train judges it on the val and test rows (700
+by default) and accuracy on the test rows. The bound, not the point estimate, because on 500
+rows an int8 model that agrees on 99.3% of the full test split passed a 99.5% point-estimate
+floor in a third of the draws (docs/performance.md measures the rule's error rates). Of the
+variants that pass, the one with the most rows per second scores.
 """
 from __future__ import annotations
 
