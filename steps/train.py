@@ -40,7 +40,6 @@ import tempfile
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
 import torch
 
@@ -99,6 +98,7 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str,
 
     from agnews.model.logged_model import log_classifier
     from agnews.model.onnx_export import pick_runtime
+    from agnews.model.parity import gate_rows
     from agnews.tracking.runs import log_figure
     from agnews.training.plots import learning_rate_schedule, loss_curves, metric_evolution
 
@@ -112,8 +112,8 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str,
     # Agreement with PyTorch needs no labels, so the val rows count for it beside the test rows
     # (the more rows, the firmer its bound); not the train rows, on which the model is surer
     # than on new text and runtimes agree more often. Accuracy is compared on the test rows.
-    rows = pd.concat([splits["val"], splits["test"]], ignore_index=True)
-    labels = np.concatenate([np.full(len(splits["val"]), -1), splits["test"]["label"].to_numpy()])
+    keep, labels = gate_rows(len(splits["val"]), splits["test"]["label"].to_numpy(), cfg.seed)
+    rows = pd.concat([splits["val"], splits["test"]], ignore_index=True).iloc[keep]
     with tempfile.TemporaryDirectory() as tmp:
         choice = pick_runtime(model, result.precision, rows["input_ids"].tolist(), labels,
                               meta["pad_token_id"], cfg.eval_batch_size, Path(tmp), cfg.scorer)

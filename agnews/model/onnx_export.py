@@ -26,7 +26,7 @@ import torch
 
 from agnews import PROJECT_DIR
 from agnews.model.onnx_trial import save_rows
-from agnews.model.parity import REFERENCE, Trial, choose, judge, rows_needed
+from agnews.model.parity import MIN_AGREEMENT, REFERENCE, Trial, choose, judge, rows_needed
 from agnews.model.runtimes import SCORERS, TorchRuntime
 
 OPSET = 17
@@ -61,8 +61,8 @@ def export_onnx(model, path: Path) -> Path:
 
 def release_freed_memory() -> None:
     """Hand the memory training freed back to the system before exporting: glibc keeps it in
-    its arenas, fragmented, and the export's and quantizer's copies of the weights (about 4x
-    the model) would otherwise stack on top of training's peak."""
+    its arenas, fragmented, and the exporter's copies of the weights would otherwise stack on
+    top of training's peak."""
     import ctypes
     import gc
 
@@ -106,9 +106,9 @@ def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad
     from agnews.model.padding import softmax
 
     if asked == "auto" and len(ids) < rows_needed():
-        return RuntimeChoice(REFERENCE, f"only {len(ids)} rows to judge on: even full agreement "
-                             f"could not show 99.5% (that needs {rows_needed()} rows), so no "
-                             "other runtime was tried")
+        return RuntimeChoice(REFERENCE, f"only {len(ids)} rows to judge on: even full "
+                             f"agreement could not show {MIN_AGREEMENT:.1%} (that needs "
+                             f"{rows_needed()} rows), so no other runtime was tried")
     reference, seconds = _timed(TorchRuntime(model, precision), ids, batch_size, pad_id)
     reference = softmax(reference)
     # PyTorch is the reference: it passes by definition (its bound only says how many rows)

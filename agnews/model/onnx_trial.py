@@ -4,9 +4,9 @@ Train's parity gate (`agnews.model.onnx_export.pick_runtime`) starts this module
 exported the model: here the graph is quantized to int8 and each variant scores the test rows,
 timed. A process of its own because the quantizer holds several copies of the graph at once and
 each ONNX Runtime session its own copy of the weights: in train's process they would stack on
-top of training's peak memory (measured with the stand-in: +330 MB), while this process needs
-only onnxruntime and NumPy, which import in a fraction of a second. It also scores as evaluate
-will: without torch in the process.
+top of training's peak memory (docs/performance.md), while this process needs only onnxruntime
+and NumPy, which import in a fraction of a second. It also scores as evaluate will: without
+torch in the process.
 
     python -m agnews.model.onnx_trial <model.onnx> <rows.npz> <out.npz> --int8 <model.int8.onnx>
 """
@@ -40,8 +40,8 @@ def load_rows(path: Path) -> tuple[list[np.ndarray], int, int]:
 
 def quantize_int8(source: Path, path: Path) -> Path:
     """Dynamic int8 quantization, ONNX Runtime's own: weights int8 per output channel (per
-    tensor moved 1.7% of the stand-in's test predictions, per channel 0.7%), activations
-    quantized at run time."""
+    tensor, its default, moved more predictions: docs/performance.md), activations quantized
+    at run time."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # it advises pre-processing the graph at every call: that is for static quantization

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agnews.model.padding import longest_first, padded_batches, softmax
+from agnews.model.padding import PAD_MULTIPLE, longest_first, padded_batches, softmax
 
 # Deferred imports: torch, transformers (the PyTorch runtime only) and onnxruntime (the ONNX
 # runtimes only), so that opening one never pays for the other.
@@ -60,8 +60,10 @@ class OnnxRuntime:
     def logits(self, seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
                progress=None, multiple: int = 1) -> np.ndarray:
         out: np.ndarray | None = None
+        # Widths always rounded to PAD_MULTIPLE: ONNX Runtime keeps buffers for every input shape
+        # it meets, so a pass over thousands of texts of every length would grow its memory.
         for idx, ids, mask in padded_batches(seqs, batch_size, pad_id, longest_first(seqs),
-                                             multiple):
+                                             max(multiple, PAD_MULTIPLE)):
             logits = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
             if out is None:
                 out = np.zeros((len(seqs), logits.shape[1]), dtype=np.float32)

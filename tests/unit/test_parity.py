@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agnews.model.parity import choose, judge
+from agnews.model.parity import MOST_ROWS, choose, gate_rows, judge
 
 
 def one_hot(classes: np.ndarray) -> np.ndarray:
@@ -106,3 +106,14 @@ def test_metrics_name_each_runtime(answers):
     assert set(metrics) == {f"parity_onnx_int8_{k}" for k in (
         "rows_per_second", "agreement", "agreement_low", "agreement_high", "accuracy",
         "p_worse")}
+
+
+def test_the_gate_judges_val_and_test_rows_and_at_most_a_seeded_thousand():
+    keep, labels = gate_rows(200, np.arange(500) % 4, seed=1)
+    assert list(keep) == list(range(700)) and list(labels[:200]) == [-1] * 200
+    assert list(labels[200:]) == list(np.arange(500) % 4)
+    keep, labels = gate_rows(200, np.arange(7600) % 4, seed=1)
+    assert len(keep) == MOST_ROWS == 1000 and np.all(np.diff(keep) > 0)
+    assert np.array_equal(keep, gate_rows(200, np.arange(7600) % 4, seed=1)[0])  # a rerun
+    assert not np.array_equal(keep, gate_rows(200, np.arange(7600) % 4, seed=2)[0])
+    assert np.array_equal(labels[keep >= 200], (keep[keep >= 200] - 200) % 4)
