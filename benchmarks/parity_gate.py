@@ -10,7 +10,10 @@ default). Against the whole split's agreement that is the gate's error rate: how
 runtime under the 99.5% floor passes on fewer rows, and how often one above it fails.
 
     python benchmarks/parity_gate.py --model-uri runs:/<train run>/model \\
-        --data ../shared/data/ag_news --draws 2000 --sizes 500,700,1700,5000
+        --data <AG News folder> --draws 2000 --sizes 500,700,1700,5000
+
+`--data` is a folder in the AG News CSV layout (test.csv): by default `$AGNEWS_DATA`, else the
+repository's sample (1,200 test rows; the figures in docs/performance.md use all 7,600).
 
 Run by hand (a few minutes), never in the test suite.
 """
@@ -20,7 +23,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +48,7 @@ def main() -> None:
     from agnews.evaluation.intervals import wilson
     from agnews.model.device import Precision
     from agnews.model.onnx_export import export_onnx
-    from agnews.model.onnx_trial import quantize_int8
+    from agnews.model.onnx_trial import quantize_int8, timed
     from agnews.model.padding import softmax
     from agnews.model.parity import judge
     from agnews.model.runtimes import OnnxRuntime, TorchRuntime, onnx_session, open_classifier
@@ -63,12 +65,6 @@ def main() -> None:
     ids = clf.tokenizer(texts, truncation=True, max_length=clf.max_length)["input_ids"]
     pad = clf.tokenizer.pad_token_id
 
-    def timed(runtime) -> tuple[np.ndarray, float]:
-        runtime.logits(ids[:args.batch_size], args.batch_size, pad)  # builds the kernels
-        start = time.perf_counter()
-        logits = runtime.logits(ids, args.batch_size, pad)
-        return softmax(logits), time.perf_counter() - start
-
     model = clf.runtime.model
     runtimes = {"pytorch fp32": TorchRuntime(model, Precision("fp32", "fp32", "asked")),
                 f"pytorch {clf.runtime.precision.score} (auto)": clf.runtime}
@@ -77,7 +73,8 @@ def main() -> None:
         runtimes["onnx"] = OnnxRuntime(onnx_session(fp32), "onnx")
         runtimes["onnx-int8"] = OnnxRuntime(onnx_session(
             quantize_int8(fp32, Path(tmp) / "model.int8.onnx")), "onnx-int8")
-        scored = {name: timed(r) for name, r in runtimes.items()}
+        scored = {name: (softmax(logits), seconds) for name, (logits, seconds) in (
+            (name, timed(r, ids, args.batch_size, pad)) for name, r in runtimes.items())}
     reference = scored[f"pytorch {clf.runtime.precision.score} (auto)"][0]
     print(f"CPU: {cpu_model()} ({os.cpu_count()} cores, torch {torch.get_num_threads()} "
           f"threads); model {args.model_uri}; {len(texts)} test rows of {args.data}")

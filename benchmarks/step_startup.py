@@ -10,7 +10,8 @@ and transformers were imported, peak RSS, and the scorer the model was logged
 with. `-X importtime` itself adds a little to every import; the wall column is the step's
 whole run, work included.
 
-    python benchmarks/step_startup.py --data ../shared/data/ag_news --model <folder>
+    python benchmarks/step_startup.py          # the repository's sample, the stand-in model
+    python benchmarks/step_startup.py --data <AG News folder> --model <model folder>
     python benchmarks/step_startup.py --scorer pytorch     # the same with PyTorch scoring
 
 Run by hand (a few minutes), never in the test suite.
@@ -89,12 +90,12 @@ def step_argvs(store: str, tmp: Path) -> dict[str, list[str]]:
     entry["predict"] = {"input": str(batch), "model_uri": model,
                         "output": str(tmp / "predictions.csv")}
     entry["monitor"] = {"input": str(batch), "model_uri": model}
-    spec_params = {}
-    for step, params in entry.items():
-        from mlflow.projects import _project_spec
+    from mlflow.projects import _project_spec
 
-        names = _project_spec.load_project(str(ROOT)).get_entry_point(step).parameters
-        spec_params[step] = {k: v for k, v in params.items() if k in names}
+    project = _project_spec.load_project(str(ROOT))
+    spec_params = {step: {k: v for k, v in params.items()
+                          if k in project.get_entry_point(step).parameters}
+                   for step, params in entry.items()}
     return {step: step_argv(ROOT, step, p, str(tmp)) for step, p in spec_params.items()}
 
 

@@ -16,7 +16,6 @@ import contextlib
 import io
 import subprocess
 import sys
-import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 from agnews import PROJECT_DIR
-from agnews.model.onnx_trial import save_rows
+from agnews.model.onnx_trial import save_rows, timed
 from agnews.model.parity import MIN_AGREEMENT, REFERENCE, Trial, choose, judge, rows_needed
 from agnews.model.runtimes import SCORERS, TorchRuntime
 
@@ -73,15 +72,6 @@ def release_freed_memory() -> None:
         pass
 
 
-def _timed(runtime, ids, batch_size: int, pad_id: int) -> tuple[np.ndarray, float]:
-    """Logits of every row and the seconds they took, after one untimed batch (the first call
-    builds each runtime's kernels)."""
-    runtime.logits(ids[:batch_size], batch_size, pad_id)
-    start = time.perf_counter()
-    logits = runtime.logits(ids, batch_size, pad_id)
-    return logits, time.perf_counter() - start
-
-
 def onnx_trials(onnx: Path, ids: list, pad_id: int, batch_size: int, int8: Path | None,
                 folder: Path) -> dict[str, tuple[np.ndarray, float]]:
     """{variant: (logits, seconds)} from `agnews.model.onnx_trial` in a process of its own."""
@@ -105,11 +95,12 @@ def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad
     only), and choose; ONNX files are written into `folder`."""
     from agnews.model.padding import softmax
 
-    if asked == "auto" and len(ids) < rows_needed():
+    needed = rows_needed()
+    if asked == "auto" and len(ids) < needed:
         return RuntimeChoice(REFERENCE, f"only {len(ids)} rows to judge on: even full "
                              f"agreement could not show {MIN_AGREEMENT:.1%} (that needs "
-                             f"{rows_needed()} rows), so no other runtime was tried")
-    reference, seconds = _timed(TorchRuntime(model, precision), ids, batch_size, pad_id)
+                             f"{needed} rows), so no other runtime was tried")
+    reference, seconds = timed(TorchRuntime(model, precision), ids, batch_size, pad_id)
     reference = softmax(reference)
     # PyTorch is the reference: it passes by definition (its bound only says how many rows)
     trials = [replace(judge(REFERENCE, reference, reference, labels, seconds), passed=True,

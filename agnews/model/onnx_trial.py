@@ -50,10 +50,9 @@ def quantize_int8(source: Path, path: Path) -> Path:
     return path
 
 
-def timed(runtime: OnnxRuntime, ids: list, batch_size: int, pad_id: int
-          ) -> tuple[np.ndarray, float]:
-    """Logits of every row and the seconds they took, after one untimed batch (the first call
-    builds the runtime's kernels)."""
+def timed(runtime, ids: list, batch_size: int, pad_id: int) -> tuple[np.ndarray, float]:
+    """Logits of every row and the seconds they took with any runtime (PyTorch's or ONNX
+    Runtime's), after one untimed batch (the first call builds the runtime's kernels)."""
     runtime.logits(ids[:batch_size], batch_size, pad_id)
     start = time.perf_counter()
     logits = runtime.logits(ids, batch_size, pad_id)
