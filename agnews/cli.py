@@ -72,6 +72,7 @@ def quiet_libraries() -> None:
     """Silence the chatter that buries a step's own output (download bars, HF advisories)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # tokenize prints its own
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # Read by transformers when (and if) a step imports it: ingest, report and main never
     # do, and importing it here just to configure it would cost each of them a second.

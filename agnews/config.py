@@ -70,8 +70,13 @@ class TokenizeConfig:
     model: str = _help("Hugging Face model id or local model folder", DEFAULT_MODEL)
     model_revision: str = _help(MODEL_REVISION_HELP, "main")
     max_length: int = _help("tokens per text; longer texts are truncated", 128)
+    num_proc: int = _help(
+        "processes that encode the texts; 0 = one per 5,000 texts of a split, up to the "
+        "cores (fewer texts encode as fast in one process)", 0)
 
     def __post_init__(self):
+        _require(self.num_proc >= 0,
+                 f"num_proc={self.num_proc} is negative: pass 0 (automatic) or a process count")
         _require(bool(self.model.strip()), "model is empty: pass -P model=<hub id or folder>")
         _require(bool(self.model_revision.strip()),
                  "model_revision is empty: pass a branch, tag or commit, e.g. main")
@@ -89,6 +94,9 @@ class TrainConfig:
     # Tuned on this project's benchmark (benchmarks/vs_seed.py); the seed's recipe was
     # epochs=2, train_batch_size=4, eval_batch_size=8, learning_rate=5e-5, fp32.
     epochs: int = _help("passes over the training rows", 2)
+    max_steps: int = _help(
+        "most optimiser steps in all; training stops there, mid-epoch if need be, and the "
+        "learning rate decays to 0 by then; 0 = the epochs decide", 0)
     train_batch_size: int = _help("rows per optimiser step", 16)
     eval_batch_size: int = _help("rows per forward pass when scoring", 64)
     micro_batch_tokens: int = _help(
@@ -129,6 +137,8 @@ class TrainConfig:
         _require(self.log_every_steps >= 0,
                  f"log_every_steps={self.log_every_steps} is negative: pass 0 for automatic")
         _require(self.epochs > 0, f"epochs={self.epochs} must be at least 1: pass -P epochs=2")
+        _require(self.max_steps >= 0,
+                 f"max_steps={self.max_steps} is negative: pass 0 to let the epochs decide")
         _require(self.train_batch_size > 0,
                  f"train_batch_size={self.train_batch_size} must be at least 1")
         _require(self.eval_batch_size > 0,

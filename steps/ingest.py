@@ -20,6 +20,7 @@ from agnews.config import DataConfig
 from agnews.data.profile import class_balance, text_length, text_overlap
 from agnews.data.sampling import sample_splits
 from agnews.data.sources import dataset_source, load_source, source_tags
+from agnews.data.tokenized import rows_digest
 
 # Deferred imports: mlflow and the heavier libraries (and the agnews modules that import them)
 # load in main, after the arguments parse: a bad parameter gets its one-line error at once.
@@ -40,8 +41,10 @@ def main(argv=None) -> None:
         mlflow.set_tags(source_tags(source))
         for name, df in splits.items():
             log_dataframe(df, f"data/{name}.parquet")
+            # the digest tokenize computes of the same rows read back from this file
             dataset = mlflow.data.from_pandas(df, source=dataset_source(source, name),
-                                              targets="label", name=name)
+                                              targets="label", name=name,
+                                              digest=rows_digest([df]))
             mlflow.log_input(dataset, context=name)
             mlflow.log_metric(f"{name}_rows", len(df))
         lengths = text_length(splits)

@@ -57,7 +57,9 @@ from agnews.tracking.titles import run_title
 
 # Trials train in one process; the training settings a trial may vary are set through the
 # space (a fixed value there: `epochs=3`), so a value has one place to come from.
-EXCLUDED = {"checkpoint_dir", "num_processes", "sweep_run"} | (set(TUNABLE) - {"train_size"})
+# max_steps too: a trial's length is its epochs, which the pruner compares across trials.
+EXCLUDED = ({"checkpoint_dir", "num_processes", "sweep_run", "max_steps"}
+            | (set(TUNABLE) - {"train_size"}))
 
 
 class TrainFailed(UserError):

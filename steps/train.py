@@ -45,6 +45,7 @@ import torch
 
 from agnews.cli import config_params, parse, quiet_libraries, run_step
 from agnews.config import TrainConfig, TrialConfig
+from agnews.data.tokenized import TokenRows
 from agnews.model.device import device_name
 from agnews.training.callbacks import Callback, ProgressBar
 from agnews.training.distributed import Processes, in_worker, launch_command
@@ -82,7 +83,7 @@ def sweep_pruning(trial: TrialConfig, epochs: int) -> Callback | None:
     return TrialPruning(trial.sweep_study, trial.sweep_storage, trial.sweep_trial, epochs)
 
 
-def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str, pd.DataFrame],
+def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str, TokenRows],
                 meta: dict, cfg: TrainConfig, processes: Processes) -> None:
     """On the active run: the kept epoch, the precision and device, the plots, the runtime the
     parity gate chose on the tokenized `splits`, and the model."""
@@ -112,10 +113,11 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str,
     # Agreement with PyTorch needs no labels, so the val rows count for it beside the test rows
     # (the more rows, the firmer its bound); not the train rows, on which the model is surer
     # than on new text and runtimes agree more often. Accuracy is compared on the test rows.
-    keep, labels = gate_rows(len(splits["val"]), splits["test"]["label"].to_numpy(), cfg.seed)
-    rows = pd.concat([splits["val"], splits["test"]], ignore_index=True).iloc[keep]
+    val, test = splits["val"], splits["test"]
+    keep, labels = gate_rows(len(val), test.labels, cfg.seed)
+    ids = val.take(keep[keep < len(val)]) + test.take(keep[keep >= len(val)] - len(val))
     with tempfile.TemporaryDirectory() as tmp:
-        choice = pick_runtime(model, result.precision, rows["input_ids"].tolist(), labels,
+        choice = pick_runtime(model, result.precision, ids, labels,
                               meta["pad_token_id"], cfg.eval_batch_size, Path(tmp), cfg.scorer)
         log_choice(choice)
         log_classifier(model.cpu(), AutoTokenizer.from_pretrained(str(tokenizer_dir)),
@@ -158,7 +160,9 @@ def train(cfg: TrainConfig, uris, processes: Processes, trial: TrialConfig = Tri
     upstream = {"tokenized": uris.tokenized, "tokenizer": uris.tokenizer}
     with step_run("train", config_params(cfg), upstream, system_metrics=True):
         mlflow.set_tags(source.tags())
-        bar = tqdm(total=cfg.epochs * len(splits["train"]), unit="sample", desc="train",
+        rows = len(splits["train"]) * cfg.epochs
+        bar = tqdm(total=min(rows, cfg.max_steps * cfg.train_batch_size) if cfg.max_steps
+                   else rows, unit="sample", desc="train",
                    dynamic_ncols=True, mininterval=1.0)
         pruning = sweep_pruning(trial, cfg.epochs)
         callbacks = [LiveCurves(), ProgressBar(bar, cfg.epochs), *([pruning] if pruning else [])]

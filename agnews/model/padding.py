@@ -30,11 +30,25 @@ def pad_ids(seqs: Sequence[Sequence[int]], pad_id: int,
     return ids, mask
 
 
+def lengths_of(seqs: Sequence[Sequence[int]]) -> np.ndarray:
+    """Tokens per sequence: the `lengths` rows read from Arrow carry (`agnews.data.tokenized`),
+    else counted."""
+    known = getattr(seqs, "lengths", None)
+    if known is not None:
+        return known
+    return np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+
+
+def rows_at(seqs: Sequence[Sequence[int]], idx: np.ndarray) -> list[Sequence[int]]:
+    """The sequences at `idx`: rows read from Arrow fetch them in one call (`take`)."""
+    take = getattr(seqs, "take", None)
+    return take(idx) if take is not None else [seqs[i] for i in idx]
+
+
 def longest_first(seqs: Sequence[Sequence[int]]) -> np.ndarray:
     """Row order that scores the longest texts first: each batch then holds texts of similar
     length and pads little."""
-    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-    return np.argsort(-lengths, kind="stable")
+    return np.argsort(-lengths_of(seqs), kind="stable")
 
 
 def padded_batches(seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
@@ -44,7 +58,7 @@ def padded_batches(seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
     order = np.arange(len(seqs)) if order is None else order
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        ids, mask = pad_ids([seqs[i] for i in idx], pad_id, multiple)
+        ids, mask = pad_ids(rows_at(seqs, idx), pad_id, multiple)
         yield idx, ids, mask
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from agnews.config import TrainConfig
+from agnews.data.tokenized import TokenRows, as_token_rows
 from agnews.errors import UserError
 from agnews.evaluation.metrics import classification_metrics
 from agnews.model.batching import (
@@ -84,21 +85,30 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """Optimiser steps in the whole run: the epochs', or `max_steps` if fewer."""
+    steps = steps_per_epoch * cfg.epochs
+    return min(steps, cfg.max_steps) if cfg.max_steps > 0 else steps
+
+
 def log_interval(cfg: TrainConfig, steps_per_epoch: int) -> int:
     """Optimiser steps between two per-step points; 0 means about 40 points per run."""
     if cfg.log_every_steps > 0:
         return cfg.log_every_steps
-    return max(1, steps_per_epoch * cfg.epochs // POINTS_PER_RUN)
+    return max(1, total_steps(cfg, steps_per_epoch) // POINTS_PER_RUN)
 
 
-def score(model, df: pd.DataFrame, batch_size: int, pad_id: int, precision: str = "fp32",
-          processes: Processes = Processes()) -> dict[str, float]:
+def score(model, rows: TokenRows | pd.DataFrame, batch_size: int, pad_id: int,
+          precision: str = "fp32", processes: Processes = Processes()) -> dict[str, float]:
     """Loss, accuracy, F1, precision and recall of `model` on tokenized rows (each training
     process scores its share; every process gets the metrics of all rows)."""
-    seqs = df["input_ids"].tolist()
-    probs = sharded_probs(lambda rows: softmax(predict_logits(
-        model, [seqs[i] for i in rows], batch_size, pad_id, precision)), len(seqs), processes)
-    return classification_metrics(df["label"].to_numpy(), probs)
+    rows = as_token_rows(rows)
+
+    def scored(part: np.ndarray) -> np.ndarray:
+        mine = rows if len(part) == len(rows) else rows.subset(part)
+        return softmax(predict_logits(model, mine, batch_size, pad_id, precision))
+
+    return classification_metrics(rows.labels, sharded_probs(scored, len(rows), processes))
 
 
 def resume_from(checkpoint: Path, state: TrainState, model, opt: Optimisation,
@@ -133,20 +143,23 @@ def optimisation(model, cfg: TrainConfig, rows: int, processes: Processes) -> Op
     optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, fused=True)
     steps_per_epoch = -(-rows // cfg.train_batch_size)
     return Optimisation(optimizer,
-                        get_linear_schedule_with_warmup(optimizer, 0, steps_per_epoch * cfg.epochs),
+                        get_linear_schedule_with_warmup(optimizer, 0,
+                                                        total_steps(cfg, steps_per_epoch)),
                         grad_scaler(precision.train, next(model.parameters()).device), precision,
                         steps_per_epoch, log_interval(cfg, steps_per_epoch))
 
 
-def train_epoch(net, train_df: pd.DataFrame, cfg: TrainConfig, pad_id: int, opt: Optimisation,
+def train_epoch(net, train: TokenRows, cfg: TrainConfig, pad_id: int, opt: Optimisation,
                 state: TrainState, rng: np.random.Generator, callbacks: Sequence[Callback],
-                processes: Processes) -> list[float]:
-    """One pass over the training rows in length-grouped batches; returns each step's loss."""
-    seqs, labels = train_df["input_ids"].tolist(), torch.tensor(train_df["label"].to_numpy())
-    lengths = np.fromiter((len(q) for q in seqs), dtype=np.int64, count=len(seqs))
-    epoch, losses = state.epoch + 1, []
-    order = length_grouped_order(lengths, cfg.train_batch_size, rng)
-    for idx, ids, mask in batches(seqs, cfg.train_batch_size, pad_id, order):
+                processes: Processes) -> tuple[list[float], int]:
+    """One pass over the training rows in length-grouped batches, or up to `cfg.max_steps`;
+    returns each step's loss and the rows trained on."""
+    labels = torch.from_numpy(train.labels)
+    epoch, losses, rows = state.epoch + 1, [], 0
+    order = length_grouped_order(train.lengths, cfg.train_batch_size, rng)
+    for idx, ids, mask in batches(train, cfg.train_batch_size, pad_id, order):
+        if 0 < cfg.max_steps <= state.step:
+            break
         loss = backward(net, idx, ids, mask, labels, cfg.micro_batch_tokens,
                         opt.precision.train, opt.scaler, processes)
         opt.scaler.step(opt.optimizer)  # skips the step if fp16 gradients overflowed
@@ -155,6 +168,7 @@ def train_epoch(net, train_df: pd.DataFrame, cfg: TrainConfig, pad_id: int, opt:
         opt.scheduler.step()
         opt.optimizer.zero_grad(set_to_none=True)
         state.step += 1
+        rows += len(idx)
         losses.append(loss)
         state.window.append(loss)
         for c in callbacks:
@@ -166,16 +180,16 @@ def train_epoch(net, train_df: pd.DataFrame, cfg: TrainConfig, pad_id: int, opt:
             state.steps.append({"step": state.step, **point})
             for c in callbacks:
                 c.on_step(state.step, point)
-    return losses
+    return losses, rows
 
 
-def evaluate_epoch(model, splits: dict[str, pd.DataFrame], cfg: TrainConfig, pad_id: int,
+def evaluate_epoch(model, splits: dict[str, TokenRows], cfg: TrainConfig, pad_id: int,
                    precision: Precision, processes: Processes) -> dict[str, float]:
     """`<split>_loss`, `_accuracy`, `_f1`, `_precision`, `_recall` of each split, in eval mode."""
     row = {}
-    for split, df in splits.items():
+    for split, rows in splits.items():
         row.update({f"{split}_{k}": v for k, v in score(
-            model, df, cfg.eval_batch_size, pad_id, precision.score, processes).items()})
+            model, rows, cfg.eval_batch_size, pad_id, precision.score, processes).items()})
     return row
 
 
@@ -221,7 +235,8 @@ def replay(state: TrainState, callbacks: Sequence[Callback], rows: int) -> None:
             c.on_epoch(epoch, row)
 
 
-def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, pad_id: int,
+def fit(model, train: TokenRows | pd.DataFrame, val: TokenRows | pd.DataFrame,
+        cfg: TrainConfig, pad_id: int,
         callbacks: Sequence[Callback] = (), checkpoint: Path | None = None,
         processes: Processes = Processes()) -> FitResult:
     """Fine-tune with AdamW and a linear decay to zero.
@@ -243,23 +258,27 @@ def fit(model, train_df: pd.DataFrame, val_df: pd.DataFrame, cfg: TrainConfig, p
     """
     seed_everything(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    # A fixed sample (its own seeded generator, so training's shuffles stay as they were).
-    train_eval = train_df if len(train_df) <= TRAIN_EVAL_ROWS else train_df.sample(
-        n=TRAIN_EVAL_ROWS, random_state=cfg.seed)
-    opt = optimisation(model, cfg, len(train_df), processes)
+    train, val = as_token_rows(train), as_token_rows(val)
+    # A fixed sample (its own seeded generator, so training's shuffles stay as they were;
+    # the rows pandas' `sample(random_state=seed)` drew).
+    train_eval = train if len(train) <= TRAIN_EVAL_ROWS else train.subset(
+        np.random.RandomState(cfg.seed).choice(len(train), TRAIN_EVAL_ROWS, replace=False))
+    opt = optimisation(model, cfg, len(train), processes)
     state = TrainState()
     if restore(checkpoint, state, model, opt, rng, processes):
-        replay(state, callbacks, len(train_df))
+        replay(state, callbacks, len(train))
     net = processes.wrap(model)
     stopped_at = None
-    while state.epoch < cfg.epochs and stopped_at is None:
+    steps = total_steps(cfg, opt.steps_per_epoch)
+    while state.epoch < cfg.epochs and state.step < steps and stopped_at is None:
         net.train()
         start = time.perf_counter()
-        losses = train_epoch(net, train_df, cfg, pad_id, opt, state, rng, callbacks, processes)
+        losses, rows = train_epoch(net, train, cfg, pad_id, opt, state, rng, callbacks,
+                                   processes)
         seconds = time.perf_counter() - start
         row = {"train_running_loss": float(np.mean(losses)), "epoch_seconds": seconds,
-               "train_samples_per_second": len(train_df) / seconds,
-               **evaluate_epoch(model, {"train": train_eval, "val": val_df}, cfg, pad_id,
+               "train_samples_per_second": rows / seconds,
+               **evaluate_epoch(model, {"train": train_eval, "val": val}, cfg, pad_id,
                                 opt.precision, processes)}
         state.history.append(row)
         state.epoch += 1

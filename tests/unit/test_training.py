@@ -167,6 +167,22 @@ def test_live_step_points_learning_rate_and_progress(tiny_model, tokenizer):
     assert bar.samples == 80 and bar.postfix["epoch"] == "2/2"
 
 
+def test_max_steps_stops_mid_epoch_with_the_rate_decayed_by_then(tiny_model, tokenizer):
+    train, val = learnable_frames(tokenizer)  # 40 rows: 5 steps of 8 per epoch
+    cfg = TrainConfig(model=str(tiny_model), epochs=3, train_batch_size=8, learning_rate=1e-3,
+                      log_every_steps=1, max_steps=7)
+    bar = Bar()
+    result = fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id,
+                 [ProgressBar(bar, cfg.epochs)])
+    assert [p["step"] for p in result.steps] == list(range(1, 8))
+    assert len(result.history) == 2 and bar.samples == 56  # epoch 2 stopped after 2 steps
+    assert result.steps[-1]["learning_rate"] == pytest.approx(1e-3 / 7)  # linear to 0 at 7
+    assert result.history[1]["train_samples_per_second"] == pytest.approx(
+        16 / result.history[1]["epoch_seconds"])
+    with pytest.raises(UserError, match="max_steps=-1 is negative"):
+        TrainConfig(max_steps=-1)
+
+
 @pytest.mark.parametrize("freeze", [True, False])
 def test_freeze_embeddings_keeps_the_word_embeddings_and_trains_the_rest(tiny_model, tokenizer,
                                                                           freeze):
