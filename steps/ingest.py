@@ -17,7 +17,7 @@ import sys
 
 from agnews.cli import config_params, parse, quiet_libraries, run_step
 from agnews.config import DataConfig
-from agnews.data.profile import class_balance, text_length, text_overlap
+from agnews.data.profile import class_balance, text_length, text_overlap, word_counts
 from agnews.data.sampling import sample_splits
 from agnews.data.sources import dataset_source, load_source, source_tags
 from agnews.data.tokenized import rows_digest
@@ -59,7 +59,7 @@ def main(argv=None) -> None:
         mlflow.log_table(lengths, "text_length.json")
         log_figure(plots.class_balance(balance), "plots/class_balance.png")
         log_figure(plots.length_distribution(
-            {name: df["text"].str.split().str.len().to_numpy() for name, df in splits.items()},
+            {name: word_counts(df["text"]).to_numpy() for name, df in splits.items()},
             "words"), "plots/text_length_words.png")
     print("ingest: " + ", ".join(f"{k} {len(v)} rows" for k, v in splits.items()))
 

@@ -42,7 +42,9 @@ def validate(df: pd.DataFrame, name: str, one_based: bool = False,
         rows = ", ".join(str(r + 1) for r in empty.to_numpy().nonzero()[0][:5])
         raise UserError(f"{name} has {int(empty.sum())} empty text(s), at row(s) {rows}"
                         f"{' ...' if empty.sum() > 5 else ''}: remove or fill them")
-    out = pd.DataFrame({"text": text.astype(str).to_numpy()})
+    # pandas' string dtype (Arrow-backed): a NumPy array of Python str objects would take
+    # several times the memory of the texts themselves
+    out = pd.DataFrame({"text": text.astype(str).reset_index(drop=True)})
     if "label" in df.columns:
         labels = pd.to_numeric(df["label"], errors="coerce")
         low, high = (1, 4) if one_based else (0, len(LABELS) - 1)

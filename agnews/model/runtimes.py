@@ -25,6 +25,9 @@ from agnews.model.padding import PAD_MULTIPLE, longest_first, padded_batches, so
 # runtimes only), so that opening one never pays for the other.
 
 SCORERS = ("pytorch", "onnx", "onnx-int8")
+# Texts tokenized and scored at a time: enough for batches of similar lengths, few enough
+# that a million texts cost no more memory than four thousand.
+CHUNK_ROWS = 4096
 
 
 @dataclass
@@ -104,11 +107,17 @@ class Classifier:
         return self.runtime.name
 
     def probabilities(self, texts: list[str], batch_size: int, progress=None,
-                      multiple: int = 1) -> np.ndarray:
-        """Rows in input order, columns in label order."""
-        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        return softmax(self.runtime.logits(ids, batch_size, self.tokenizer.pad_token_id,
-                                           progress, multiple))
+                      multiple: int = 1, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+        """Rows in input order, columns in label order; tokenized and scored `chunk_rows`
+        texts at a time, so memory does not grow with the texts (a tokenizer's output holds
+        several KB a text)."""
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        for start in range(0, len(texts), chunk_rows):
+            part = texts[start:start + chunk_rows]
+            ids = self.tokenizer(part, truncation=True, max_length=self.max_length)["input_ids"]
+            out[start:start + len(part)] = softmax(self.runtime.logits(
+                ids, batch_size, self.tokenizer.pad_token_id, progress, multiple))
+        return out
 
 
 def folder_labels(folder: Path) -> list[str]:
