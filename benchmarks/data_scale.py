@@ -6,9 +6,12 @@ replacement: N texts, a twelfth of them test rows: 100,000 of 1.2M), then runs
 the real steps on it, each its own process as `mlflow run` starts them, into a fresh tracking
 store: ingest (every row, 1,000 of them for validation), tokenize (every text, onto Arrow
 files), train (`--max-steps` optimiser steps drawn from all the train rows, one epoch at most),
-and evaluate (every test row). Prints, per size and step: wall seconds, rows per second and
-the peak resident memory of the step's process (its `peak_rss_mb` metric; tokenize's encoding
-processes are separate and smaller). Rows are repeats of the local rows, so accuracy means
+and evaluate (every test row). Prints, per size and step: wall seconds, rows per second, the
+peak resident memory of the step's process (its `peak_rss_mb` metric) and the peak of its
+anonymous part (sampled every 0.2 s): resident memory also counts the pages of files the
+process maps, its libraries' and the Arrow files it reads, which the kernel drops under memory
+pressure; anonymous memory is what the process itself holds. tokenize's encoding processes are
+separate and smaller. Rows are repeats of the local rows, so accuracy means
 nothing here: this measures how time and memory grow, not what the model learns.
 
     python benchmarks/data_scale.py                          # the repository's sample rows
@@ -48,14 +51,30 @@ def build_data(source: Path, rows: int, out: Path, seed: int = 0) -> tuple[int, 
     return sizes["train"], sizes["test"]
 
 
-def step(name: str, args: list[str], env: dict) -> tuple[float, str]:
-    """Run `python -m steps.<name>`; (wall seconds, its output)."""
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", f"steps.{name}", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"benchmark: {name} failed:\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - start, proc.stdout
+def memory(pid: int) -> dict[str, int]:
+    """The process's resident MB now: all of it, and the anonymous part (what it allocated;
+    the rest is pages of files it maps: libraries, and the Arrow files it reads)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # ended between two samples
+        return {}
+    return {key: int(text.split(f"{key}:")[1].split()[0]) // 1024
+            for key in ("VmRSS", "RssAnon") if f"{key}:" in text}
+
+
+def step(name: str, args: list[str], env: dict) -> tuple[float, int]:
+    """Run `python -m steps.<name>`; (wall seconds, peak anonymous MB, sampled every 0.2 s)."""
+    start, anon = time.perf_counter(), 0
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen([sys.executable, "-m", f"steps.{name}", *args], cwd=ROOT,
+                                env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        while proc.poll() is None:
+            anon = max(anon, memory(proc.pid).get("RssAnon", 0))
+            time.sleep(0.2)
+        if proc.returncode != 0:
+            log.seek(0)
+            sys.exit(f"benchmark: {name} failed:\n{log.read()[-3000:]}")
+    return time.perf_counter() - start, anon
 
 
 def run_size(rows: int, data: Path, model: str, max_steps: int, work: Path) -> list[dict]:
@@ -75,21 +94,19 @@ def run_size(rows: int, data: Path, model: str, max_steps: int, work: Path) -> l
                                    order_by=["attributes.start_time DESC"], max_results=1)
         return found[0].info.run_id
 
-    walls = {}
-    walls["ingest"], _ = step("ingest", ["--data", str(folder), "--train_size", "0",
-                                         "--val_size", str(VAL_ROWS), "--test_size", "0"], env)
-    runs["ingest"] = last("ingest")
-    splits = f"runs:/{runs['ingest']}/data"
-    walls["tokenize"], _ = step("tokenize", ["--splits", splits, "--model", model], env)
-    runs["tokenize"] = last("tokenize")
-    tok = f"runs:/{runs['tokenize']}"
-    walls["train"], _ = step("train", ["--tokenized", f"{tok}/tokenized", "--tokenizer",
-                                       f"{tok}/tokenizer", "--model", model, "--epochs", "1",
-                                       "--max_steps", str(max_steps)], env)
-    runs["train"] = last("train")
-    walls["evaluate"], _ = step("evaluate", ["--model_uri", f"runs:/{runs['train']}/model",
-                                             "--splits", splits], env)
-    runs["evaluate"] = last("evaluate")
+    walls, anon = {}, {}
+
+    def run(name: str, args: list[str]) -> str:
+        walls[name], anon[name] = step(name, args, env)
+        runs[name] = last(name)
+        return f"runs:/{runs[name]}"
+
+    splits = run("ingest", ["--data", str(folder), "--train_size", "0", "--val_size",
+                            str(VAL_ROWS), "--test_size", "0"]) + "/data"
+    tok = run("tokenize", ["--splits", splits, "--model", model])
+    trained = run("train", ["--tokenized", f"{tok}/tokenized", "--tokenizer", f"{tok}/tokenizer",
+                            "--model", model, "--epochs", "1", "--max_steps", str(max_steps)])
+    run("evaluate", ["--model_uri", f"{trained}/model", "--splits", splits])
     done = {"ingest": train_rows + test_rows, "tokenize": train_rows + test_rows,
             "train": max_steps * 16, "evaluate": test_rows}
     out = []
@@ -99,6 +116,7 @@ def run_size(rows: int, data: Path, model: str, max_steps: int, work: Path) -> l
         out.append({"size": train_rows + test_rows, "step": name, "rows": done[name],
                     "wall_s": walls[name], "rows_s": done[name] / walls[name],
                     "peak_mb": metrics.get("peak_rss_mb", float("nan")),
+                    "anon_mb": anon[name],
                     "note": {"train": f"{max_steps} steps of 16, scorer {tags.get('scorer')}",
                              "evaluate": f"scorer {tags.get('scorer')}"}.get(name, "")})
     return out
@@ -124,11 +142,11 @@ def main() -> None:
             print(f"size {size}: done", file=sys.stderr, flush=True)
     print(f"\n{cpu_model()}, {os.cpu_count()} cores; model {args.model}; "
           f"data drawn from {args.data}\n")
-    print("| texts | step | rows | wall s | rows/s | peak RSS MB | |")
-    print("|---|---|---|---|---|---|---|")
+    print("| texts | step | rows | wall s | rows/s | peak RSS MB | peak anonymous MB | |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['size']:,} | {r['step']} | {r['rows']:,} | {r['wall_s']:.1f} | "
-              f"{r['rows_s']:.0f} | {r['peak_mb']:.0f} | {r['note']} |")
+              f"{r['rows_s']:.0f} | {r['peak_mb']:.0f} | {r['anon_mb']} | {r['note']} |")
 
 
 if __name__ == "__main__":

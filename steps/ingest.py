@@ -13,6 +13,7 @@ and `train_test_text_overlap` (texts that occur in both train and test).
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from agnews.cli import config_params, parse, quiet_libraries, run_step
@@ -20,6 +21,7 @@ from agnews.config import DataConfig
 from agnews.data.profile import class_balance, text_length, text_overlap, word_counts
 from agnews.data.sampling import sample_splits
 from agnews.data.sources import dataset_source, load_source, source_tags
+from agnews.data.tables import release_arrow_memory
 from agnews.data.tokenized import rows_digest
 
 # Deferred imports: mlflow and the heavier libraries (and the agnews modules that import them)
@@ -37,8 +39,12 @@ def main(argv=None) -> None:
 
     source = load_source(cfg.data, cfg.data_revision)
     splits = sample_splits(source, cfg)
+    source_rows, tags = len(source.train), source_tags(source)
+    # The rows live on in the splits alone: at a million rows the pools are hundreds of MB.
+    source = dataclasses.replace(source, train=None, test=None)
+    release_arrow_memory()
     with step_run("ingest", config_params(cfg)):
-        mlflow.set_tags(source_tags(source))
+        mlflow.set_tags(tags)
         for name, df in splits.items():
             log_dataframe(df, f"data/{name}.parquet")
             # the digest tokenize computes of the same rows read back from this file
@@ -47,10 +53,11 @@ def main(argv=None) -> None:
                                               digest=rows_digest([df]))
             mlflow.log_input(dataset, context=name)
             mlflow.log_metric(f"{name}_rows", len(df))
-        lengths = text_length(splits)
+        words = {name: word_counts(df["text"]) for name, df in splits.items()}
+        lengths = text_length(splits, words)
         for row in lengths[lengths["unit"] == "words"].itertuples():
             mlflow.log_metric(f"{row.split}_words_mean", row.mean)
-        mlflow.log_metric("source_train_rows", len(source.train))
+        mlflow.log_metric("source_train_rows", source_rows)
         mlflow.set_tag("data_fingerprint", fingerprint(cfg.data) + (
             f"@{source.revision.sha}" if source.revision else ""))
         mlflow.log_metric("train_test_text_overlap", text_overlap(splits["train"], splits["test"]))
@@ -59,7 +66,7 @@ def main(argv=None) -> None:
         mlflow.log_table(lengths, "text_length.json")
         log_figure(plots.class_balance(balance), "plots/class_balance.png")
         log_figure(plots.length_distribution(
-            {name: word_counts(df["text"]).to_numpy() for name, df in splits.items()},
+            {name: counts.to_numpy() for name, counts in words.items()},
             "words"), "plots/text_length_words.png")
     print("ingest: " + ", ".join(f"{k} {len(v)} rows" for k, v in splits.items()))
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from agnews.cli import config_params, parse, quiet_libraries, run_step
 from agnews.config import SPLITS, TokenizeConfig
+from agnews.data.tables import release_arrow_memory
 from agnews.data.tokenized import (
     encode_processes,
     encode_split,
@@ -85,6 +86,8 @@ def main(argv=None) -> None:
             rows[split] = len(encoded)
             mlflow.log_metrics({f"{split}_{k}": v for k, v in
                                 length_summary(lengths[split], cfg.max_length).items()})
+            del texts, encoded  # unmapped: the pages they touched leave this process
+            release_arrow_memory()
         mlflow.log_metric("truncated_share", length_summary(
             np.concatenate(list(lengths.values())), cfg.max_length)["truncated_share"])
         log_figure(length_distribution(lengths, "tokens", cfg.max_length),

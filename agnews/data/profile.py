@@ -23,11 +23,14 @@ def word_counts(texts: pd.Series) -> pd.Series:
     return texts.str.count(r"\S+")
 
 
-def text_length(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Words and characters per text, per split: mean, median, 95th percentile, max."""
+def text_length(splits: dict[str, pd.DataFrame],
+                words: dict[str, pd.Series] | None = None) -> pd.DataFrame:
+    """Words and characters per text, per split: mean, median, 95th percentile, max. `words`:
+    the splits' `word_counts`, where the caller has them."""
     rows = []
     for split, df in splits.items():
-        for unit, lengths in (("words", word_counts(df["text"])),
+        counts = words[split] if words is not None else word_counts(df["text"])
+        for unit, lengths in (("words", counts),
                               ("chars", df["text"].str.len())):
             rows.append({"split": split, "unit": unit, "mean": round(float(lengths.mean()), 2),
                          "median": float(lengths.median()),

@@ -6,6 +6,7 @@ import pandas as pd
 
 from agnews.config import LABELS, SPLITS, DataConfig
 from agnews.data.sources import Source
+from agnews.data.tables import release_arrow_memory
 from agnews.errors import UserError
 
 
@@ -28,13 +29,16 @@ def _requested(size: int, available: int) -> int:
     return available if size == 0 or size > available else size
 
 
-def _shuffled_by_class(pool: pd.DataFrame, rng: np.random.Generator) -> dict[int, pd.DataFrame]:
-    shuffled = pool.iloc[rng.permutation(len(pool))]
-    return {int(k): g for k, g in shuffled.groupby("label", sort=True)}
+def _shuffled_by_class(pool: pd.DataFrame, rng: np.random.Generator) -> dict[int, np.ndarray]:
+    """Row positions of each class, in one seeded shuffle of the pool. Positions, not frames:
+    copies of the rows per class would hold the data several times over."""
+    order = rng.permutation(len(pool))
+    labels = pool["label"].to_numpy()[order]
+    return {int(k): order[labels == k] for k in np.unique(labels)}
 
 
-def _take(by_class: dict[int, pd.DataFrame], quota: pd.Series, offset: dict[int, int],
-          split: str, source_name: str, sizes: str) -> pd.DataFrame:
+def _take(by_class: dict[int, np.ndarray], quota: pd.Series, offset: dict[int, int],
+          split: str, source_name: str, sizes: str) -> np.ndarray:
     parts = []
     for label, n in quota.items():
         rows = by_class[label]
@@ -42,9 +46,9 @@ def _take(by_class: dict[int, pd.DataFrame], quota: pd.Series, offset: dict[int,
         if start + n > len(rows):
             raise UserError(f"class {LABELS[label]} has {len(rows)} rows in the {source_name} "
                             f"split but {sizes} need {start + n}: lower the sizes or add data")
-        parts.append(rows.iloc[start:start + n])
+        parts.append(rows[start:start + n])
         offset[label] = start + n
-    return pd.concat(parts)
+    return np.concatenate(parts)
 
 
 def sample_splits(source: Source, cfg: DataConfig) -> dict[str, pd.DataFrame]:
@@ -58,20 +62,19 @@ def sample_splits(source: Source, cfg: DataConfig) -> dict[str, pd.DataFrame]:
     pool = _shuffled_by_class(source.train, rng)
     counts = pd.Series({k: len(g) for k, g in pool.items()})
     offset = {k: 0 for k in pool}
-    out: dict[str, pd.DataFrame] = {}
-
+    rows: dict[str, tuple[pd.DataFrame, np.ndarray]] = {}
     if source.test is None:
         n_test = _requested(cfg.test_size, int(counts.sum()))
-        out["test"] = _take(pool, allocate(counts, n_test), offset, "test", "data",
-                            f"test_size={cfg.test_size}")
+        rows["test"] = (source.train, _take(pool, allocate(counts, n_test), offset, "test",
+                                            "data", f"test_size={cfg.test_size}"))
         counts = counts - pd.Series(offset)
     else:
         test_pool = _shuffled_by_class(source.test, rng)
         test_counts = pd.Series({k: len(g) for k, g in test_pool.items()})
         n_test = _requested(cfg.test_size, int(test_counts.sum()))
-        out["test"] = _take(test_pool, allocate(test_counts, n_test), {k: 0 for k in test_pool},
-                            "test", "test", f"test_size={cfg.test_size}")
-
+        rows["test"] = (source.test, _take(test_pool, allocate(test_counts, n_test),
+                                           {k: 0 for k in test_pool}, "test", "test",
+                                           f"test_size={cfg.test_size}"))
     available = int(counts.sum())
     n_val = _requested(cfg.val_size, available)
     if n_val >= available:
@@ -79,7 +82,7 @@ def sample_splits(source: Source, cfg: DataConfig) -> dict[str, pd.DataFrame]:
                         "leaves none to train on: pass a smaller positive val_size")
     sizes = f"train_size={cfg.train_size} and val_size={cfg.val_size}"
     val_quota = allocate(counts, n_val)
-    out["val"] = _take(pool, val_quota, offset, "val", "train", sizes)
+    rows["val"] = (source.train, _take(pool, val_quota, offset, "val", "train", sizes))
     if cfg.train_size == 0 or cfg.train_size > available:
         quota = counts - val_quota  # "all rows": everything validation did not take
     else:
@@ -87,8 +90,13 @@ def sample_splits(source: Source, cfg: DataConfig) -> dict[str, pd.DataFrame]:
             raise UserError(f"the train split has {available} rows but {sizes} need "
                             f"{cfg.train_size + n_val}: lower train_size or val_size")
         quota = allocate(counts, cfg.train_size)
-    out["train"] = _take(pool, quota, offset, "train", "train", sizes)
-
-    # Interleave classes so a file read top to bottom is not sorted by label.
-    return {name: df.sample(frac=1, random_state=cfg.seed).reset_index(drop=True)
-            for name, df in ((s, out[s]) for s in SPLITS)}
+    rows["train"] = (source.train, _take(pool, quota, offset, "train", "train", sizes))
+    out = {}
+    for name in SPLITS:
+        frame, positions = rows[name]
+        # Interleave classes so a file read top to bottom is not sorted by label: the order
+        # `sample(frac=1, random_state=seed)` gives, in the same copy as the selection.
+        shuffle = np.random.RandomState(cfg.seed).permutation(len(positions))
+        out[name] = frame.iloc[positions[shuffle]].reset_index(drop=True)
+        release_arrow_memory()
+    return out

@@ -74,32 +74,47 @@ def not_utf8(path: Path) -> UserError:
                      f"e.g. iconv -f latin1 -t utf-8 {path.name} > {path.stem}-utf8.csv")
 
 
-def _csv_has_header(path: Path) -> bool:
-    """A header row is one whose first field is not a class index (AG News has no header)."""
+def _csv_header(path: Path) -> list[str]:
+    """The first row's fields; a header is a first row whose first field is not a class index
+    (AG News has no header)."""
     with open(path, newline="", encoding="utf-8-sig") as fh:
         first = next(csv.reader(fh), None)
     if first is None:
         raise UserError(f"{path} is empty: pass a CSV with rows")
-    return not first[0].strip().isdigit()
+    return first
 
 
 def _read_csv(path: Path) -> tuple[pd.DataFrame, bool]:
+    # pyarrow's reader builds Arrow strings directly: pandas' C reader made a Python object of
+    # every field first, and the memory of a million rows' objects stayed with the process.
+    import pyarrow as pa
+    from pyarrow import csv as pa_csv
+
     try:
-        if _csv_has_header(path):
-            return pd.read_csv(path, dtype=str, keep_default_na=False,
-                               encoding="utf-8-sig"), False
-        raw = pd.read_csv(path, header=None, dtype=str, keep_default_na=False,
-                          encoding="utf-8-sig")
+        first = _csv_header(path)
+        header = not first[0].strip().isdigit()
+        names = first if header else [str(i) for i in range(len(first))]
+        table = pa_csv.read_csv(
+            path, read_options=pa_csv.ReadOptions(column_names=None if header else names),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=False,
+                quoted_strings_can_be_null=False))
     except UnicodeDecodeError:
         raise not_utf8(path) from None
-    except (pd.errors.ParserError, csv.Error) as err:
-        raise UserError(f"{path} is not a readable CSV ({str(err).splitlines()[0]}): pass "
-                        f"{LAYOUTS}") from None
+    except (pa.ArrowInvalid, csv.Error) as err:
+        if "utf8" in str(err).lower():
+            raise not_utf8(path) from None
+        raise UserError(f"{path} is not a readable CSV ({str(err).splitlines()[0][:160]}): "
+                        f"pass {LAYOUTS}") from None
+    raw = table.to_pandas()
+    if header:
+        return raw, False
     if raw.shape[1] != 3:
         raise UserError(f"{path} has {raw.shape[1]} columns and no `text`,`label` header: "
                         "expected the AG News layout (class 1-4, title, description)")
-    text = (raw[1].str.strip() + " " + raw[2].str.strip()).str.strip()
-    return pd.DataFrame({"text": text, "label": raw[0]}), True
+    text = (raw["1"].str.strip() + " " + raw["2"].str.strip()).str.strip()
+    return pd.DataFrame({"text": text, "label": raw["0"]}), True
 
 
 def read_rows(path: Path) -> tuple[pd.DataFrame, bool]:
@@ -116,8 +131,20 @@ def read_rows(path: Path) -> tuple[pd.DataFrame, bool]:
     raise UserError(f"{path} is neither .csv nor .parquet: pass a CSV or Parquet file or folder")
 
 
+def release_arrow_memory() -> None:
+    """Hand back what Arrow's allocator keeps of freed arrays: after the intermediate columns
+    of reading a million rows, that was twice the data itself."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
 def read_table(path: Path, need_label: bool = True) -> pd.DataFrame:
     """A validated `text`/`label` table from a CSV or Parquet file; `need_label=False` for
     texts to score."""
     frame, one_based = read_rows(path)
-    return validate(frame, path.name, one_based=one_based, need_label=need_label)
+    release_arrow_memory()  # the columns the reader joined into `text`
+    table = validate(frame, path.name, one_based=one_based, need_label=need_label)
+    del frame
+    release_arrow_memory()
+    return table

@@ -135,13 +135,17 @@ def fetch(uri: str, what: str, produced_by: str) -> Path:
 
 
 def log_dataframe(df, artifact_path: str) -> None:
-    """Log a DataFrame as a Parquet artifact at exactly `artifact_path`."""
+    """Log a DataFrame as a Parquet artifact at exactly `artifact_path`, in row groups of
+    `ROW_GROUP` rows: a reader then holds one group at a time, not the whole file."""
 
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / Path(artifact_path).name
-        df.to_parquet(local, index=False)
+        df.to_parquet(local, index=False, row_group_size=ROW_GROUP)
         parent = str(Path(artifact_path).parent)
         mlflow.log_artifact(str(local), artifact_path=None if parent == "." else parent)
+
+
+ROW_GROUP = 50_000
 
 
 def log_figure(fig, artifact_path: str) -> None:

@@ -31,9 +31,10 @@ STEP_ARTIFACTS = {
     "ingest": ["data/train.parquet", "data/val.parquet", "data/test.parquet",
                "class_balance.json", "text_length.json", "plots/class_balance.png",
                "plots/text_length_words.png"],
-    "tokenize": ["tokenized/meta.json", "tokenized/train.parquet", "tokenized/val.parquet",
-                 "tokenized/test.parquet", "tokenizer/tokenizer.json",
-                 "plots/text_length_tokens.png"],
+    "tokenize": ["tokenized/meta.json", *(f"tokenized/{split}/{name}" for split in
+                                          ("train", "val", "test") for name in
+                                          ("state.json", "data-00000-of-00001.arrow")),
+                 "tokenizer/tokenizer.json", "plots/text_length_tokens.png"],
     "train": ["plots/loss_curves.png", "plots/metric_evolution.png", "plots/learning_rate.png"],
     "evaluate": ["predictions.parquet", "per_class_metrics.json", "plots/confusion_matrix.png",
                  "plots/roc_pr_curves.png", "plots/reliability_diagram.png"],
