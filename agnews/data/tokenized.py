@@ -109,9 +109,13 @@ class TokenRows(Sequence):
 
     def __init__(self, table: pa.Table):
         self.table = table
-        self._ids = table.column("input_ids")
+        ids = table.column("input_ids")
         self.labels = table.column("label").to_numpy().astype(np.int64)
-        self.lengths = pc.list_value_length(self._ids).to_numpy().astype(np.int64)
+        self.lengths = pc.list_value_length(ids).to_numpy().astype(np.int64)
+        # Rows are found chunk by chunk, by hand: Arrow's take on a chunked list column first
+        # joins every chunk into one array, a copy of the whole split (and a read of all of it).
+        self._chunks = ids.chunks
+        self._starts = np.cumsum([0] + [len(c) for c in self._chunks])
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame) -> TokenRows:
@@ -126,14 +130,27 @@ class TokenRows(Sequence):
     def __getitem__(self, row):
         if isinstance(row, slice):
             return self.take(np.arange(len(self))[row])
-        return self._ids[int(row)].as_py()
+        return self.take([row])[0]
 
     def take(self, rows: Sequence[int]) -> list[list[int]]:
         """The token ids of `rows`, in that order."""
-        return self._ids.take(pa.array(np.asarray(rows, dtype=np.int64))).to_pylist()
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"rows outside 0-{len(self) - 1}")
+        chunk = np.searchsorted(self._starts, rows, side="right") - 1
+        out: list = [None] * len(rows)
+        for c in np.unique(chunk):
+            where = np.flatnonzero(chunk == c)
+            found = self._chunks[c].take(pa.array(rows[where] - self._starts[c])).to_pylist()
+            for i, ids in zip(where, found, strict=True):
+                out[i] = ids
+        return out
 
     def subset(self, rows: Sequence[int]) -> TokenRows:
-        return TokenRows(self.table.take(pa.array(np.asarray(rows, dtype=np.int64))))
+        """The rows `rows`, in that order, held in memory."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return TokenRows(pa.table({"input_ids": pa.array(self.take(rows), pa.list_(pa.int32())),
+                                   "label": pa.array(self.labels[rows], pa.int64())}))
 
 
 def as_token_rows(rows: TokenRows | pd.DataFrame) -> TokenRows:
