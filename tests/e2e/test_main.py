@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -110,7 +111,16 @@ def test_each_step_logs_its_named_artifacts_and_plots(pipeline):
     assert {"data/train.parquet", "data/val.parquet", "data/test.parquet",
             "class_balance.json", "text_length.json"} <= set(ingest)
     tokenize = artifact_paths(client, ch["tokenize"].info.run_id)
-    assert {f"tokenized/{s}.parquet" for s in ("train", "val", "test")} <= set(tokenize)
+    # Arrow files in datasets' save_to_disk layout, which train maps from disk
+    assert {f"tokenized/{s}/{name}" for s in ("train", "val", "test")
+            for name in ("state.json", "dataset_info.json")} <= set(tokenize)
+    with pipeline.store.tracking():
+        from agnews.data.tokenized import read_tokenized
+
+        splits, meta = read_tokenized(Path(mlflow.artifacts.download_artifacts(
+            run_id=ch["tokenize"].info.run_id, artifact_path="tokenized")))
+    assert {s: len(rows) for s, rows in splits.items()} == meta["rows"] == {
+        s: pipeline.params[f"{s}_size"] for s in ("train", "val", "test")}
     assert "tokenized/meta.json" in tokenize and "tokenizer/tokenizer_config.json" in tokenize
     # the stand-in's BERT tokenizer, through the tokenizers library alone
     assert ch["tokenize"].data.tags["tokenizer.library"] == "tokenizers"
