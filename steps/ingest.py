@@ -21,8 +21,7 @@ from agnews.config import DataConfig
 from agnews.data.profile import class_balance, text_length, text_overlap, word_counts
 from agnews.data.sampling import sample_splits
 from agnews.data.sources import dataset_source, load_source, source_tags
-from agnews.data.tables import release_arrow_memory
-from agnews.data.tokenized import rows_digest
+from agnews.data.tables import release_arrow_memory, rows_digest
 
 # Deferred imports: mlflow and the heavier libraries (and the agnews modules that import them)
 # load in main, after the arguments parse: a bad parameter gets its one-line error at once.

@@ -25,13 +25,12 @@ import numpy as np
 
 from agnews.cli import config_params, parse, quiet_libraries, run_step
 from agnews.config import SPLITS, TokenizeConfig
-from agnews.data.tables import release_arrow_memory
+from agnews.data.tables import release_arrow_memory, rows_digest
 from agnews.data.tokenized import (
     encode_processes,
     encode_split,
     length_summary,
     read_texts,
-    rows_digest,
 )
 from agnews.errors import UserError
 

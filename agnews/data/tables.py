@@ -10,6 +10,8 @@ first line that is not UTF-8 and how to convert it.
 from __future__ import annotations
 
 import csv
+import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -129,6 +131,17 @@ def read_rows(path: Path) -> tuple[pd.DataFrame, bool]:
         except (OSError, ValueError) as err:
             raise UserError(f"{path} is not a readable Parquet file ({str(err)[:120]})") from None
     raise UserError(f"{path} is neither .csv nor .parquet: pass a CSV or Parquet file or folder")
+
+
+def rows_digest(chunks: Iterable[pd.DataFrame]) -> str:
+    """A digest of the rows' `text` and `label`, chunk by chunk: the same rows give the same
+    digest read whole (ingest) or a batch at a time (tokenize). MLflow's own digest hashes
+    only a first slice, so it differs between the two."""
+    digest = hashlib.md5()
+    for chunk in chunks:
+        digest.update(pd.util.hash_pandas_object(
+            chunk[["text", "label"]].astype({"label": "int64"}), index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:8]
 
 
 def release_arrow_memory() -> None:

@@ -9,10 +9,9 @@ as `TokenRows`. Runs of earlier versions wrote `tokenized/<split>.parquet`, stil
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -79,22 +78,12 @@ def encode_split(texts, out: Path, tokenizer, max_length: int, work: Path, num_p
                         writer_batch_size=ENCODE_BATCH, remove_columns=["text"],
                         features=features, num_proc=num_proc if num_proc > 1 else None,
                         cache_file_name=str(work / f"{out.name}.arrow"),
-                        # our own fingerprint: datasets would hash the tokenizer, for seconds
-                        new_fingerprint=f"{texts._fingerprint}-{max_length}-{out.name}",
+                        # named, not hashed: datasets would hash the tokenizer, for seconds
+                        # (`work` is this run's own folder, so the name cannot collide)
+                        new_fingerprint=f"tokenize-{out.name}-{max_length}",
                         desc=f"tokenize {out.name}")
     encoded.save_to_disk(str(out))
     return datasets.load_from_disk(str(out))
-
-
-def rows_digest(chunks: Iterable[pd.DataFrame]) -> str:
-    """A digest of the rows' `text` and `label`, chunk by chunk: the same rows give the same
-    digest read whole (ingest) or a batch at a time (tokenize). MLflow's own digest hashes
-    only a first slice, so it differs between the two."""
-    digest = hashlib.md5()
-    for chunk in chunks:
-        digest.update(pd.util.hash_pandas_object(
-            chunk[["text", "label"]].astype({"label": "int64"}), index=False).to_numpy().tobytes())
-    return digest.hexdigest()[:8]
 
 
 def length_summary(lengths: np.ndarray, max_length: int) -> dict[str, float]:

@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from agnews.data.tables import rows_digest
 from agnews.data.tokenized import (
     TokenRows,
     encode,
@@ -17,7 +18,6 @@ from agnews.data.tokenized import (
     encode_split,
     read_texts,
     read_tokenized,
-    rows_digest,
     token_lengths,
 )
 from agnews.model.pretrained import load_tokenizer
