@@ -16,7 +16,7 @@ import numpy as np
 
 from agnews import PROJECT_DIR
 from agnews.errors import UserError
-from agnews.model.runtimes import Classifier, open_classifier, open_torch
+from agnews.model.runtimes import Classifier, logged_runtime, open_classifier, open_torch
 
 # Deferred imports: torch, transformers and accelerate load where a model is logged or scored with
 # PyTorch: a model that scores through ONNX Runtime loads without them.
@@ -77,8 +77,10 @@ def log_classifier(model, tokenizer, max_length: int, choice: RuntimeChoice | No
             code_paths=[str(PROJECT_DIR / "agnews")], input_example=INPUT_EXAMPLE,
             signature=ModelSignature(inputs=Schema([ColSpec("string")])),
             pip_requirements=pip_requirements(ONNX_ARTIFACT in artifacts),
+            # "runtime", not "scorer": MLflow logs model_config as params of the run, where
+            # train's `scorer` parameter (what was asked, e.g. auto) already stands.
             model_config={"max_length": max_length, "batch_size": 64, "chunk_rows": 1024,
-                          "precision": "auto", "scorer": scorer})
+                          "precision": "auto", "runtime": scorer})
 
 
 def load_logged_classifier(model_uri: str, precision: str = "auto") -> Classifier:
@@ -102,7 +104,7 @@ def load_logged_classifier(model_uri: str, precision: str = "auto") -> Classifie
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
         files = {name: local / spec["path"] for name, spec in pyfunc.get("artifacts", {}).items()}
         return open_classifier(files[ARTIFACT], files.get(ONNX_ARTIFACT),
-                               str(settings.get("scorer", "pytorch")), max_length, precision)
+                               logged_runtime(settings), max_length, precision)
     except (MlflowException, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         hint = ("register one first (main's register step) or pass -P model_uri=runs:/<train "

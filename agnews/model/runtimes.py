@@ -1,7 +1,7 @@
 """The runtimes a logged classifier scores with, and opening one from the model's folder.
 
 Train logs the classifier's Hugging Face folder and, where ONNX Runtime passed the parity gate
-(`agnews.model.parity`) and was the fastest, its ONNX file; `model_config["scorer"]` names the
+(`agnews.model.parity`) and was the fastest, its ONNX file; `model_config["runtime"]` names the
 variant: `pytorch`, `onnx` (fp32) or `onnx-int8`. Evaluate, predict, monitor and the served
 pyfunc all open the model through `open_classifier`, so each scores with the variant train
 chose. An ONNX variant needs neither torch nor transformers: the `tokenizers` library reads the
@@ -82,6 +82,12 @@ class OnnxRuntime:
 
         return {"scorer": self.name, "device": "cpu",
                 "device_name": f"{cpu_model()}, ONNX Runtime {onnxruntime.__version__}"}
+
+
+def logged_runtime(config: dict) -> str:
+    """The runtime a logged model scores with: `runtime` in its model_config, `scorer` in
+    versions logged before that name, PyTorch in versions logged before the parity gate."""
+    return str(config.get("runtime", config.get("scorer", "pytorch")))
 
 
 def onnx_session(path: Path):

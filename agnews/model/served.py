@@ -68,17 +68,18 @@ def ranked(probs: np.ndarray, labels: list[str]) -> list[list[dict[str, float | 
 class TextClassifier(mlflow.pyfunc.PythonModel):
     """Loads the classifier folder logged as the artifact `classifier` (and the ONNX file
     logged as `onnx`, where train's parity gate chose one); `model_config` holds `max_length`
-    (the truncation training used), `batch_size`, `chunk_rows`, `precision` and `scorer` (the
-    runtime: pytorch, onnx or onnx-int8; versions logged before it had PyTorch only)."""
+    (the truncation training used), `batch_size`, `chunk_rows`, `precision` and `runtime`
+    (pytorch, onnx or onnx-int8; `scorer` in versions logged before that name, none and
+    PyTorch only in versions logged before the parity gate)."""
 
     def load_context(self, context) -> None:
-        from agnews.model.runtimes import open_classifier
+        from agnews.model.runtimes import logged_runtime, open_classifier
 
         config = context.model_config or {}
         onnx = context.artifacts.get("onnx")
         self.clf = open_classifier(Path(context.artifacts["classifier"]),
                                    Path(onnx) if onnx else None,
-                                   str(config.get("scorer", "pytorch")),
+                                   logged_runtime(config),
                                    int(config.get("max_length", 512)),
                                    str(config.get("precision", "auto")))
         self.batch_size = int(config.get("batch_size", 64))

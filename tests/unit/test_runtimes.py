@@ -134,3 +134,11 @@ def test_an_onnx_file_that_does_not_open_falls_back_to_pytorch_in_one_line(tiny,
                                                "not open (")
     assert err[0].endswith("): scoring with PyTorch instead")
     assert score_texts(clf, texts[:3], 8).shape == (3, 4)
+
+
+def test_the_logged_runtime_is_read_under_each_name_it_was_logged_with():
+    from agnews.model.runtimes import logged_runtime
+
+    assert logged_runtime({"runtime": "onnx", "max_length": 128}) == "onnx"
+    assert logged_runtime({"scorer": "onnx-int8"}) == "onnx-int8"  # versions logged before
+    assert logged_runtime({"max_length": 128}) == "pytorch"  # versions before the parity gate
