@@ -15,6 +15,7 @@ repository's sample (1,200 test rows; the published figures use the full 7,600-r
     python benchmarks/vs_seed.py --also "train_size=5000 learning_rate=1e-4"   # + target 2
     python benchmarks/vs_seed.py --train-size 0 --no-seed --repeats 1 \
         -P epochs=3 -P learning_rate=1e-4                 # target 3: all the data
+    python benchmarks/vs_seed.py --train-size 0 --no-seed --repeats 1 -P preset=full
 
 `--also` adds a project configuration run in the same rounds (seed, project, each `--also`),
 so every configuration is compared with the same seed runs.
@@ -102,6 +103,8 @@ def run_project(data: str, model: str, train_size: int, extra: list[str],
                 "train_samples_s": statistics.mean(m.value for m in rows),
                 "pred_rows_s": evaluate.data.metrics["predict_rows_per_second"],
                 "accuracy": evaluate.data.metrics["test_accuracy"],
+                "accuracy_ci": [evaluate.data.metrics.get(f"test_accuracy_ci_{end}", float("nan"))
+                                for end in ("low", "high")],
                 "f1": evaluate.data.metrics["test_f1"], "peak_rss_mb": rss,
                 "precision": train.data.tags.get("precision_train", "?"),
                 "precision_score": evaluate.data.tags.get("precision_score", "?"),
@@ -176,6 +179,8 @@ def print_table(seed: list[dict], project: list[dict], config: str, repeats: int
         else:
             print(f"| {label} | - | {p:{spec}} | - |")
     print(f"| training samples/s | - | {median(project, 'train_samples_s'):.1f} | - |")
+    low, high = project[0]["accuracy_ci"]
+    print(f"\nproject test accuracy 95% interval (Wilson, first run): {low:.4f}-{high:.4f}")
     print("\nproject wall time by step (median s): " + ", ".join(
         f"{s} {statistics.median(r['steps_s'][s] for r in project):.1f}" for s in STEPS)
         + "; the rest is `mlflow run` and main start-up")

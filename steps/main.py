@@ -39,6 +39,7 @@ from agnews.config import (
     TrainConfig,
 )
 from agnews.errors import UserError
+from agnews.presets import apply_preset
 from agnews.tracking.pins import go_offline_if_unreachable, pin_revisions
 from agnews.tracking.pipeline import (
     close_parent,
@@ -62,9 +63,11 @@ def main(argv=None) -> None:
         "main", argv, [DataConfig, TokenizeConfig, TrainConfig, EvalConfig, RegisterConfig,
                        ReportConfig, MainConfig], exclude={"checkpoint_dir", "sweep_run"})
     forced = forced_steps(cfg.force, STEPS)
+    data, tok, train, ev, reg, rep = apply_preset(cfg.preset, (data, tok, train, ev, reg, rep))
     title = run_title(config_params(data, tok, train, ev, reg, rep), config_params(
-        DataConfig(), TokenizeConfig(), TrainConfig(), EvalConfig(), RegisterConfig(),
-        ReportConfig()))
+        *apply_preset(cfg.preset, (DataConfig(), TokenizeConfig(), TrainConfig(), EvalConfig(),
+                                   RegisterConfig(), ReportConfig()))),
+        head=" ".join(["main", f"preset={cfg.preset}"] if cfg.preset else ["main"]))
     data, tok, train, pins = pin_revisions(data, tok, train)
     for flag, pin in pins.items():
         print(f"main: {flag} {pin.repo_id} at {pin.sha[:12]} ("

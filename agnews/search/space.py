@@ -17,7 +17,7 @@ from agnews.errors import UserError
 # What a trial may vary: training settings, and the number of training rows.
 TUNABLE = {f.name: f.type for f in dataclasses.fields(TrainConfig)
            if f.name in ("learning_rate", "epochs", "train_batch_size", "freeze_embeddings",
-                         "micro_batch_tokens", "select_best")}
+                         "freeze_layers", "micro_batch_tokens", "select_best")}
 TUNABLE["train_size"] = {f.name: f.type for f in dataclasses.fields(DataConfig)}["train_size"]
 DEFAULT_SPACE = ("learning_rate=3e-5:5e-4:log epochs=1:4 train_batch_size=8,16,32 "
                  "freeze_embeddings=true,false")

