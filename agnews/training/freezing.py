@@ -2,7 +2,7 @@
 
 Frozen weights need no gradient and no AdamW moments; frozen lowest layers also need no
 backward pass at all, since autograd stops at the first layer that trains
-(docs/performance.md, "All the data in a quarter hour").
+(docs/performance.md, "All the data").
 """
 from __future__ import annotations
 
