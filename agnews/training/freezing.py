@@ -34,8 +34,11 @@ def freeze(model, embeddings: bool, layers: int) -> None:
         raise UserError(f"freeze_layers={layers} but the model has {len(blocks)} layers: pass "
                         f"-P freeze_layers={len(blocks)} or fewer")
     # Position and token-type embeddings and their LayerNorm too: were they to train, the
-    # backward pass would run through every frozen block to reach them.
+    # backward pass would run through every frozen block to reach them. An architecture
+    # without BERT's `embeddings` module fixes its input embeddings alone (still correct,
+    # only less of the backward pass is skipped).
     model.get_input_embeddings().weight.requires_grad_(False)
-    for module in (model.base_model.embeddings, *blocks[:layers]):
+    embeddings = getattr(model.base_model, "embeddings", None)
+    for module in (*([embeddings] if embeddings is not None else []), *blocks[:layers]):
         for p in module.parameters():
             p.requires_grad_(False)

@@ -381,3 +381,16 @@ def test_encoder_layers_are_found_by_shape_in_another_architecture():
     model = AutoModelForSequenceClassification.from_config(DistilBertConfig(
         vocab_size=50, dim=16, n_layers=3, n_heads=2, hidden_dim=32, num_labels=4))
     assert encoder_layers(model) is model.distilbert.transformer.layer
+
+
+def test_freeze_layers_works_where_the_embeddings_are_not_named_as_in_bert():
+    from transformers import AutoModelForSequenceClassification, GPT2Config
+
+    from agnews.training.freezing import freeze
+
+    model = AutoModelForSequenceClassification.from_config(GPT2Config(
+        vocab_size=50, n_embd=16, n_layer=2, n_head=2, n_positions=32, num_labels=4))
+    freeze(model, embeddings=False, layers=1)
+    assert not model.transformer.wte.weight.requires_grad
+    assert not any(p.requires_grad for p in model.transformer.h[0].parameters())
+    assert all(p.requires_grad for p in model.transformer.h[1].parameters())
