@@ -1,8 +1,9 @@
 """Named sets of parameter values for `main` (`-P preset=<name>`).
 
 A preset fills the parameters left at their defaults; a parameter given another value on the
-command line keeps it. Each preset's figures, and the command that measures them, are in
-docs/performance.md.
+command line keeps it. One given at its default value cannot be told apart from one not given
+(`mlflow run` passes every default along), so the preset's value applies to it. Each preset's
+figures, and the command that measures them, are in docs/performance.md.
 """
 from __future__ import annotations
 

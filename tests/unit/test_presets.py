@@ -24,6 +24,12 @@ def test_a_value_given_on_the_command_line_wins_over_the_preset():
     assert train.epochs == 5 and train.freeze_layers == PRESETS["full"]["freeze_layers"]
 
 
+def test_a_value_given_at_its_default_takes_the_presets_value():
+    # mlflow run passes every default along: epochs=2 given and epochs left alone look alike
+    (train,) = apply_preset("full", (TrainConfig(epochs=TrainConfig().epochs),))
+    assert train.epochs == PRESETS["full"]["epochs"]
+
+
 def test_no_preset_leaves_the_configs_alone():
     configs = (DataConfig(train_size=7), TrainConfig())
     assert apply_preset("", configs) == list(configs)
