@@ -7,7 +7,9 @@ never drift apart (a test checks MLproject against these parsers).
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
+import gc
 import logging
 import os
 import sys
@@ -87,6 +89,13 @@ def run_step(name: str, main: Callable[[Sequence[str] | None], None],
     becomes one line on stderr and exit code 2."""
     from agnews.tracking import server
 
+    # At exit Python's last garbage collections walk every object torch, transformers and
+    # MLflow made: seconds a step process (docs/performance.md). Freezing them as the exit
+    # handlers run skips that walk; the process's end frees the memory, and only objects in
+    # reference cycles lose a `__del__`, which Python never promises at exit. Registered once
+    # a process, however many steps run inline in it.
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
     server.set_retries()
     try:
         main(argv)
