@@ -8,6 +8,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -93,13 +94,44 @@ def warm_home(hub, tmp_path_factory) -> Path:
     return home
 
 
+class SilentHub:
+    """A Hub that accepts connections, reads each request and never answers (a hung proxy or
+    firewall), recording each request's first line: what a test asserts on instead of how long
+    a run took, which depends on how busy the machine is."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.requests: list[str] = []
+        self.held: list[socket.socket] = []  # open, unanswered, until the test ends
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed at teardown
+                return
+            self.held.append(conn)
+            conn.settimeout(5)
+            try:
+                line = conn.recv(4096).split(b"\r\n", 1)[0].decode("latin-1")
+            except OSError:
+                line = ""
+            self.requests.append(line)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
 @pytest.fixture
 def silent_endpoint():
-    """A Hub that accepts connections and never answers (a hung proxy or firewall)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    sock.close()
+    hub = SilentHub()
+    yield hub
+    hub.close()
 
 

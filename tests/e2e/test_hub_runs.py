@@ -127,22 +127,27 @@ def test_default_main_with_a_hub_that_hangs_runs_from_a_warm_cache(warm_home, tm
                                                                   silent_endpoint):
     """No HF_HUB_OFFLINE: main finds the Hub silent, pins from the cache, and the steps go
     offline instead of each waiting for the Hub again."""
-    env = hub_env(warm_home, silent_endpoint, HF_HUB_ETAG_TIMEOUT="3")
+    env = hub_env(warm_home, silent_endpoint.url, HF_HUB_ETAG_TIMEOUT="3")
     with module_store(tmp_path) as (uri, experiment):
         own = {"uri": uri, "experiment_id": experiment, "client": MlflowClient(uri)}
-        start = time.monotonic()
         proc = run_main(env, own, params=SMALL)
         parent, children = finished_family(own, proc)
     assert "did not answer" in proc.stdout and "using the local Hugging Face cache" in proc.stdout
     assert parent.data.tags["data.source"] == parent.data.tags["model.source"] == "cache"
     assert children["ingest"].data.params["data_revision"] == DATA_SHA
-    assert time.monotonic() - start < 150
+    # main asked the silent Hub for each commit once, and no step asked it anything: every
+    # other request is huggingface_hub's own registry fetch, made with main's first lookups
+    lookups = sorted(r for r in silent_endpoint.requests if "/revision/" in r)
+    assert lookups == [f"GET /api/datasets/{DATASET_ID}/revision/main HTTP/1.1",
+                       f"GET /api/models/{MODEL_ID}/revision/main HTTP/1.1"]
+    assert all(r in lookups or r.startswith("GET /api/agent-harnesses ")
+               for r in silent_endpoint.requests), silent_endpoint.requests
 
 
 @pytest.mark.parametrize("setting", ["offline", "unreachable"])
 def test_cold_cache_stops_main_in_one_line_within_60_s(store, tmp_path, setting, silent_endpoint):
     env = (hub_env(tmp_path, offline=True) if setting == "offline"
-           else hub_env(tmp_path, silent_endpoint))
+           else hub_env(tmp_path, silent_endpoint.url))
     before = len(store["client"].search_runs([store["experiment_id"]]))
     start = time.monotonic()
     proc = run_main(env, store, timeout=120)

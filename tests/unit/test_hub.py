@@ -62,7 +62,7 @@ def test_wrong_ids_and_revisions_get_one_line(hub, tmp_path, repo_id, kind, revi
 
 
 def test_unreachable_hub_falls_back_to_a_warm_cache(warm_home, silent_endpoint):
-    env = hub_env(warm_home, silent_endpoint, HF_HUB_ETAG_TIMEOUT="2")
+    env = hub_env(warm_home, silent_endpoint.url, HF_HUB_ETAG_TIMEOUT="2")
     repos = ((MODEL_ID, "model", MODEL_SHA), (DATASET_ID, "dataset", DATA_SHA))
     with ThreadPoolExecutor(len(repos)) as pool:  # each waits out the silent Hub: at once
         pins = list(pool.map(lambda repo: resolve(env, repo[0], repo[1]), repos))
