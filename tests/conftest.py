@@ -85,13 +85,6 @@ def champion(tmp_path_factory, tiny_model):
         yield {"uri": uri, "model_uri": info.model_uri, "tmp": tmp}
 
 
-def pytest_xdist_auto_num_workers(config) -> int:
-    """`-n auto`: one worker more than there are cores. Many tests wait on processes they
-    started (a main, a server coming back), and with one worker per core the cores sat idle
-    meanwhile (docs/performance.md, "The test suite", measures both)."""
-    return (os.cpu_count() or 1) + 1
-
-
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items):
     """Mark tests/e2e `e2e`, and group tests for pytest-xdist (`--dist loadgroup`): a module's
