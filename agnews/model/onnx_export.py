@@ -3,8 +3,9 @@
 `pick_runtime` scores the test rows with PyTorch (the reference), exports the model, then has
 ONNX Runtime score the same rows in fp32 and with int8 weights, in a process of its own
 (`agnews.model.onnx_trial`), each timed, and lets the parity gate (`agnews.model.parity`)
-choose. A model whose export, quantization or ONNX scoring fails scores with PyTorch, and the
-run says why in one line.
+choose. Choosing for itself (`auto`), it stops a variant once PyTorch's time for the rows has
+passed: that variant cannot be the fastest, so it is not judged. A model whose export,
+quantization or ONNX scoring fails scores with PyTorch, and the run says why in one line.
 
 The export is torch's TorchScript-based exporter (`dynamo=False`), the path optimum exports BERT
 models through: ONNX Runtime's quantizer cannot infer the shapes of the graph torch's newer
@@ -25,7 +26,15 @@ import torch
 
 from agnews import PROJECT_DIR
 from agnews.model.onnx_trial import save_rows, timed
-from agnews.model.parity import MIN_AGREEMENT, REFERENCE, Trial, choose, judge, rows_needed
+from agnews.model.parity import (
+    MIN_AGREEMENT,
+    REFERENCE,
+    Trial,
+    choose,
+    judge,
+    rows_needed,
+    slower,
+)
 from agnews.model.runtimes import SCORERS, TorchRuntime
 
 OPSET = 17
@@ -73,26 +82,39 @@ def release_freed_memory() -> None:
 
 
 def onnx_trials(onnx: Path, ids: list, pad_id: int, batch_size: int, int8: Path | None,
-                folder: Path) -> dict[str, tuple[np.ndarray, float]]:
-    """{variant: (logits, seconds)} from `agnews.model.onnx_trial` in a process of its own."""
+                folder: Path, stop_after: float | None = None
+                ) -> dict[str, tuple[np.ndarray | None, float, int]]:
+    """{variant: (logits, seconds, rows scored)} from `agnews.model.onnx_trial` in a process
+    of its own; logits None for a variant stopped after `stop_after` seconds."""
     rows, out = folder / "rows.npz", folder / "scored.npz"
     save_rows(rows, ids, pad_id, batch_size)
     command = [sys.executable, "-m", "agnews.model.onnx_trial", str(onnx), str(rows), str(out)]
-    done = subprocess.run(command + (["--int8", str(int8)] if int8 else []),
-                          cwd=PROJECT_DIR, capture_output=True, text=True, timeout=3600)
+    command += ["--int8", str(int8)] if int8 else []
+    command += ["--stop-after", repr(stop_after)] if stop_after is not None else []
+    done = subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True,
+                          timeout=3600)
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
         raise RuntimeError(f"scoring through ONNX Runtime failed: {lines[-1][:200]}")
     scored = np.load(out)
-    return {name: (scored[f"{name}.logits"], float(scored[f"{name}.seconds"]))
-            for name in ("onnx", "onnx-int8") if f"{name}.logits" in scored}
+    results = {}
+    for name in ("onnx", "onnx-int8"):
+        if f"{name}.logits" in scored:
+            logits = scored[f"{name}.logits"]
+            results[name] = (logits, float(scored[f"{name}.seconds"]), len(logits))
+        elif f"{name}.stopped_rows" in scored:
+            results[name] = (None, float(scored[f"{name}.seconds"]),
+                             int(scored[f"{name}.stopped_rows"]))
+    return results
 
 
 def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad_id: int,
-                 batch_size: int, folder: Path, asked: str = "auto") -> RuntimeChoice:
+                 batch_size: int, folder: Path, asked: str = "auto",
+                 stop_slower: bool = True) -> RuntimeChoice:
     """Score the rows `ids` with PyTorch and each ONNX variant `asked` allows (all for auto),
     judge each against PyTorch (`labels`: each row's class, -1 where a row counts for agreement
-    only), and choose; ONNX files are written into `folder`."""
+    only), and choose; ONNX files are written into `folder`. For auto with `stop_slower`, a
+    variant slower than PyTorch is stopped, not judged."""
     from agnews.model.padding import softmax
 
     needed = rows_needed()
@@ -114,9 +136,13 @@ def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad
         try:
             fp32 = export_onnx(model, folder / "model.onnx")
             int8 = folder / "model.int8.onnx" if "onnx-int8" in wanted else None
-            for name, (logits, seconds) in onnx_trials(fp32, ids, pad_id, batch_size, int8,
-                                                       folder).items():
-                trials.append(judge(name, reference, softmax(logits), labels, seconds))
+            stop_after = seconds if asked == "auto" and stop_slower else None
+            for name, (logits, took, scored) in onnx_trials(fp32, ids, pad_id, batch_size, int8,
+                                                            folder, stop_after).items():
+                if logits is None:
+                    trials.append(slower(name, len(ids), scored, took, seconds))
+                    continue
+                trials.append(judge(name, reference, softmax(logits), labels, took))
                 onnx[name] = fp32 if name == "onnx" else int8
         except Exception as err:  # noqa: BLE001 - any failure to export means PyTorch scores
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]

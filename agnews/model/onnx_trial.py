@@ -8,7 +8,12 @@ top of training's peak memory (docs/performance.md), while this process needs on
 and NumPy, which import in a fraction of a second. It also scores as evaluate will: without
 torch in the process.
 
-    python -m agnews.model.onnx_trial <model.onnx> <rows.npz> <out.npz> --int8 <model.int8.onnx>
+    python -m agnews.model.onnx_trial <model.onnx> <rows.npz> <out.npz> --int8 <model.int8.onnx> \
+        [--stop-after <seconds>]
+
+With `--stop-after` (PyTorch's seconds on the same rows), a variant still scoring when that
+time runs out stops there: it can only end slower than PyTorch, so the gate could not choose
+it, and judging it would only cost train the rest of its pass.
 """
 from __future__ import annotations
 
@@ -50,12 +55,37 @@ def quantize_int8(source: Path, path: Path) -> Path:
     return path
 
 
-def timed(runtime, ids: list, batch_size: int, pad_id: int) -> tuple[np.ndarray, float]:
+class OutOfTime(Exception):
+    """A runtime's pass ran past its deadline; `rows` were scored by then."""
+
+    def __init__(self, rows: int, seconds: float):
+        super().__init__(f"{rows} rows in {seconds:.2f} s")
+        self.rows, self.seconds = rows, seconds
+
+
+class Deadline:
+    """A progress counter (runtimes call `update(rows)` after each batch) that raises
+    OutOfTime once `seconds` have passed since `start`."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.rows, self.start = seconds, 0, time.perf_counter()
+
+    def update(self, rows: int) -> None:
+        self.rows += rows
+        elapsed = time.perf_counter() - self.start
+        if elapsed > self.seconds:
+            raise OutOfTime(self.rows, elapsed)
+
+
+def timed(runtime, ids: list, batch_size: int, pad_id: int, stop_after: float | None = None
+          ) -> tuple[np.ndarray, float]:
     """Logits of every row and the seconds they took with any runtime (PyTorch's or ONNX
-    Runtime's), after one untimed batch (the first call builds the runtime's kernels)."""
+    Runtime's), after one untimed batch (the first call builds the runtime's kernels). With
+    `stop_after`, raises OutOfTime when the pass runs longer."""
     runtime.logits(ids[:batch_size], batch_size, pad_id)
+    deadline = Deadline(stop_after) if stop_after is not None else None
     start = time.perf_counter()
-    logits = runtime.logits(ids, batch_size, pad_id)
+    logits = runtime.logits(ids, batch_size, pad_id, deadline)
     return logits, time.perf_counter() - start
 
 
@@ -65,6 +95,7 @@ def main(argv=None) -> None:
     parser.add_argument("rows", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--int8", type=Path, default=None)
+    parser.add_argument("--stop-after", type=float, default=None)
     args = parser.parse_args(argv)
     ids, pad_id, batch_size = load_rows(args.rows)
     variants = {"onnx": args.onnx}
@@ -72,8 +103,12 @@ def main(argv=None) -> None:
         variants["onnx-int8"] = quantize_int8(args.onnx, args.int8)
     results = {}
     for name, path in variants.items():
-        logits, seconds = timed(OnnxRuntime(onnx_session(path), name), ids, batch_size, pad_id)
-        results[f"{name}.logits"], results[f"{name}.seconds"] = logits, seconds
+        try:
+            logits, seconds = timed(OnnxRuntime(onnx_session(path), name), ids, batch_size,
+                                    pad_id, args.stop_after)
+            results[f"{name}.logits"], results[f"{name}.seconds"] = logits, seconds
+        except OutOfTime as stop:
+            results[f"{name}.stopped_rows"], results[f"{name}.seconds"] = stop.rows, stop.seconds
     np.savez(args.out, **results)
 
 

@@ -45,12 +45,13 @@ class Trial:
     p_worse: float            # McNemar, one-sided: "PyTorch is more often right"
     passed: bool
     why: str
+    judged: bool = True       # False: stopped once slower than PyTorch (`slower`)
 
     def metrics(self) -> dict[str, float]:
         key = self.name.replace("-", "_")
         return {f"parity_{key}_{k}": float(v) for k, v in asdict(self).items()
                 if k in ("rows_per_second", "agreement", "agreement_low", "agreement_high",
-                         "accuracy", "p_worse")}
+                         "accuracy", "p_worse") and not np.isnan(v)}
 
 
 def judge(name: str, reference: np.ndarray, probs: np.ndarray, labels: np.ndarray,
@@ -80,6 +81,15 @@ def judge(name: str, reference: np.ndarray, probs: np.ndarray, labels: np.ndarra
                  table.only_candidate, table.only_champion, p_worse, passed, why)
 
 
+def slower(name: str, rows: int, scored: int, seconds: float, reference_seconds: float) -> Trial:
+    """A variant stopped when PyTorch's time for all `rows` ran out, `scored` of them done: it
+    could only end slower, so it is not judged (the gate takes the fastest that passes)."""
+    nan = float("nan")
+    return Trial(name, rows, nan, nan, nan, nan, nan, 0, 0, nan, False,
+                 f"slower than PyTorch: {scored} of {rows} rows scored when PyTorch's "
+                 f"{reference_seconds:.1f} s for all of them had passed; not judged", False)
+
+
 def gate_rows(val_rows: int, test_labels: np.ndarray, seed: int, most: int = MOST_ROWS
               ) -> tuple[np.ndarray, np.ndarray]:
     """Which rows of val then test (one after the other) the gate judges, and their labels (-1
@@ -102,7 +112,8 @@ def choose(trials: list[Trial], asked: str = "auto") -> tuple[str, str]:
                       f"({trial.why})"
     passing = [t for t in trials if t.passed]
     best = max(passing, key=lambda t: t.rows_per_second)
-    others = "; ".join(f"{t.name} {t.rows_per_second:.0f} rows/s"
+    others = "; ".join(f"{t.name} {t.why}" if not t.judged else
+                       f"{t.name} {t.rows_per_second:.0f} rows/s"
                        + ("" if t.passed else f", failed: {t.why}")
                        for t in trials if t is not best)
     return best.name, (f"the fastest that passed the parity gate, {best.rows_per_second:.0f} "

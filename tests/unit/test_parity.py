@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agnews.model.parity import MOST_ROWS, choose, gate_rows, judge
+from agnews.model.parity import MOST_ROWS, choose, gate_rows, judge, slower
 
 
 def one_hot(classes: np.ndarray) -> np.ndarray:
@@ -106,6 +106,19 @@ def test_metrics_name_each_runtime(answers):
     assert set(metrics) == {f"parity_onnx_int8_{k}" for k in (
         "rows_per_second", "agreement", "agreement_low", "agreement_high", "accuracy",
         "p_worse")}
+
+
+def test_a_variant_stopped_as_slower_is_never_chosen_and_logs_no_made_up_numbers(answers):
+    labels, reference = answers
+    same = one_hot(reference)
+    trials = [judge("pytorch", same, same, labels, 4.0), slower("onnx", 1000, 640, 4.1, 4.0)]
+    assert not trials[1].passed and not trials[1].judged
+    scorer, reason = choose(trials)
+    assert scorer == "pytorch"
+    assert reason == ("the fastest that passed the parity gate, 250 rows/s (vs onnx slower than "
+                      "PyTorch: 640 of 1000 rows scored when PyTorch's 4.0 s for all of them "
+                      "had passed; not judged)")
+    assert trials[1].metrics() == {}  # no agreement, accuracy or speed it did not measure
 
 
 def test_the_gate_judges_val_and_test_rows_and_at_most_a_seeded_thousand():

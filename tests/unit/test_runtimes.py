@@ -13,13 +13,14 @@ import pytest
 import torch
 from support import ROOT, sample_texts, subprocess_env
 
+from agnews.model import onnx_export
 from agnews.model.batching import predict_logits
 from agnews.model.device import Precision
 from agnews.model.logged_model import load_logged_classifier, log_classifier, score_texts
 from agnews.model.onnx_export import RuntimeChoice, export_onnx, pick_runtime
 from agnews.model.onnx_trial import quantize_int8
 from agnews.model.pretrained import load_classifier, load_tokenizer
-from agnews.model.runtimes import OnnxRuntime, onnx_session
+from agnews.model.runtimes import OnnxRuntime, TorchRuntime, onnx_session
 
 FP32 = Precision("fp32", "fp32", "asked for by the test")
 
@@ -53,7 +54,8 @@ def test_the_onnx_export_scores_what_pytorch_scores(tiny, tmp_path):
 
 def test_every_runtime_is_judged_and_one_that_passed_scores(tiny, tmp_path):
     model, tokenizer, _, ids, labels = tiny
-    choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path)
+    choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path,
+                          stop_slower=False)
     trials = {t.name: t for t in choice.trials}
     assert list(trials) == ["pytorch", "onnx", "onnx-int8"]
     assert trials["pytorch"].agreement == trials["onnx"].agreement == 1.0
@@ -61,6 +63,38 @@ def test_every_runtime_is_judged_and_one_that_passed_scores(tiny, tmp_path):
     assert choice.scorer in choice.reason or "fastest" in choice.reason
     assert (choice.onnx is None) == (choice.scorer == "pytorch")
     assert choice.onnx is None or choice.onnx.is_file()
+
+
+def instant_reference(monkeypatch) -> None:
+    """PyTorch's pass reported as taking a microsecond: every ONNX variant is slower."""
+    real = onnx_export.timed
+
+    def instant(runtime, *args, **kwargs):
+        logits, seconds = real(runtime, *args, **kwargs)
+        return logits, 1e-6 if isinstance(runtime, TorchRuntime) else seconds
+
+    monkeypatch.setattr(onnx_export, "timed", instant)
+
+
+def test_a_variant_slower_than_pytorch_is_stopped_not_judged(tiny, tmp_path, monkeypatch):
+    model, tokenizer, _, ids, labels = tiny
+    instant_reference(monkeypatch)
+    choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path)
+    assert choice.scorer == "pytorch" and choice.onnx is None and not choice.warning
+    stopped = [t for t in choice.trials if t.name != "pytorch"]
+    assert [t.name for t in stopped] == ["onnx", "onnx-int8"]
+    for trial in stopped:
+        assert not trial.judged and not trial.passed
+        # the deadline is checked after each batch: it stopped after the first of 63
+        assert trial.why.startswith("slower than PyTorch: 16 of 1000 rows scored when")
+
+
+def test_a_variant_asked_for_is_judged_whatever_its_speed(tiny, tmp_path, monkeypatch):
+    model, tokenizer, _, ids, labels = tiny
+    instant_reference(monkeypatch)
+    choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path, "onnx")
+    trials = {t.name: t for t in choice.trials}
+    assert choice.scorer == "onnx" and trials["onnx"].judged and trials["onnx"].agreement == 1.0
 
 
 def test_too_few_rows_to_pass_the_gate_try_no_other_runtime(tiny, tmp_path, monkeypatch):
