@@ -176,3 +176,26 @@ def test_the_logged_runtime_is_read_under_each_name_it_was_logged_with():
     assert logged_runtime({"runtime": "onnx", "max_length": 128}) == "onnx"
     assert logged_runtime({"scorer": "onnx-int8"}) == "onnx-int8"  # versions logged before
     assert logged_runtime({"max_length": 128}) == "pytorch"  # versions before the parity gate
+
+
+def test_the_train_run_records_a_stopped_variant_without_numbers(tracking):
+    from agnews.model.parity import judge, slower
+    from steps.train import log_choice
+
+    same = np.eye(4)[np.arange(600) % 4]
+    labels = np.arange(600) % 4
+    trials = [judge("pytorch", same, same, labels, 2.0), slower("onnx", 600, 300, 2.1, 2.0)]
+    choice = RuntimeChoice("pytorch", "the fastest that passed", None, trials)
+    with mlflow.start_run() as run:
+        log_choice(choice)
+    logged = mlflow.get_run(run.info.run_id)
+    assert logged.data.tags["scorer"] == "pytorch"
+    assert "parity_pytorch_agreement" in logged.data.metrics
+    assert not [k for k in logged.data.metrics if k.startswith("parity_onnx")]
+    path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
+                                               artifact_path="parity_gate.json")
+    with open(path, encoding="utf-8") as fh:
+        table = json.load(fh)
+    rows = {row[0]: dict(zip(table["columns"], row, strict=True)) for row in table["data"]}
+    assert rows["onnx"]["judged"] is False and rows["onnx"]["agreement"] is None
+    assert rows["onnx"]["why"].startswith("slower than PyTorch: 300 of 600 rows")
