@@ -49,8 +49,13 @@ def encode(tokenizer, df: pd.DataFrame, max_length: int) -> pd.DataFrame:
 
 
 def encoder(tokenizer, max_length: int):
-    """The batched function `datasets.Dataset.map` calls: a batch of texts to its columns."""
+    """The batched function `datasets.Dataset.map` calls: a batch of texts to its columns.
+    `tokenizers`' own tokenizer (FastTokenizer) gives the ids and the untruncated lengths in
+    one pass; transformers' tokenizers take two."""
     def encode_batch(batch: dict[str, list]) -> dict[str, list]:
+        if hasattr(tokenizer, "ids_and_lengths"):
+            ids, tokens = tokenizer.ids_and_lengths(batch["text"], max_length)
+            return {"input_ids": ids, "tokens": tokens}
         return {"input_ids": tokenizer(batch["text"], truncation=True,
                                        max_length=max_length)["input_ids"],
                 "tokens": token_lengths(tokenizer, batch["text"]).tolist()}

@@ -46,6 +46,18 @@ class FastTokenizer:
         encoded = self.backend.encode_batch(texts, add_special_tokens=add_special_tokens)
         return {"input_ids": [e.ids for e in encoded]}
 
+    def ids_and_lengths(self, texts: list[str], max_length: int
+                        ) -> tuple[list[list[int]], list[int]]:
+        """Ids truncated to `max_length`, as `__call__` gives them, and each text's length
+        before truncation (special tokens included), from one pass instead of two: the
+        library keeps what truncation cut off as overflowing pieces, each with the special
+        tokens added again, which are left out of the count."""
+        self.backend.enable_truncation(max_length)
+        special = self.backend.num_special_tokens_to_add(False)
+        encoded = self.backend.encode_batch(texts)
+        return ([e.ids for e in encoded],
+                [len(e.ids) + sum(len(o.ids) - special for o in e.overflowing) for e in encoded])
+
     @property
     def unk_token_id(self) -> int | None:
         return self.backend.token_to_id(_token(self.config.get("unk_token")) or "[UNK]")

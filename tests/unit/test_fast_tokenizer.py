@@ -49,6 +49,11 @@ def test_the_ids_and_the_saved_folder_equal_transformers(kind, texts, tiny_model
     assert type(back) is type(reference)
     assert back(texts, truncation=True, max_length=64)["input_ids"] == \
         reference(texts, truncation=True, max_length=64)["input_ids"]
+    for max_length in (8, 16, 128):  # tokenize's one pass: ids and untruncated lengths
+        ids, lengths = fast.ids_and_lengths(texts + ["word " * 600], max_length)
+        assert ids == reference(texts + ["word " * 600], truncation=True,
+                                max_length=max_length)["input_ids"]
+        assert lengths == [len(i) for i in reference(texts + ["word " * 600])["input_ids"]]
 
 
 def test_another_tokenizer_class_is_left_to_transformers(tiny_model, tmp_path):

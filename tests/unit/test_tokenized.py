@@ -20,11 +20,16 @@ from agnews.data.tokenized import (
     read_tokenized,
     token_lengths,
 )
+from agnews.model.fast_tokenizer import FastTokenizer
 from agnews.model.pretrained import load_tokenizer
 
 
-@pytest.fixture(scope="module")
-def tokenizer(tiny_model):
+@pytest.fixture(scope="module", params=["transformers", "tokenizers"])
+def tokenizer(tiny_model, request):
+    """transformers' tokenizer, and `tokenizers`' own (what tokenize uses for BERT models),
+    which encodes the ids and the untruncated lengths in one pass."""
+    if request.param == "tokenizers":
+        return FastTokenizer.from_folder(tiny_model)
     return load_tokenizer(str(tiny_model))
 
 
