@@ -109,12 +109,11 @@ def onnx_trials(onnx: Path, ids: list, pad_id: int, batch_size: int, int8: Path 
 
 
 def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad_id: int,
-                 batch_size: int, folder: Path, asked: str = "auto",
-                 stop_slower: bool = True) -> RuntimeChoice:
+                 batch_size: int, folder: Path, asked: str = "auto") -> RuntimeChoice:
     """Score the rows `ids` with PyTorch and each ONNX variant `asked` allows (all for auto),
     judge each against PyTorch (`labels`: each row's class, -1 where a row counts for agreement
-    only), and choose; ONNX files are written into `folder`. For auto with `stop_slower`, a
-    variant slower than PyTorch is stopped, not judged."""
+    only), and choose; ONNX files are written into `folder`. For auto, a variant slower than
+    PyTorch is stopped, not judged."""
     from agnews.model.padding import softmax
 
     needed = rows_needed()
@@ -136,7 +135,7 @@ def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad
         try:
             fp32 = export_onnx(model, folder / "model.onnx")
             int8 = folder / "model.int8.onnx" if "onnx-int8" in wanted else None
-            stop_after = seconds if asked == "auto" and stop_slower else None
+            stop_after = seconds if asked == "auto" else None
             for name, (logits, took, scored) in onnx_trials(fp32, ids, pad_id, batch_size, int8,
                                                             folder, stop_after).items():
                 if logits is None:
