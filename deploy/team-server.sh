@@ -25,6 +25,7 @@
 #   MLFLOW_DB (mlflow)                            the database, and the role that owns it
 #   TEAM_SERVER_DIR (.team-server in the project) passwords and keys (mode 600)
 #   ARTIFACTS_DIR ($TEAM_SERVER_DIR/artifacts)    where the server keeps every run's artifacts
+#   MLFLOW_SERVER_ENABLE_JOB_EXECUTION (false)    MLflow's job runner for its GenAI features
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -125,6 +126,12 @@ INI
 fi
 [[ "$auth" == off ]] && echo "team-server: no login (--no-auth): every request must pass" \
   "through a proxy that authenticates it"
+
+# MLflow's server otherwise starts a job runner and a consumer process per job kind for its
+# GenAI features (trace and session scorers, prompt optimization, GenAI evaluation), which no
+# step of this project uses: eight more processes, each importing MLflow (docs/team.md has
+# what they cost). Set it to true to have them.
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}"
 
 echo "team-server: http://$host:$port  (backend postgresql://$db@127.0.0.1:$pg_port/$db," \
      "artifacts in $artifacts)"

@@ -48,6 +48,8 @@ class TeamServer:
         self.env = {**subprocess_env(), "MLFLOW_PORT": str(self.port), "MLFLOW_DB": self.db,
                     "TEAM_SERVER_DIR": str(self.state), "ARTIFACTS_DIR": str(self.artifacts)}
         self.env.pop("MLFLOW_TRACKING_URI", None)
+        # the script's own default, whatever the machine running the tests sets
+        self.env.pop("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", None)
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
@@ -65,6 +67,14 @@ class TeamServer:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=60)
         self.process = None
+
+    def processes(self) -> list[str]:
+        """The command line of every process of the running server (its process group)."""
+        listed = subprocess.run(["ps", "-eo", "pgid=,args="], capture_output=True, text=True,
+                                check=True).stdout
+        return [args for pgid, _, args in (line.strip().partition(" ")
+                                           for line in listed.splitlines())
+                if self.process is not None and pgid == str(self.process.pid)]
 
     def drop(self) -> None:
         """Stopped, and its databases and role dropped."""

@@ -67,7 +67,7 @@ def server(tmp_path_factory):
         with environ(login):  # this module's own clients are alice too
             yield {"url": team.url, "artifacts": team.artifacts, "client": MlflowClient(team.url),
                    "log": team.log, "tmp": team.tmp, "db": team.db, "users": users,
-                   "login": login, "state": team.state}
+                   "login": login, "state": team.state, "processes": team.processes}
     finally:
         team.drop()
 
@@ -185,6 +185,15 @@ def test_predict_and_serve_read_the_champion_through_the_server(server, three_on
                           env=three_on_server["env"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "monitor: batch 1 of agnews-classifier" in proc.stdout
+
+
+def test_the_server_starts_no_job_runners(server):
+    """MLflow's job runner and its consumers (for GenAI features no step uses) stay off:
+    the server is `mlflow server`, uvicorn and its workers (deploy/team-server.sh)."""
+    running = server["processes"]()
+    assert any("mlflow server" in args for args in running), running
+    assert not [args for args in running if "mlflow.server.jobs" in args or "huey" in args], \
+        running
 
 
 def test_the_server_lets_in_only_its_team(server):
