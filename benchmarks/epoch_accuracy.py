@@ -2,10 +2,11 @@
 """Test accuracy after every epoch for one training setting, on all the train rows or a draw.
 
 Samples the splits as ingest does with train_size=0 and test_size=0 (every train row but a
-`--val-size` validation draw, or `--train-size` rows of them; every test row), tokenizes them at the setting's max_length, and
-trains with the project's own loop (`agnews.training.loop.fit`, the precision `auto` chooses);
-after each epoch it scores the whole test split and prints one line: test accuracy, val_loss,
-the epoch's seconds and samples/s. The setting is main's parameter names:
+`--val-size` validation draw, or `--train-size` rows of them; every test row), tokenizes them
+at the setting's max_length, and trains with the project's own loop (`agnews.training.loop.fit`,
+the precision `auto` chooses); after each epoch it scores the whole test split and prints one
+line: test accuracy, val_loss, the epoch's seconds and samples/s. The setting is main's
+parameter names:
 
     python benchmarks/epoch_accuracy.py --data <AG News folder> \
         "epochs=3 learning_rate=1e-4 freeze_layers=2"
