@@ -84,11 +84,11 @@ def resampled_auc(labels: np.ndarray, probs: np.ndarray):
     lacks a class.
 
     Written out because no library scores a resample without sorting it again (sklearn's
-    roc_auc_score and scipy's rankdata do, once per resample and class: most of evaluate's
-    intervals on 7,600 rows). The scores are sorted once here; a resample is then only a
-    count of how often it drew each distinct score among its positive and negative rows,
-    and its AUC is the Mann-Whitney form on those counts: every positive row's share of
-    negative rows scored lower, ties counting half, as midranks count them."""
+    roc_auc_score and scipy's rankdata sort each resample and class). The scores are sorted
+    once here; a resample is then only a count of how often it drew each distinct score among
+    its positive and negative rows, and its AUC is the Mann-Whitney form on those counts: every
+    positive row's share of negative rows scored lower, ties counting half, as midranks count
+    them."""
     columns = []
     for k in range(len(LABELS)):
         distinct, group = np.unique(probs[:, k], return_inverse=True)
