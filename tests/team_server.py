@@ -70,8 +70,9 @@ class TeamServer:
 
     def processes(self) -> list[str]:
         """The command line of every process of the running server (its process group)."""
-        listed = subprocess.run(["ps", "-eo", "pgid=,args="], capture_output=True, text=True,
-                                check=True).stdout
+        # -ww: whole command lines (without a terminal ps cuts them at 80 columns)
+        listed = subprocess.run(["ps", "-ww", "-eo", "pgid=,args="], capture_output=True,
+                                text=True, check=True).stdout
         return [args for pgid, _, args in (line.strip().partition(" ")
                                            for line in listed.splitlines())
                 if self.process is not None and pgid == str(self.process.pid)]
