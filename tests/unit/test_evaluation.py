@@ -241,3 +241,6 @@ def test_the_vectorized_bootstrap_statistics_are_sklearns_metrics():
             [roc_auc_score(t[i] == k, tied[resample[i], k]) for k in range(4)]))
         assert intervals._ece(p.max(axis=-1), (t == g).astype(float))[i] == pytest.approx(
             expected_calibration_error(t[i], p[i]))
+    # a resample that drew no row of some class has no AUC for it: NaN, as the interval skips
+    no_sports = np.flatnonzero(labels != 1)[:300 // 2]
+    assert np.isnan(intervals.resampled_auc(labels, probs)(no_sports)).all()
