@@ -4,10 +4,12 @@ then evaluate, register and report the best trial's model as `main` would.
 One parent run; each trial is a child run of the `train` entry point (named `trial <n>` and its
 values) that hands every epoch's val_loss to Optuna, whose median pruner may stop it
 (`pruned=true`). Ingest and tokenize run once per distinct data setting and are reused
-through the step cache. Trials are ranked by the val_loss of the epoch they keep: the test
-split is read once, by the evaluate step of the best trial, which then meets the register
-gate; the report gets a search section. The parent logs the study's plots (`plots/search_*`),
-`search/trials.csv`, the trial counts, and the best trial's values (`best.<name>` params).
+through the step cache. Trials are ranked by the val_loss of the epoch they keep, never by
+test rows (each completed trial is a whole train run, whose parity gate compares runtimes on
+val and test rows): the test metrics come from the evaluate step of the best trial, which
+then meets the register gate; the report gets a search section. The parent logs the study's
+plots (`plots/search_*`), `search/trials.csv`, the trial counts, and the best trial's values
+(`best.<name>` params).
 
 The study lives in a journal file (or `-P storage=`, a database), so a killed sweep continues
 with `-P study=<name>`: finished trials stay, the trial that was running is marked failed.
