@@ -127,7 +127,7 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str,
 def log_choice(choice) -> None:
     """The parity gate's record on the run: tags `scorer` and `scorer_reason`, each trial's
     metrics (`parity_<runtime>_agreement`, its interval, `_p_worse`, `_rows_per_second`,
-    `_accuracy`; none for a variant stopped as slower than PyTorch) and the table
+    `_accuracy`; none for a variant stopped early) and the table
     `parity_gate.json`."""
     mlflow.set_tags({"scorer": choice.scorer, "scorer_reason": choice.reason[:5000]})
     for trial in choice.trials:

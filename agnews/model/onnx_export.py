@@ -4,7 +4,8 @@
 ONNX Runtime score the same rows in fp32 and with int8 weights, in a process of its own
 (`agnews.model.onnx_trial`), each timed, and lets the parity gate (`agnews.model.parity`)
 choose. Choosing for itself (`auto`), it stops a variant once PyTorch's time for the rows has
-passed: that variant cannot be the fastest, so it is not judged. A model whose export,
+passed (it cannot be the fastest, so it is not judged), or once it has disagreed with PyTorch on
+more rows than the gate's bound allows (it has failed already). A model whose export,
 quantization or ONNX scoring fails scores with PyTorch, and the run says why in one line.
 
 The export is torch's TorchScript-based exporter (`dynamo=False`), the path optimum exports BERT
@@ -31,7 +32,9 @@ from agnews.model.parity import (
     REFERENCE,
     Trial,
     choose,
+    disagreeing,
     judge,
+    most_disagreements,
     rows_needed,
     slower,
 )
@@ -82,15 +85,19 @@ def release_freed_memory() -> None:
 
 
 def onnx_trials(onnx: Path, ids: list, pad_id: int, batch_size: int, int8: Path | None,
-                folder: Path, stop_after: float | None = None
-                ) -> dict[str, tuple[np.ndarray | None, float, int]]:
-    """{variant: (logits, seconds, rows scored)} from `agnews.model.onnx_trial` in a process
-    of its own; logits None for a variant stopped after `stop_after` seconds."""
+                folder: Path, stop_after: float | None = None,
+                reference: np.ndarray | None = None, most: int | None = None
+                ) -> dict[str, tuple[np.ndarray | None, float, int, int | None]]:
+    """{variant: (logits, seconds, rows scored, disagreements)} from `agnews.model.onnx_trial`
+    in a process of its own. Logits None for a variant stopped early: after `stop_after`
+    seconds, or (disagreements set) once its classes differed from `reference` (PyTorch's
+    class of each row) on more than `most` rows."""
     rows, out = folder / "rows.npz", folder / "scored.npz"
-    save_rows(rows, ids, pad_id, batch_size)
+    save_rows(rows, ids, pad_id, batch_size, reference if most is not None else None)
     command = [sys.executable, "-m", "agnews.model.onnx_trial", str(onnx), str(rows), str(out)]
     command += ["--int8", str(int8)] if int8 else []
     command += ["--stop-after", repr(stop_after)] if stop_after is not None else []
+    command += ["--most-disagreements", str(most)] if most is not None else []
     done = subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True,
                           timeout=3600)
     if done.returncode != 0:
@@ -99,12 +106,14 @@ def onnx_trials(onnx: Path, ids: list, pad_id: int, batch_size: int, int8: Path 
     scored = np.load(out)
     results = {}
     for name in ("onnx", "onnx-int8"):
+        seconds = float(scored[f"{name}.seconds"]) if f"{name}.seconds" in scored else 0.0
         if f"{name}.logits" in scored:
             logits = scored[f"{name}.logits"]
-            results[name] = (logits, float(scored[f"{name}.seconds"]), len(logits))
+            results[name] = (logits, seconds, len(logits), None)
         elif f"{name}.stopped_rows" in scored:
-            results[name] = (None, float(scored[f"{name}.seconds"]),
-                             int(scored[f"{name}.stopped_rows"]))
+            disagreed = (int(scored[f"{name}.disagreements"])
+                         if f"{name}.disagreements" in scored else None)
+            results[name] = (None, seconds, int(scored[f"{name}.stopped_rows"]), disagreed)
     return results
 
 
@@ -113,7 +122,7 @@ def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad
     """Score the rows `ids` with PyTorch and each ONNX variant `asked` allows (all for auto),
     judge each against PyTorch (`labels`: each row's class, -1 where a row counts for agreement
     only), and choose; ONNX files are written into `folder`. For auto, a variant slower than
-    PyTorch is stopped, not judged."""
+    PyTorch is stopped, not judged, and one that disagrees too often is stopped, failed."""
     from agnews.model.padding import softmax
 
     needed = rows_needed()
@@ -135,9 +144,15 @@ def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad
         try:
             fp32 = export_onnx(model, folder / "model.onnx")
             int8 = folder / "model.int8.onnx" if "onnx-int8" in wanted else None
+            # choosing for itself, a pass stops once it cannot be chosen: slower, or failed
             stop_after = seconds if asked == "auto" else None
-            for name, (logits, took, scored) in onnx_trials(fp32, ids, pad_id, batch_size, int8,
-                                                            folder, stop_after).items():
+            most = most_disagreements(len(ids)) if asked == "auto" else None
+            for name, (logits, took, scored, disagreed) in onnx_trials(
+                    fp32, ids, pad_id, batch_size, int8, folder, stop_after,
+                    reference.argmax(axis=1), most).items():
+                if disagreed is not None:
+                    trials.append(disagreeing(name, len(ids), scored, disagreed))
+                    continue
                 if logits is None:
                     trials.append(slower(name, len(ids), scored, took, seconds))
                     continue

@@ -9,11 +9,13 @@ and NumPy, which import in a fraction of a second. It also scores as evaluate wi
 torch in the process.
 
     python -m agnews.model.onnx_trial <model.onnx> <rows.npz> <out.npz> --int8 <model.int8.onnx> \
-        [--stop-after <seconds>]
+        [--stop-after <seconds>] [--most-disagreements <rows>]
 
 With `--stop-after` (PyTorch's seconds on the same rows), a variant still scoring when that
 time runs out stops there: it can only end slower than PyTorch, so the gate could not choose
-it, and judging it would only cost train the rest of its pass.
+it, and judging it would only cost train the rest of its pass. With `--most-disagreements`
+(and PyTorch's classes saved with the rows), a variant stops once it has disagreed with
+PyTorch on more rows than that: it has failed the gate whatever the rest.
 """
 from __future__ import annotations
 
@@ -27,20 +29,24 @@ import numpy as np
 from agnews.model.runtimes import OnnxRuntime, onnx_session
 
 
-def save_rows(path: Path, ids: list, pad_id: int, batch_size: int) -> None:
-    """Ragged token ids as one flat array and their offsets."""
+def save_rows(path: Path, ids: list, pad_id: int, batch_size: int,
+              reference: np.ndarray | None = None) -> None:
+    """Ragged token ids as one flat array and their offsets; `reference`: PyTorch's class of
+    each row, for a pass that stops once it disagrees too often."""
     lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=len(ids))
     flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in ids]) if len(ids) else \
         np.zeros(0, dtype=np.int64)
+    extra = {} if reference is None else {"reference": np.asarray(reference, dtype=np.int64)}
     np.savez(path, flat=flat, offsets=np.concatenate([[0], np.cumsum(lengths)]),
-             pad_id=pad_id, batch_size=batch_size)
+             pad_id=pad_id, batch_size=batch_size, **extra)
 
 
-def load_rows(path: Path) -> tuple[list[np.ndarray], int, int]:
+def load_rows(path: Path) -> tuple[list[np.ndarray], int, int, np.ndarray | None]:
     data = np.load(path)
     flat, offsets = data["flat"], data["offsets"]
     ids = [flat[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
-    return ids, int(data["pad_id"]), int(data["batch_size"])
+    reference = data["reference"] if "reference" in data else None
+    return ids, int(data["pad_id"]), int(data["batch_size"]), reference
 
 
 def quantize_int8(source: Path, path: Path) -> Path:
@@ -55,37 +61,56 @@ def quantize_int8(source: Path, path: Path) -> Path:
     return path
 
 
-class OutOfTime(Exception):
-    """A runtime's pass ran past its deadline; `rows` were scored by then."""
+class Stopped(Exception):
+    """A variant's pass ended early: `slower` (its deadline passed) or `disagrees` (past the
+    disagreements the gate allows); `rows` were scored by then."""
 
-    def __init__(self, rows: int, seconds: float):
-        super().__init__(f"{rows} rows in {seconds:.2f} s")
-        self.rows, self.seconds = rows, seconds
+    def __init__(self, why: str, rows: int, seconds: float, disagreements: int):
+        super().__init__(f"{why}: {rows} rows in {seconds:.2f} s")
+        self.why, self.rows, self.seconds = why, rows, seconds
+        self.disagreements = disagreements
 
 
-class Deadline:
-    """A progress counter (runtimes call `update(rows)` after each batch) that raises
-    OutOfTime once `seconds` have passed since `start`."""
+class Watch:
+    """Checked after each batch of a variant's pass: raises Stopped once `seconds` have passed
+    since it was made, or once the batches' classes differ from `reference` (PyTorch's class
+    of each row) on more than `most` rows."""
 
-    def __init__(self, seconds: float):
-        self.seconds, self.rows, self.start = seconds, 0, time.perf_counter()
+    def __init__(self, seconds: float | None = None, reference: np.ndarray | None = None,
+                 most: int | None = None):
+        self.seconds, self.reference, self.most = seconds, reference, most
+        self.rows = self.disagreements = 0
+        self.start = time.perf_counter()
 
-    def update(self, rows: int) -> None:
-        self.rows += rows
+    def batch(self, idx: np.ndarray, logits: np.ndarray) -> None:
+        self.rows += len(idx)
         elapsed = time.perf_counter() - self.start
-        if elapsed > self.seconds:
-            raise OutOfTime(self.rows, elapsed)
+        if self.reference is not None and self.most is not None:
+            self.disagreements += int((logits.argmax(axis=1) != self.reference[idx]).sum())
+            if self.disagreements > self.most:
+                raise Stopped("disagrees", self.rows, elapsed, self.disagreements)
+        if self.seconds is not None and elapsed > self.seconds:
+            raise Stopped("slower", self.rows, elapsed, self.disagreements)
 
 
-def timed(runtime, ids: list, batch_size: int, pad_id: int, stop_after: float | None = None
+def timed(runtime, ids: list, batch_size: int, pad_id: int, stop_after: float | None = None,
+          reference: np.ndarray | None = None, most: int | None = None
           ) -> tuple[np.ndarray, float]:
     """Logits of every row and the seconds they took with any runtime (PyTorch's or ONNX
     Runtime's), after one untimed batch (the first call builds the runtime's kernels). With
-    `stop_after`, raises OutOfTime when the pass runs longer."""
+    `stop_after`, or `reference` and `most` (see Watch), an ONNX Runtime pass raises Stopped
+    when it runs longer or disagrees more."""
     runtime.logits(ids[:batch_size], batch_size, pad_id)
-    deadline = Deadline(stop_after) if stop_after is not None else None
     start = time.perf_counter()
-    logits = runtime.logits(ids, batch_size, pad_id, deadline)
+    if stop_after is None and most is None:
+        logits = runtime.logits(ids, batch_size, pad_id)
+    else:
+        watch, logits = Watch(stop_after, reference, most), None
+        for idx, part in runtime.scored_batches(ids, batch_size, pad_id):
+            if logits is None:
+                logits = np.zeros((len(ids), part.shape[1]), dtype=np.float32)
+            logits[idx] = part
+            watch.batch(idx, part)
     return logits, time.perf_counter() - start
 
 
@@ -96,8 +121,9 @@ def main(argv=None) -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--int8", type=Path, default=None)
     parser.add_argument("--stop-after", type=float, default=None)
+    parser.add_argument("--most-disagreements", type=int, default=None)
     args = parser.parse_args(argv)
-    ids, pad_id, batch_size = load_rows(args.rows)
+    ids, pad_id, batch_size, reference = load_rows(args.rows)
     variants = {"onnx": args.onnx}
     if args.int8 is not None:
         variants["onnx-int8"] = quantize_int8(args.onnx, args.int8)
@@ -105,10 +131,12 @@ def main(argv=None) -> None:
     for name, path in variants.items():
         try:
             logits, seconds = timed(OnnxRuntime(onnx_session(path), name), ids, batch_size,
-                                    pad_id, args.stop_after)
+                                    pad_id, args.stop_after, reference, args.most_disagreements)
             results[f"{name}.logits"], results[f"{name}.seconds"] = logits, seconds
-        except OutOfTime as stop:
+        except Stopped as stop:
             results[f"{name}.stopped_rows"], results[f"{name}.seconds"] = stop.rows, stop.seconds
+            if stop.why == "disagrees":
+                results[f"{name}.disagreements"] = stop.disagreements
     np.savez(args.out, **results)
 
 

@@ -8,7 +8,9 @@ with), at `ALPHA`. Agreement needs no labels, so train judges it on the val and 
 by default, at most `MOST_ROWS` of them) and accuracy on the test rows among them. The bound,
 not the point estimate, because on a few hundred rows a point estimate often clears the floor
 for a runtime that truly falls short of it (docs/performance.md measures both rules' error
-rates). Of the variants that pass, the one with the most rows per second scores.
+rates). Of the variants that pass, the one with the most rows per second scores. Choosing
+for itself, train stops a variant's pass once it has disagreed on more rows than the bound
+allows (`most_disagreements`): the gate's verdict is then already no.
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ class Trial:
     p_worse: float            # McNemar, one-sided: "PyTorch is more often right"
     passed: bool
     why: str
-    judged: bool = True       # False: stopped once slower than PyTorch (`slower`)
+    judged: bool = True       # False: stopped before its last row (`slower`, `disagreeing`)
 
     def metrics(self) -> dict[str, float]:
         key = self.name.replace("-", "_")
@@ -88,6 +90,29 @@ def slower(name: str, rows: int, scored: int, seconds: float, reference_seconds:
     return Trial(name, rows, nan, nan, nan, nan, nan, 0, 0, nan, False,
                  f"slower than PyTorch: {scored} of {rows} rows scored when PyTorch's "
                  f"{reference_seconds:.1f} s for all of them had passed; not judged", False)
+
+
+def most_disagreements(rows: int, min_agreement: float = MIN_AGREEMENT) -> int:
+    """The most of `rows` rows a variant may disagree with PyTorch on and still clear the
+    agreement bound (-1: not even full agreement does). The bound only falls as disagreements
+    grow, so a variant past this count fails the gate whatever its other rows."""
+    most = -1
+    while most + 1 <= rows and wilson(rows - most - 1, rows, BOUND_LEVEL)[0] >= min_agreement:
+        most += 1
+    return most
+
+
+def disagreeing(name: str, rows: int, scored: int, disagreements: int,
+                min_agreement: float = MIN_AGREEMENT) -> Trial:
+    """A variant stopped after `scored` of `rows` rows, having disagreed with PyTorch on
+    `disagreements` of them: more than `most_disagreements(rows)`, so it had already failed
+    the gate, and scoring the rest would only cost train the time."""
+    nan = float("nan")
+    best = (rows - disagreements) / rows
+    return Trial(name, rows, nan, nan, nan, nan, nan, 0, 0, nan, False,
+                 f"disagreed with PyTorch on {disagreements} of the first {scored} of {rows} "
+                 f"rows: at best {best:.2%} agreement, whose bound cannot show "
+                 f"{min_agreement:.1%}; stopped there, failed", False)
 
 
 def gate_rows(val_rows: int, test_labels: np.ndarray, seed: int, most: int = MOST_ROWS

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,17 +63,23 @@ class OnnxRuntime:
     def logits(self, seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
                progress=None, multiple: int = 1) -> np.ndarray:
         out: np.ndarray | None = None
-        # Widths always rounded to PAD_MULTIPLE: ONNX Runtime keeps buffers for every input shape
-        # it meets, so a pass over thousands of texts of every length would grow its memory.
-        for idx, ids, mask in padded_batches(seqs, batch_size, pad_id, longest_first(seqs),
-                                             max(multiple, PAD_MULTIPLE)):
-            logits = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+        for idx, logits in self.scored_batches(seqs, batch_size, pad_id, multiple):
             if out is None:
                 out = np.zeros((len(seqs), logits.shape[1]), dtype=np.float32)
             out[idx] = logits
             if progress is not None:
                 progress.update(len(idx))
         return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+    def scored_batches(self, seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
+                       multiple: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(row indices, their logits), batch after batch, longest texts first."""
+        # Widths always rounded to PAD_MULTIPLE: ONNX Runtime keeps buffers for every input shape
+        # it meets, so a pass over thousands of texts of every length would grow its memory.
+        for idx, ids, mask in padded_batches(seqs, batch_size, pad_id, longest_first(seqs),
+                                             max(multiple, PAD_MULTIPLE)):
+            yield idx, self.session.run(["logits"], {"input_ids": ids,
+                                                     "attention_mask": mask})[0]
 
     def tags(self) -> dict[str, str]:
         import onnxruntime

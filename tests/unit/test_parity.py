@@ -4,7 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agnews.model.parity import MOST_ROWS, choose, gate_rows, judge, slower
+from agnews.model.parity import (
+    MOST_ROWS,
+    choose,
+    disagreeing,
+    gate_rows,
+    judge,
+    most_disagreements,
+    slower,
+)
 
 
 def one_hot(classes: np.ndarray) -> np.ndarray:
@@ -119,6 +127,33 @@ def test_a_variant_stopped_as_slower_is_never_chosen_and_logs_no_made_up_numbers
                       "PyTorch: 640 of 1000 rows scored when PyTorch's 4.0 s for all of them "
                       "had passed; not judged)")
     assert trials[1].metrics() == {}  # no agreement, accuracy or speed it did not measure
+
+
+@pytest.mark.parametrize("rows", [539, 700, 1000, 2000])
+def test_one_disagreement_past_the_most_fails_the_full_judgement(rows):
+    """What lets train stop a variant early: with `most_disagreements` rows changed the gate
+    still passes it, with one more it fails, whatever the rows it had not scored."""
+    most = most_disagreements(rows)
+    assert most == {539: 0, 700: 0, 1000: 1, 2000: 4}[rows]
+    for changed, passed in ((most, True), (most + 1, False)):
+        labels, variant = np.zeros(rows, dtype=int), np.zeros(rows, dtype=int)
+        variant[:changed] = labels[:changed] = 1  # right where it differs: no accuracy loss
+        trial = judge("onnx-int8", one_hot(np.zeros(rows, dtype=int)), one_hot(variant),
+                      labels, 1.0)
+        assert trial.passed is passed, trial.why
+    assert most_disagreements(538) == -1  # too few rows for even full agreement
+
+
+def test_a_variant_stopped_for_disagreeing_fails_and_logs_no_made_up_numbers(answers):
+    labels, reference = answers
+    same = one_hot(reference)
+    trials = [judge("pytorch", same, same, labels, 4.0), disagreeing("onnx-int8", 1000, 212, 2)]
+    assert not trials[1].passed and not trials[1].judged
+    assert choose(trials) == ("pytorch", "the fastest that passed the parity gate, 250 rows/s "
+                              "(vs onnx-int8 disagreed with PyTorch on 2 of the first 212 of "
+                              "1000 rows: at best 99.80% agreement, whose bound cannot show "
+                              "99.5%; stopped there, failed)")
+    assert trials[1].metrics() == {}
 
 
 def test_the_gate_judges_val_and_test_rows_and_at_most_a_seeded_thousand():

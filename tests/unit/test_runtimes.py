@@ -4,6 +4,7 @@ scores through ONNX Runtime loads without torch, and every failure falls back to
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -87,6 +88,50 @@ def test_a_variant_slower_than_pytorch_is_stopped_not_judged(tiny, tmp_path, mon
         assert not trial.judged and not trial.passed
         # the deadline is checked after each batch: it stopped after the first of 63
         assert trial.why.startswith("slower than PyTorch: 16 of 1000 rows scored when")
+
+
+def reference_changed(monkeypatch, every: int) -> None:
+    """PyTorch's pass reported as slowest, and with its answer on every `every`-th row moved
+    to the next class: the ONNX variants disagree with it on those rows."""
+    real = onnx_export.timed
+
+    def changing(runtime, *args, **kwargs):
+        logits, seconds = real(runtime, *args, **kwargs)
+        if not isinstance(runtime, TorchRuntime):
+            return logits, seconds
+        logits = logits.copy()
+        logits[::every] = np.roll(logits[::every], 1, axis=1)
+        return logits, 1e6
+
+    monkeypatch.setattr(onnx_export, "timed", changing)
+
+
+def test_a_variant_that_disagrees_too_often_is_stopped_and_fails(tiny, tmp_path, monkeypatch):
+    model, tokenizer, _, ids, labels = tiny
+    reference_changed(monkeypatch, 10)
+    choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path)
+    assert choice.scorer == "pytorch" and choice.onnx is None and not choice.warning
+    stopped = [t for t in choice.trials if t.name != "pytorch"]
+    assert [t.name for t in stopped] == ["onnx", "onnx-int8"]
+    for trial in stopped:
+        assert not trial.judged and not trial.passed
+        # 1,000 rows allow one disagreement: a tenth of the rows differ, so a batch or two
+        match = re.fullmatch(r"disagreed with PyTorch on (\d+) of the first (\d+) of 1000 rows: "
+                             r"at best (\S+)% agreement, whose bound cannot show 99.5%; stopped "
+                             r"there, failed", trial.why)
+        assert match, trial.why
+        assert int(match[1]) >= 2 and int(match[2]) <= 64
+
+
+def test_a_variant_asked_for_is_judged_on_every_row_however_it_disagrees(tiny, tmp_path,
+                                                                        monkeypatch):
+    model, tokenizer, _, ids, labels = tiny
+    reference_changed(monkeypatch, 10)
+    choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path, "onnx")
+    trial = {t.name: t for t in choice.trials}["onnx"]
+    assert trial.judged and not trial.passed and trial.rows == 1000
+    assert trial.agreement == pytest.approx(0.9)  # every tenth row of 1,000
+    assert choice.scorer == "onnx" and "it FAILED the parity gate" in choice.reason
 
 
 def test_a_variant_asked_for_is_judged_whatever_its_speed(tiny, tmp_path, monkeypatch):
