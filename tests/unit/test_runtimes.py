@@ -66,55 +66,47 @@ def test_every_runtime_is_judged_and_one_that_passed_scores(tiny, tmp_path, monk
     assert choice.onnx is None or choice.onnx.is_file()
 
 
-def reference_seconds(monkeypatch, reported: float) -> None:
-    """PyTorch's pass reported as taking `reported` seconds, whatever it took."""
+def reference_seconds(monkeypatch, reported: float, changed_every: int = 0) -> None:
+    """PyTorch's pass reported as taking `reported` seconds, whatever it took; with
+    `changed_every`, its answer on every such row moved to the next class, so the ONNX
+    variants disagree with it there."""
     real = onnx_export.timed
 
     def reporting(runtime, *args, **kwargs):
         logits, seconds = real(runtime, *args, **kwargs)
-        return logits, reported if isinstance(runtime, TorchRuntime) else seconds
+        if not isinstance(runtime, TorchRuntime):
+            return logits, seconds
+        if changed_every:
+            logits = logits.copy()
+            logits[::changed_every] = np.roll(logits[::changed_every], 1, axis=1)
+        return logits, reported
 
     monkeypatch.setattr(onnx_export, "timed", reporting)
+
+
+def stopped_variants(choice) -> list:
+    """The ONNX trials of a choice that kept PyTorch, each stopped before its last row."""
+    assert choice.scorer == "pytorch" and choice.onnx is None and not choice.warning
+    stopped = [t for t in choice.trials if t.name != "pytorch"]
+    assert [t.name for t in stopped] == ["onnx", "onnx-int8"]
+    assert all(not t.judged and not t.passed for t in stopped)
+    return stopped
 
 
 def test_a_variant_slower_than_pytorch_is_stopped_not_judged(tiny, tmp_path, monkeypatch):
     model, tokenizer, _, ids, labels = tiny
     reference_seconds(monkeypatch, 1e-6)  # every ONNX variant is slower
     choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path)
-    assert choice.scorer == "pytorch" and choice.onnx is None and not choice.warning
-    stopped = [t for t in choice.trials if t.name != "pytorch"]
-    assert [t.name for t in stopped] == ["onnx", "onnx-int8"]
-    for trial in stopped:
-        assert not trial.judged and not trial.passed
+    for trial in stopped_variants(choice):
         # the deadline is checked after each batch: it stopped after the first of 63
         assert trial.why.startswith("slower than PyTorch: 16 of 1000 rows scored when")
 
 
-def reference_changed(monkeypatch, every: int) -> None:
-    """PyTorch's pass reported as slowest, and with its answer on every `every`-th row moved
-    to the next class: the ONNX variants disagree with it on those rows."""
-    real = onnx_export.timed
-
-    def changing(runtime, *args, **kwargs):
-        logits, seconds = real(runtime, *args, **kwargs)
-        if not isinstance(runtime, TorchRuntime):
-            return logits, seconds
-        logits = logits.copy()
-        logits[::every] = np.roll(logits[::every], 1, axis=1)
-        return logits, 1e6
-
-    monkeypatch.setattr(onnx_export, "timed", changing)
-
-
 def test_a_variant_that_disagrees_too_often_is_stopped_and_fails(tiny, tmp_path, monkeypatch):
     model, tokenizer, _, ids, labels = tiny
-    reference_changed(monkeypatch, 10)
+    reference_seconds(monkeypatch, 1e6, changed_every=10)  # slowest, so none stops for speed
     choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path)
-    assert choice.scorer == "pytorch" and choice.onnx is None and not choice.warning
-    stopped = [t for t in choice.trials if t.name != "pytorch"]
-    assert [t.name for t in stopped] == ["onnx", "onnx-int8"]
-    for trial in stopped:
-        assert not trial.judged and not trial.passed
+    for trial in stopped_variants(choice):
         # 1,000 rows allow one disagreement: a tenth of the rows differ, so a batch or two
         match = re.fullmatch(r"disagreed with PyTorch on (\d+) of the first (\d+) of 1000 rows: "
                              r"at best (\S+)% agreement, whose bound cannot show 99.5%; stopped "
@@ -126,7 +118,7 @@ def test_a_variant_that_disagrees_too_often_is_stopped_and_fails(tiny, tmp_path,
 def test_a_variant_asked_for_is_judged_on_every_row_however_it_disagrees(tiny, tmp_path,
                                                                         monkeypatch):
     model, tokenizer, _, ids, labels = tiny
-    reference_changed(monkeypatch, 10)
+    reference_seconds(monkeypatch, 1e6, changed_every=10)
     choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path, "onnx")
     trial = {t.name: t for t in choice.trials}["onnx"]
     assert trial.judged and not trial.passed and trial.rows == 1000
