@@ -105,12 +105,8 @@ def timed(runtime, ids: list, batch_size: int, pad_id: int, stop_after: float | 
     if stop_after is None and most is None:
         logits = runtime.logits(ids, batch_size, pad_id)
     else:
-        watch, logits = Watch(stop_after, reference, most), None
-        for idx, part in runtime.scored_batches(ids, batch_size, pad_id):
-            if logits is None:
-                logits = np.zeros((len(ids), part.shape[1]), dtype=np.float32)
-            logits[idx] = part
-            watch.batch(idx, part)
+        logits = runtime.logits(ids, batch_size, pad_id,
+                                on_batch=Watch(stop_after, reference, most).batch)
     return logits, time.perf_counter() - start
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,25 +61,23 @@ class OnnxRuntime:
     name: str        # onnx | onnx-int8
 
     def logits(self, seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
-               progress=None, multiple: int = 1) -> np.ndarray:
+               progress=None, multiple: int = 1, on_batch=None) -> np.ndarray:
+        """`on_batch(row indices, their logits)`, where given, hears each batch as it is
+        scored (train's parity gate stops a pass from it)."""
         out: np.ndarray | None = None
-        for idx, logits in self.scored_batches(seqs, batch_size, pad_id, multiple):
+        # Widths always rounded to PAD_MULTIPLE: ONNX Runtime keeps buffers for every input shape
+        # it meets, so a pass over thousands of texts of every length would grow its memory.
+        for idx, ids, mask in padded_batches(seqs, batch_size, pad_id, longest_first(seqs),
+                                             max(multiple, PAD_MULTIPLE)):
+            logits = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
             if out is None:
                 out = np.zeros((len(seqs), logits.shape[1]), dtype=np.float32)
             out[idx] = logits
             if progress is not None:
                 progress.update(len(idx))
+            if on_batch is not None:
+                on_batch(idx, logits)
         return out if out is not None else np.zeros((0, 0), dtype=np.float32)
-
-    def scored_batches(self, seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
-                       multiple: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(row indices, their logits), batch after batch, longest texts first."""
-        # Widths always rounded to PAD_MULTIPLE: ONNX Runtime keeps buffers for every input shape
-        # it meets, so a pass over thousands of texts of every length would grow its memory.
-        for idx, ids, mask in padded_batches(seqs, batch_size, pad_id, longest_first(seqs),
-                                             max(multiple, PAD_MULTIPLE)):
-            yield idx, self.session.run(["logits"], {"input_ids": ids,
-                                                     "attention_mask": mask})[0]
 
     def tags(self) -> dict[str, str]:
         import onnxruntime
