@@ -39,15 +39,13 @@ def main() -> None:
     from agnews.data.tokenized import read_tokenized
     from agnews.model import onnx_export
     from agnews.model.logged_model import load_logged_classifier
-    from agnews.model.parity import gate_rows
+    from agnews.model.parity import gate_sample
     from agnews.tracking.lineage import cpu_model
     from agnews.tracking.runs import fetch
 
     splits, meta = read_tokenized(fetch(args.tokenized, "tokenized", "tokenize"))
     runtime = load_logged_classifier(args.model_uri, "auto").runtime
-    val, test = splits["val"], splits["test"]
-    keep, labels = gate_rows(len(val), test.labels, args.seed)
-    ids = val.take(keep[keep < len(val)]) + test.take(keep[keep >= len(val)] - len(val))
+    ids, labels = gate_sample(splits["val"], splits["test"], args.seed)
     stopping = onnx_export.most_disagreements
 
     def gate(stop: bool):

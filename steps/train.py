@@ -99,7 +99,7 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str,
 
     from agnews.model.logged_model import log_classifier
     from agnews.model.onnx_export import pick_runtime
-    from agnews.model.parity import gate_rows
+    from agnews.model.parity import gate_sample
     from agnews.tracking.runs import log_figure
     from agnews.training.plots import learning_rate_schedule, loss_curves, metric_evolution
 
@@ -113,9 +113,7 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str,
     # Agreement with PyTorch needs no labels, so the val rows count for it beside the test rows
     # (the more rows, the firmer its bound); not the train rows, on which the model is surer
     # than on new text and runtimes agree more often. Accuracy is compared on the test rows.
-    val, test = splits["val"], splits["test"]
-    keep, labels = gate_rows(len(val), test.labels, cfg.seed)
-    ids = val.take(keep[keep < len(val)]) + test.take(keep[keep >= len(val)] - len(val))
+    ids, labels = gate_sample(splits["val"], splits["test"], cfg.seed)
     with tempfile.TemporaryDirectory() as tmp:
         choice = pick_runtime(model, result.precision, ids, labels,
                               meta["pad_token_id"], cfg.eval_batch_size, Path(tmp), cfg.scorer)

@@ -126,6 +126,14 @@ def gate_rows(val_rows: int, test_labels: np.ndarray, seed: int, most: int = MOS
     return keep, labels[keep]
 
 
+def gate_sample(val, test, seed: int) -> tuple[list, np.ndarray]:
+    """The token ids of the rows `gate_rows` draws from `val` then `test` (tokenized rows, as
+    tokenize writes them), and their labels (-1 for a val row)."""
+    keep, labels = gate_rows(len(val), test.labels, seed)
+    first = len(val)
+    return val.take(keep[keep < first]) + test.take(keep[keep >= first] - first), labels
+
+
 def choose(trials: list[Trial], asked: str = "auto") -> tuple[str, str]:
     """The runtime to score with, and why: `asked` where it is not auto (even if it failed the
     gate: the user's call, said in the reason), else the fastest that passed."""

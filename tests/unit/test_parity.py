@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from agnews.model.parity import (
@@ -9,6 +10,7 @@ from agnews.model.parity import (
     choose,
     disagreeing,
     gate_rows,
+    gate_sample,
     judge,
     most_disagreements,
     slower,
@@ -165,3 +167,16 @@ def test_the_gate_judges_val_and_test_rows_and_at_most_a_seeded_thousand():
     assert np.array_equal(keep, gate_rows(200, np.arange(7600) % 4, seed=1)[0])  # a rerun
     assert not np.array_equal(keep, gate_rows(200, np.arange(7600) % 4, seed=2)[0])
     assert np.array_equal(labels[keep >= 200], (keep[keep >= 200] - 200) % 4)
+
+
+def test_the_gate_sample_is_the_drawn_val_then_test_rows_with_their_labels():
+    from agnews.data.tokenized import TokenRows
+
+    def rows(n: int, first_id: int) -> TokenRows:  # row i holds the one id first_id + i
+        return TokenRows.from_frame(pd.DataFrame({"input_ids": [[first_id + i] for i in range(n)],
+                                                  "label": np.arange(n) % 4}))
+
+    ids, labels = gate_sample(rows(300, 0), rows(1500, 10_000), seed=3)
+    keep, expected = gate_rows(300, np.arange(1500) % 4, seed=3)
+    assert [row[0] for row in ids] == [k if k < 300 else 10_000 + k - 300 for k in keep]
+    assert np.array_equal(labels, expected) and len(ids) == MOST_ROWS
