@@ -12,9 +12,10 @@ parameter names:
         "train_batch_size=32 micro_batch_tokens=0" \
         "train_batch_size=32 micro_batch_tokens=0 max_length=64 freeze_layers=2"
 
-Run by hand (about half a minute a setting and round at 1,600 rows, stand-in, 2 cores), never
-in the test suite. Shared machines are noisy (one epoch of one setting varied by a fifth between
-invocations): compare settings within one invocation, by their medians.
+Trains where `train` would: on the GPU if there is one. Run by hand (about half a minute a
+setting and round at 1,600 rows, stand-in, 2 cores), never in the test suite. Shared machines
+are noisy (one epoch of one setting varied by a fifth between invocations): compare settings
+within one invocation, by their medians.
 """
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ def main() -> None:
     from agnews.config import TrainConfig
     from agnews.data.sources import load_source
     from agnews.data.tokenized import TokenRows, encode
+    from agnews.model.device import device_name, pick_device
     from agnews.model.pretrained import load_classifier, load_tokenizer
     from agnews.tracking.lineage import cpu_model
     from agnews.training import loop
@@ -76,8 +78,10 @@ def main() -> None:
     quiet_libraries()
     rows = load_source(args.data).train.sample(args.rows, random_state=0)
     tokenizer = load_tokenizer(args.model)
-    print(f"{cpu_model()}, {os.cpu_count()} cores; {args.model}; {args.rows} train rows, one "
-          f"epoch, {args.precision}\n")
+    device = pick_device()  # where train runs: the GPU if there is one
+    where = device_name(device) if device.type == "cuda" else "CPU"
+    print(f"{cpu_model()}, {os.cpu_count()} cores; training on {where}; {args.model}; "
+          f"{args.rows} train rows, one epoch, {args.precision}\n")
     settings = [(text, *setting(text)) for text in args.settings]
     data = {ml: TokenRows.from_frame(encode(tokenizer, rows, ml)) for _, _, ml in settings}
     rates: dict[str, list[float]] = {text: [] for text, _, _ in settings}
@@ -86,13 +90,15 @@ def main() -> None:
         for text, values, max_length in settings:
             cfg = TrainConfig(model=args.model, epochs=1, precision=args.precision, **values)
             torch.manual_seed(0)
-            model = load_classifier(args.model)
+            model = load_classifier(args.model).to(device)
             opt = loop.optimisation(model, cfg, len(data[max_length]), Processes())
             model.train()
             start = time.perf_counter()
             _, done = loop.train_epoch(model, data[max_length], cfg, tokenizer.pad_token_id, opt,
                                        loop.TrainState(), np.random.default_rng(0), [],
                                        Processes())
+            if device.type == "cuda":  # the last step's kernels may still be running
+                torch.cuda.synchronize()
             rates[text].append(done / (time.perf_counter() - start))
             trainable[text] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"| setting | samples/s (median of {args.rounds}) | range | mean tokens | "
