@@ -23,9 +23,11 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 ROOT = Path(__file__).resolve().parents[1]
-# leaf operators that only describe memory: no kernel runs for them on a GPU
+# leaf operators that only describe memory: no kernel runs for them on a GPU (`to` and
+# `contiguous` are leaves only when they return their input; a real copy calls another operator)
 NO_KERNEL = {f"aten::{n}" for n in (
-    "view", "as_strided", "empty", "empty_strided", "empty_like", "t", "transpose", "unsqueeze",
+    "to", "contiguous", "view", "as_strided", "empty", "empty_strided", "empty_like", "t",
+    "transpose", "unsqueeze",
     "expand", "slice", "select", "reshape", "permute", "detach", "alias", "_unsafe_view",
     "squeeze", "resize_", "lift_fresh", "_reshape_alias", "result_type", "is_nonzero", "item",
     "_local_scalar_dense", "set_", "unbind", "split", "narrow", "chunk", "split_with_sizes")}
