@@ -101,6 +101,54 @@ def test_class_balance_and_text_length_tables():
     assert text_overlap(texts_frame([0, 1]), texts_frame([0, 2, 3])) == 1  # "story 0 ... 0"
 
 
+
+def test_the_class_balance_plot_draws_each_splits_rows_in_class_order():
+    from agnews.data.plots import class_balance as balance_plot
+
+    splits = {"train": texts_frame([0, 0, 1, 3]), "val": texts_frame([1]),
+              "test": texts_frame([2, 2, 0])}
+    ax = balance_plot(class_balance(splits)).axes[0]
+    assert [t.get_text() for t in ax.get_legend().texts] == ["train", "val", "test"]
+    heights = [[bar.get_height() for bar in bars] for bars in ax.containers]  # split by class
+    assert heights == [[2, 1, 0, 1], [0, 1, 0, 0], [1, 0, 2, 0]]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["World", "Sports", "Business",
+                                                             "Sci/Tech"]
+
+
+def test_the_length_plot_draws_each_splits_share_of_its_own_texts():
+    import numpy as np
+
+    from agnews.data.plots import length_distribution
+
+    fig = length_distribution({"train": np.array([3, 50, 130]), "test": np.array([20, 40])},
+                              "tokens", 128)
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.texts] == ["train (n=3)", "test (n=2)",
+                                                    "max_length 128 (20.0% truncated)"]
+    # each text one bin of its own: every bar the share one text is of its split
+    tops = [max(patch.get_xy()[:, 1]) for patch in ax.patches]  # filled and edge, per split
+    assert tops == pytest.approx([1 / 3, 1 / 3, 1 / 2, 1 / 2])
+
+
+def test_drawing_the_data_plots_imports_neither_seaborn_nor_scipy_stats():
+    """ingest and tokenize draw only these; seaborn would add its `scipy.stats` to their start."""
+    import subprocess
+    import sys
+
+    from support import ROOT, subprocess_env
+
+    code = ("import sys, numpy as np, pandas as pd\n"
+            "from agnews.data import plots\n"
+            "plots.class_balance(pd.DataFrame({'split': ['train'], 'class': ['World'], "
+            "'rows': [3]}))\n"
+            "plots.length_distribution({'train': np.array([3, 9])}, 'words', 5)\n"
+            "print(sorted(m for m in ('seaborn', 'scipy.stats') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=subprocess_env(),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
 # -- the repository's sample of real AG News rows ---------------------------------------------
 
 def test_the_sample_of_real_ag_news_loads_with_text_and_labels(ag_news):
