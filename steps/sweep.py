@@ -6,10 +6,11 @@ values) that hands every epoch's val_loss to Optuna, whose median pruner may sto
 (`pruned=true`). Ingest and tokenize run once per distinct data setting and are reused
 through the step cache. Trials are ranked by the val_loss of the epoch they keep, never by
 test rows (each completed trial is a whole train run, whose parity gate compares runtimes on
-val and test rows): the test metrics come from the evaluate step of the best trial, which
-then meets the register gate; the report gets a search section. The parent logs the study's
-plots (`plots/search_*`), `search/trials.csv`, the trial counts, and the best trial's values
-(`best.<name>` params).
+val and test rows, unless a trial finished before it had a lower val_loss: then it cannot be
+the best, tries no other runtime and is not reused by a later main): the test metrics come
+from the evaluate step of the best trial, which then meets the register gate; the report gets
+a search section. The parent logs the study's plots (`plots/search_*`), `search/trials.csv`,
+the trial counts, and the best trial's values (`best.<name>` params).
 
 The study lives in a journal file (or `-P storage=`, a database), so a killed sweep continues
 with `-P study=<name>`: finished trials stay, the trial that was running is marked failed.
@@ -198,8 +199,11 @@ def run_trial(sweep: Sweep, trial) -> float:
     scores = kept_epoch_scores(history, int(run.data.metrics["best_epoch"]))
     for metric in ("val_accuracy", "val_f1"):
         trial.set_user_attr(metric, scores[metric])
-    # Only a completed trial carries the key: a later main with these values reuses its model
-    client.set_tag(run_id, "cache_key", keys["train"])
+    # Only a completed trial whose runtimes were compared carries the key: a later main with
+    # these values reuses its model. One an earlier trial beat scores with PyTorch untried,
+    # which a main of its own would not: such a main trains anew.
+    if run.data.tags.get("sweep.runtimes_compared") != "false":
+        client.set_tag(run_id, "cache_key", keys["train"])
     return scores["val_loss"]
 
 

@@ -31,6 +31,10 @@ With `num_processes` N > 1, train starts itself again under torchrun in N proces
 Started by `sweep` (`sweep_study`, `sweep_storage`, `sweep_trial`), train hands each epoch's
 val_loss to its Optuna trial; when the study's median pruner stops it, the run ends FINISHED
 with tags `pruned=true`, `pruned_at_epoch` and the curves of the epochs it ran, and no model.
+A trial that completes with a kept val_loss above one a finished trial of the study reached
+cannot be the sweep's choice: it skips the parity gate's runtime trials (its model scores with
+PyTorch, the reference) and is tagged `sweep.runtimes_compared=false`, so the gate's cost is
+paid only by trials the sweep may keep.
 """
 from __future__ import annotations
 
@@ -84,9 +88,11 @@ def sweep_pruning(trial: TrialConfig, epochs: int) -> Callback | None:
 
 
 def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str, TokenRows],
-                meta: dict, cfg: TrainConfig, processes: Processes) -> None:
+                meta: dict, cfg: TrainConfig, processes: Processes,
+                beaten: tuple[int, float] | None = None) -> None:
     """On the active run: the kept epoch, the precision and device, the plots, the runtime the
-    parity gate chose on the tokenized `splits`, and the model."""
+    parity gate chose on the tokenized `splits` (none tried for a sweep trial `beaten` by
+    (number, val_loss) of a finished trial), and the model."""
     mlflow.log_metric("best_epoch", result.best_epoch)
     device = next(model.parameters()).device
     mlflow.set_tags({**result.precision.tags(), "device": str(device),
@@ -98,8 +104,8 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str,
     from transformers import AutoTokenizer
 
     from agnews.model.logged_model import log_classifier
-    from agnews.model.onnx_export import pick_runtime
-    from agnews.model.parity import gate_sample
+    from agnews.model.onnx_export import RuntimeChoice, pick_runtime
+    from agnews.model.parity import REFERENCE, gate_sample
     from agnews.tracking.runs import log_figure
     from agnews.training.plots import learning_rate_schedule, loss_curves, metric_evolution
 
@@ -115,8 +121,15 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str,
     # than on new text and runtimes agree more often. Accuracy is compared on the test rows.
     ids, labels = gate_sample(splits["val"], splits["test"], cfg.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        choice = pick_runtime(model, result.precision, ids, labels,
-                              meta["pad_token_id"], cfg.eval_batch_size, Path(tmp), cfg.scorer)
+        if beaten is None:
+            choice = pick_runtime(model, result.precision, ids, labels,
+                                  meta["pad_token_id"], cfg.eval_batch_size, Path(tmp), cfg.scorer)
+        else:
+            mlflow.set_tag("sweep.runtimes_compared", "false")
+            choice = RuntimeChoice(REFERENCE, (
+                f"a sweep trial beaten by trial {beaten[0]} (kept val_loss "
+                f"{result.history[result.best_epoch - 1]['val_loss']:.4f} against "
+                f"{beaten[1]:.4f}): the sweep cannot keep it, so no other runtime was tried"))
         log_choice(choice)
         log_classifier(model.cpu(), AutoTokenizer.from_pretrained(str(tokenizer_dir)),
                        meta["max_length"], choice)
@@ -174,7 +187,9 @@ def train(cfg: TrainConfig, uris, processes: Processes, trial: TrialConfig = Tri
             print(f"train: the sweep's pruner stopped this trial after epoch "
                   f"{result.stopped_at} ({pruning.reason})")
             return
-        log_trained(result, model, tokenizer_dir, splits, meta, cfg, processes)
+        kept_loss = result.history[result.best_epoch - 1]["val_loss"]  # the trial's value
+        beaten = pruning.beaten_by(kept_loss) if pruning else None
+        log_trained(result, model, tokenizer_dir, splits, meta, cfg, processes, beaten)
     if checkpoint is not None:
         # The finished run is now the record (and the step cache's hit); the checkpoint
         # only existed to survive a crash.

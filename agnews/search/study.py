@@ -149,6 +149,14 @@ def finished(study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
+def beaten_by(value: float, completed) -> tuple[int, float] | None:
+    """(number, value) of the completed trial with the lowest val_loss, if strictly below
+    `value`; else None. `completed`: (number, value) pairs. A trial beaten already cannot
+    become the study's best (ties are not beaten: either may be chosen)."""
+    best = min(completed, key=lambda trial: trial[1], default=None)
+    return best if best is not None and best[1] < value else None
+
+
 class TrialPruning(Callback):
     """In a train run started by a sweep, a training callback: hands each epoch's val_loss to
     its trial and stops training when the study's median pruner says to (never after the
@@ -164,6 +172,14 @@ class TrialPruning(Callback):
             storage.get_study_id_from_name(study), number)
         self.trial = optuna.trial.Trial(self.study, trial_id)
         self.epochs, self.reason = epochs, ""
+
+    def beaten_by(self, value: float) -> tuple[int, float] | None:
+        """The study's completed trial that beat a kept val_loss of `value`, read now (other
+        trials may have completed while this one trained), or None."""
+        from optuna.trial import TrialState
+
+        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return beaten_by(value, [(t.number, t.value) for t in done])
 
     def on_epoch(self, epoch: int, row: dict[str, float]) -> bool:
         self.trial.report(row["val_loss"], epoch)

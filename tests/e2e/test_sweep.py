@@ -176,6 +176,33 @@ def test_the_best_trial_is_chosen_on_validation_and_tested_once(sweep):
     assert ("plots/search_importances.png" in files) == (counts[TrialState.COMPLETE] >= 2)
 
 
+
+def test_only_trials_no_finished_trial_had_beaten_compare_runtimes(sweep):
+    """A completed trial whose kept val_loss a trial finished before it had beaten cannot be
+    the sweep's choice: it skips the parity gate's runtime trials and is never reused."""
+    study, runs = sweep["study"], trial_runs(sweep)
+    complete = sorted((t for t in study.trials if t.state == TrialState.COMPLETE),
+                      key=lambda t: t.datetime_complete)
+    beaten = []
+    for i, trial in enumerate(complete):
+        (run,) = runs[trial.number]
+        tags = run.data.tags
+        better = [t for t in complete[:i] if t.value < trial.value]
+        if better:
+            best = min(better, key=lambda t: t.value)
+            assert tags["sweep.runtimes_compared"] == "false"
+            assert tags["scorer"] == "pytorch"
+            assert tags["scorer_reason"].startswith(
+                f"a sweep trial beaten by trial {best.number} (kept val_loss "
+                f"{trial.value:.4f} against {best.value:.4f})")
+            assert "cache_key" not in tags
+            beaten.append(trial.number)
+        else:  # the gate as in any train run: here too few rows for any other runtime
+            assert "sweep.runtimes_compared" not in tags and "cache_key" in tags
+            assert tags["scorer_reason"].startswith("only 36 rows to judge on")
+    assert sweep["parent"].data.tags["best_trial"] not in map(str, beaten)
+    assert beaten, "no trial was beaten: this sweep no longer shows the skip"
+
 def test_the_report_has_a_search_section(sweep):
     import mlflow
 
