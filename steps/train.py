@@ -187,8 +187,9 @@ def train(cfg: TrainConfig, uris, processes: Processes, trial: TrialConfig = Tri
             print(f"train: the sweep's pruner stopped this trial after epoch "
                   f"{result.stopped_at} ({pruning.reason})")
             return
-        kept_loss = result.history[result.best_epoch - 1]["val_loss"]  # the trial's value
-        beaten = pruning.beaten_by(kept_loss) if pruning else None
+        # the trial's value, as the sweep reads it: the kept epoch's val_loss
+        beaten = (pruning.beaten_by(result.history[result.best_epoch - 1]["val_loss"])
+                  if pruning else None)
         log_trained(result, model, tokenizer_dir, splits, meta, cfg, processes, beaten)
     if checkpoint is not None:
         # The finished run is now the record (and the step cache's hit); the checkpoint
