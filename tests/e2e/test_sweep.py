@@ -176,7 +176,6 @@ def test_the_best_trial_is_chosen_on_validation_and_tested_once(sweep):
     assert ("plots/search_importances.png" in files) == (counts[TrialState.COMPLETE] >= 2)
 
 
-
 def test_only_trials_no_finished_trial_had_beaten_compare_runtimes(sweep):
     """A completed trial whose kept val_loss a trial finished before it had beaten cannot be
     the sweep's choice: it skips the parity gate's runtime trials and is never reused."""
@@ -202,6 +201,7 @@ def test_only_trials_no_finished_trial_had_beaten_compare_runtimes(sweep):
             assert tags["scorer_reason"].startswith("only 36 rows to judge on")
     assert sweep["parent"].data.tags["best_trial"] not in map(str, beaten)
     assert beaten, "no trial was beaten: this sweep no longer shows the skip"
+
 
 def test_the_report_has_a_search_section(sweep):
     import mlflow

@@ -101,7 +101,6 @@ def test_class_balance_and_text_length_tables():
     assert text_overlap(texts_frame([0, 1]), texts_frame([0, 2, 3])) == 1  # "story 0 ... 0"
 
 
-
 def test_the_class_balance_plot_draws_each_splits_rows_in_class_order():
     from agnews.data.plots import class_balance as balance_plot
 
@@ -148,6 +147,7 @@ def test_drawing_the_data_plots_imports_neither_seaborn_nor_scipy_stats():
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
 
 # -- the repository's sample of real AG News rows ---------------------------------------------
 

@@ -113,7 +113,6 @@ def test_the_train_runs_pruning_callback_stops_a_trial_worse_than_the_median_not
     assert open_study("s", journal, SETTINGS, 1, 0).trials[better].intermediate_values == {1: 0.5}
 
 
-
 def test_a_trial_is_beaten_only_by_a_finished_trial_strictly_below_its_val_loss():
     assert beaten_by(0.5, [(0, 0.7), (1, 0.4), (2, 0.45)]) == (1, 0.4)
     assert beaten_by(0.4, [(0, 0.7), (1, 0.4)]) is None  # a tie: either may be chosen
@@ -130,6 +129,7 @@ def test_the_pruning_callback_reads_which_finished_trial_beat_a_kept_val_loss(jo
     study.tell(first, 0.5)  # finished while `running` trained: read at the end, not the start
     assert hook.beaten_by(0.6) == (first.number, 0.5)
     assert hook.beaten_by(0.5) is None and hook.beaten_by(0.4) is None
+
 
 def test_a_trials_values_land_in_the_data_and_train_configs():
     data, train = apply({"train_size": 500, "learning_rate": 1e-4, "epochs": 3},
