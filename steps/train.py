@@ -116,12 +116,12 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str,
     log_figure(metric_evolution(history, result.best_epoch), "plots/metric_evolution.png")
     if not steps.empty:
         log_figure(learning_rate_schedule(steps), "plots/learning_rate.png")
-    # Agreement with PyTorch needs no labels, so the val rows count for it beside the test rows
-    # (the more rows, the firmer its bound); not the train rows, on which the model is surer
-    # than on new text and runtimes agree more often. Accuracy is compared on the test rows.
-    ids, labels = gate_sample(splits["val"], splits["test"], cfg.seed)
     with tempfile.TemporaryDirectory() as tmp:
         if beaten is None:
+            # Agreement with PyTorch needs no labels, so the val rows count for it beside the
+            # test rows (the more rows, the firmer its bound); not the train rows, on which the
+            # model is surer than on new text. Accuracy is compared on the test rows.
+            ids, labels = gate_sample(splits["val"], splits["test"], cfg.seed)
             choice = pick_runtime(model, result.precision, ids, labels,
                                   meta["pad_token_id"], cfg.eval_batch_size, Path(tmp), cfg.scorer)
         else:
