@@ -100,9 +100,10 @@ class TrainConfig:
         "learning rate decays to 0 by then; 0 = the epochs decide", 0)
     train_batch_size: int = _help("rows per optimiser step", 16)
     eval_batch_size: int = _help("rows per forward pass when scoring", 64)
-    micro_batch_tokens: int = _help(
+    micro_batch_tokens: str = _help(
         "most padded tokens per forward pass in training; a longer batch is split and its "
-        "gradients accumulated (same update, lower peak memory); 0 = never split", 512)
+        "gradients accumulated (same update, lower peak memory); 0 = never split; auto = 512 "
+        "on a CPU, 0 on a GPU", "auto")
     learning_rate: float = _help("peak AdamW learning rate, decayed linearly to 0", 1.5e-4)
     freeze_embeddings: bool = _help(
         "keep the pretrained word-embedding matrix fixed: its gradient and optimiser state "
@@ -149,9 +150,10 @@ class TrainConfig:
                  f"train_batch_size={self.train_batch_size} must be at least 1")
         _require(self.eval_batch_size > 0,
                  f"eval_batch_size={self.eval_batch_size} must be at least 1")
-        _require(self.micro_batch_tokens >= 0,
-                 f"micro_batch_tokens={self.micro_batch_tokens} is negative: pass a token "
-                 "count, or 0 to never split a batch")
+        _require(str(self.micro_batch_tokens) == "auto"
+                 or str(self.micro_batch_tokens).isdigit(),
+                 f"micro_batch_tokens={self.micro_batch_tokens} is not auto or a token count: "
+                 "pass e.g. -P micro_batch_tokens=512, 0 to never split a batch, or auto")
         _require(0 < self.learning_rate < 1,
                  f"learning_rate={self.learning_rate} is outside (0, 1): pass e.g. 5e-5")
 

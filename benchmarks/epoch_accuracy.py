@@ -61,7 +61,7 @@ def layered_optimisation(make, layer_decay: float, warmup: float):
         rates = ", ".join(f"{lr:.3g}" for lr in sorted(groups))
         print(f"rates {rates}; warm-up {int(warmup * total)} of {total} steps", flush=True)
         return loop.Optimisation(optimizer, schedule, opt.scaler, opt.precision,
-                                 opt.steps_per_epoch, opt.log_every)
+                                 opt.steps_per_epoch, opt.log_every, opt.micro_batch_tokens)
 
     return optimisation
 

@@ -6,7 +6,7 @@ set its time.
 
     python benchmarks/step_ops.py --model <model folder> [--data <AG News folder>]
 
-Prints, for `micro_batch_tokens` 512 (the default) and 0 and for fp32 and bf16 autocast, the
+Prints, for `micro_batch_tokens` 512 (auto on a CPU) and 0 and for fp32 and bf16 autocast, the
 leaf operator calls per step (those that call no other operator), the share of them that
 compute (views, reshapes and allocations launch nothing), and the host syncs Python asks for
 (`.item()`, `bool(tensor)`) with where they come from. Run by hand, never in the test suite.
@@ -78,7 +78,7 @@ def main() -> None:
         for precision in ("fp32", "bf16"):
             model = load_classifier(args.model)
             cfg = TrainConfig(model=args.model, epochs=1, max_steps=args.steps,
-                              micro_batch_tokens=micro, precision=precision)
+                              micro_batch_tokens=str(micro), precision=precision)
             opt = optimisation(model, cfg, len(train), Processes())
             state, rng = TrainState(), np.random.default_rng(0)
 

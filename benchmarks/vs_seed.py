@@ -110,6 +110,7 @@ def run_project(data: str, model: str, train_size: int, extra: list[str],
                 "precision_score": evaluate.data.tags.get("precision_score", "?"),
                 "precision_reason": train.data.tags.get("precision_reason", "?"),
                 "device": train.data.tags.get("device", "?"),
+                "micro_batch_tokens": train.data.tags.get("micro_batch_tokens_used", "?"),
                 "scorer": train.data.tags.get("scorer", "?"),
                 "scorer_reason": train.data.tags.get("scorer_reason", "?"), "output": output,
                 "steps_gpu_mb": {s: runs[s].data.metrics["peak_gpu_mb"] for s in STEPS

@@ -19,6 +19,8 @@ TUNABLE = {f.name: f.type for f in dataclasses.fields(TrainConfig)
            if f.name in ("learning_rate", "epochs", "train_batch_size", "freeze_embeddings",
                          "freeze_layers", "micro_batch_tokens", "select_best")}
 TUNABLE["train_size"] = {f.name: f.type for f in dataclasses.fields(DataConfig)}["train_size"]
+# A searched cap is a token count (auto is the default, not a value to search).
+TUNABLE["micro_batch_tokens"] = "int"
 DEFAULT_SPACE = ("learning_rate=3e-5:5e-4:log epochs=1:4 train_batch_size=8,16,32 "
                  "freeze_embeddings=true,false")
 

@@ -74,6 +74,7 @@ def history(client, run, name) -> list[tuple[int, float]]:
 def test_two_processes_log_one_point_per_epoch_and_one_model(trains):
     client, two = trains["client"], trains["runs"][2]
     assert two.data.tags["num_processes"] == "2"
+    assert two.data.tags["micro_batch_tokens_used"] == "64"  # a count holds on any device
     assert trains["runs"][1].data.tags["num_processes"] == "1"
     for name in EPOCH_METRICS:
         assert [step for step, _ in history(client, two, name)] == [1, 2], name

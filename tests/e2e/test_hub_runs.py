@@ -73,6 +73,9 @@ def test_default_main_online_pins_records_and_caches_the_hub_commits(online_run)
         assert children[step].data.tags["model.revision"] == MODEL_SHA
     assert children["ingest"].data.tags["data_fingerprint"] == f"id:{DATASET_ID}@{DATA_SHA}"
     assert children["train"].data.tags["precision_reason"]
+    # auto, resolved on the device trained on: this CPU splits batches at 512 tokens
+    assert children["train"].data.params["micro_batch_tokens"] == "auto"
+    assert children["train"].data.tags["micro_batch_tokens_used"] == "512"
     assert children["tokenize"].data.tags["tokenizer.library"] == "tokenizers"  # vocab.txt only
     assert (home / "hub" / "models--huawei-noah--TinyBERT_General_4L_312D").is_dir()
 

@@ -41,7 +41,8 @@ from steps.sweep import EXCLUDED as SWEEP_EXCLUDED
     (DataConfig, {"data_revision": " "}, "data_revision is empty"),
     (TokenizeConfig, {"model_revision": ""}, "model_revision is empty"),
     (EvalConfig, {"precision": "half"}, "precision='half'"),
-    (TrainConfig, {"micro_batch_tokens": -1}, "micro_batch_tokens=-1"),
+    (TrainConfig, {"micro_batch_tokens": "-1"}, "micro_batch_tokens=-1 is not auto or a token"),
+    (TrainConfig, {"micro_batch_tokens": "many"}, "micro_batch_tokens=many is not auto"),
     (RegisterConfig, {"min_test_f1": 1.5}, "min_test_f1=1.5"),
     (RegisterConfig, {"min_test_accuracy": -0.1}, "min_test_accuracy=-0.1"),
     (RegisterConfig, {"registered_model": " "}, "registered_model"),
@@ -61,7 +62,7 @@ def test_defaults_are_the_tuned_recipe_on_the_seed_sizes():
     train = TrainConfig()
     assert (train.epochs, train.train_batch_size, train.eval_batch_size, train.learning_rate,
             train.micro_batch_tokens, train.freeze_embeddings, train.precision) == \
-        (2, 16, 64, 1.5e-4, 512, True, "auto")
+        (2, 16, 64, 1.5e-4, "auto", True, "auto")
     assert EvalConfig().eval_batch_size == 64
     data = DataConfig()
     assert (data.data, data.train_size, data.val_size, data.test_size, data.seed) == \

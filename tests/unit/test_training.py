@@ -10,10 +10,17 @@ from support import texts_frame
 from agnews.config import TrainConfig
 from agnews.data.tokenized import encode, length_summary, token_lengths
 from agnews.errors import UserError
-from agnews.model.batching import batches, micro_batches, pad_batch, predict_logits
+from agnews.model.batching import (
+    batches,
+    micro_batch_cap,
+    micro_batches,
+    pad_batch,
+    predict_logits,
+)
 from agnews.model.pretrained import load_classifier, load_tokenizer
 from agnews.training.callbacks import Callback, Hooks, ProgressBar
-from agnews.training.loop import fit, log_interval, score
+from agnews.training.distributed import Processes
+from agnews.training.loop import fit, log_interval, optimisation, score
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +67,20 @@ def test_micro_batches_cap_tokens_per_forward_pass(rows, width, max_tokens, expe
     assert [(p.start, min(p.stop, rows)) for p in parts] == expected
 
 
+@pytest.mark.parametrize("setting, device, cap", [
+    ("auto", "cpu", 512), ("auto", "cuda", 0),   # auto splits on a CPU only
+    ("256", "cuda", 256), ("0", "cpu", 0), (64, "cpu", 64),  # a count holds everywhere
+])
+def test_micro_batch_cap_resolves_auto_by_device(setting, device, cap):
+    assert micro_batch_cap(setting, device) == cap
+
+
+def test_training_on_the_cpu_splits_at_the_auto_cap(tiny_model):
+    model = load_classifier(str(tiny_model))
+    assert optimisation(model, TrainConfig(precision="fp32"), 100,
+                        Processes()).micro_batch_tokens == 512
+
+
 def test_split_batches_give_the_same_update_as_whole_ones(tiny_model, tokenizer):
     """Micro-batching is gradient accumulation: the weights after training must not change."""
     train, val = learnable_frames(tokenizer)
@@ -72,7 +93,8 @@ def test_split_batches_give_the_same_update_as_whole_ones(tiny_model, tokenizer)
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
         fit(model, train, val, TrainConfig(epochs=1, train_batch_size=8, precision="fp32",
-                                           micro_batch_tokens=max_tokens), tokenizer.pad_token_id)
+                                           micro_batch_tokens=str(max_tokens)),
+            tokenizer.pad_token_id)
         weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     torch.testing.assert_close(weights[0], weights[1], atol=1e-5, rtol=1e-4)
 
