@@ -12,6 +12,9 @@ parameter names:
         "train_batch_size=32 micro_batch_tokens=0" \
         "train_batch_size=32 micro_batch_tokens=0 max_length=64 freeze_layers=2"
 
+A setting may add `compile=<mode>` (torch.compile's mode, e.g. default or reduce-overhead),
+compiled inside the timed epoch: the range's low end is the round that compiled.
+
 Trains where `train` would: on the GPU if there is one. There, `--profile N` then profiles N
 steps of each setting (torch.profiler) and prints the GPU's kernel time per step against the
 unprofiled step time: a GPU busy a small share of each step waits on the host (kernel
@@ -46,6 +49,8 @@ def setting(text: str) -> tuple[dict, int]:
         name, _, value = item.partition("=")
         if name == "max_length":
             max_length = int(value)
+        elif name == "compile":  # not a parameter: torch.compile's mode for the model
+            values[name] = value
         elif name not in types:
             sys.exit(f"benchmark: '{name}' is not a training parameter")
         else:
@@ -96,26 +101,32 @@ def main() -> None:
     def epoch(text: str, values: dict, max_length: int, max_steps: int = 0):
         """Seconds, rows and steps of one epoch (or `max_steps`) from a fresh model."""
         cfg = TrainConfig(model=args.model, epochs=1, precision=args.precision,
-                          max_steps=max_steps, **values)
+                          max_steps=max_steps,
+                          **{k: v for k, v in values.items() if k != "compile"})
         torch.manual_seed(0)
         model = load_classifier(args.model).to(device)
         opt = loop.optimisation(model, cfg, len(data[max_length]), Processes())
         model.train()
+        # compiled in the timed part: its first epoch pays the compilation, a later round
+        # (same process, same shapes) reuses it
+        net = torch.compile(model, mode=values["compile"]) if "compile" in values else model
         state = loop.TrainState()
         start = time.perf_counter()
-        _, done = loop.train_epoch(model, data[max_length], cfg, tokenizer.pad_token_id, opt,
+        _, done = loop.train_epoch(net, data[max_length], cfg, tokenizer.pad_token_id, opt,
                                    state, np.random.default_rng(0), [], Processes())
         if device.type == "cuda":  # the last step's kernels may still be running
             torch.cuda.synchronize()
         trainable[text] = sum(p.numel() for p in model.parameters() if p.requires_grad)
         return time.perf_counter() - start, done, state.step
 
-    for _ in range(args.rounds):
+    for round_ in range(1, args.rounds + 1):
         for text, values, max_length in settings:
             seconds, done, steps = epoch(text, values, max_length)
             rates[text].append(done / seconds)
+            print(f"round {round_}, {text}: {done / seconds:.1f} samples/s ({seconds:.1f} s)",
+                  flush=True)
             step_ms.setdefault(text, []).append(1000 * seconds / steps)
-    print(f"| setting | samples/s (median of {args.rounds}) | range | mean tokens | "
+    print(f"\n| setting | samples/s (median of {args.rounds}) | range | mean tokens | "
           "trainable M |\n|---|---|---|---|---|")
     for text, _, max_length in settings:
         print(f"| {text} | {statistics.median(rates[text]):.1f} | {min(rates[text]):.1f}-"
