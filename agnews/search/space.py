@@ -19,8 +19,9 @@ TUNABLE = {f.name: f.type for f in dataclasses.fields(TrainConfig)
            if f.name in ("learning_rate", "epochs", "train_batch_size", "freeze_embeddings",
                          "freeze_layers", "micro_batch_tokens", "select_best")}
 TUNABLE["train_size"] = {f.name: f.type for f in dataclasses.fields(DataConfig)}["train_size"]
-# A searched cap is a token count (auto is the default, not a value to search).
+# A searched cap is a token count; a space that leaves it out trains with auto.
 TUNABLE["micro_batch_tokens"] = "int"
+EXAMPLES = {"micro_batch_tokens": "micro_batch_tokens=0,512, or leave it out for auto"}
 DEFAULT_SPACE = ("learning_rate=3e-5:5e-4:log epochs=1:4 train_batch_size=8,16,32 "
                  "freeze_embeddings=true,false")
 
@@ -61,8 +62,8 @@ def _value(name: str, kind: str, text: str) -> Any:
 
 
 def _example(name: str) -> str:
-    return next((entry for entry in DEFAULT_SPACE.split() if entry.startswith(f"{name}=")),
-                f"{name}=1:4")
+    return EXAMPLES.get(name) or next(
+        (entry for entry in DEFAULT_SPACE.split() if entry.startswith(f"{name}=")), f"{name}=1:4")
 
 
 def parse_entry(entry: str) -> tuple[str, Dimension | Any]:

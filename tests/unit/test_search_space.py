@@ -35,6 +35,8 @@ def test_an_entry_replaces_its_default_fixes_a_value_or_adds_a_parameter():
     ("epochs=3:3", "epochs=3:3 is an empty range"),
     ("learning_rate=0:1e-3:log", "on a log scale: give low > 0"),
     ("epochs=1.5:3", "epochs=1.5 is not an int"),
+    ("micro_batch_tokens=auto", "is not an int: pass e.g. micro_batch_tokens=0,512, or leave it "
+     "out for auto"),
     ("freeze_embeddings=yes,no", "freeze_embeddings=yes is not a bool"),
     ("freeze_embeddings=true:false", "is not a range"),
     ("epochs=1:4:linear", "is not a range"),
