@@ -151,7 +151,7 @@ class TrainConfig:
         _require(self.eval_batch_size > 0,
                  f"eval_batch_size={self.eval_batch_size} must be at least 1")
         _require(str(self.micro_batch_tokens) == "auto"
-                 or str(self.micro_batch_tokens).isdigit(),
+                 or str(self.micro_batch_tokens).isdecimal(),  # what int() reads
                  f"micro_batch_tokens={self.micro_batch_tokens} is not auto or a token count: "
                  "pass e.g. -P micro_batch_tokens=512, 0 to never split a batch, or auto")
         _require(0 < self.learning_rate < 1,

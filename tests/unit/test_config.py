@@ -43,6 +43,7 @@ from steps.sweep import EXCLUDED as SWEEP_EXCLUDED
     (EvalConfig, {"precision": "half"}, "precision='half'"),
     (TrainConfig, {"micro_batch_tokens": "-1"}, "micro_batch_tokens=-1 is not auto or a token"),
     (TrainConfig, {"micro_batch_tokens": "many"}, "micro_batch_tokens=many is not auto"),
+    (TrainConfig, {"micro_batch_tokens": "²"}, "micro_batch_tokens=² is not auto"),
     (RegisterConfig, {"min_test_f1": 1.5}, "min_test_f1=1.5"),
     (RegisterConfig, {"min_test_accuracy": -0.1}, "min_test_accuracy=-0.1"),
     (RegisterConfig, {"registered_model": " "}, "registered_model"),
