@@ -147,6 +147,9 @@ def main() -> None:
             wall = statistics.median(step_ms[text])
             print(f"| {text} | {wall:.1f} | {busy:.1f} | {busy / wall:.0%} | "
                   f"{len(on_gpu) / steps:.0f} |")
+    elif args.profile:
+        print("\n--profile: no GPU here, so nothing was profiled (it measures a GPU's busy share)")
+
 
 if __name__ == "__main__":
     main()
