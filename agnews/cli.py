@@ -88,6 +88,7 @@ def run_step(name: str, main: Callable[[Sequence[str] | None], None],
     (`agnews.tracking.server`); a `UserError`, or a tracking server that stopped answering,
     becomes one line on stderr and exit code 2."""
     from agnews.tracking import server
+    from agnews.tracking.scratch import use_scratch
 
     # At exit Python's last garbage collections walk every object torch, transformers and
     # MLflow made: seconds a step process (docs/performance.md). Freezing them as the exit
@@ -97,6 +98,7 @@ def run_step(name: str, main: Callable[[Sequence[str] | None], None],
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
     server.set_retries()
+    use_scratch()  # MLflow's downloads into temporary folders go with the process
     try:
         main(argv)
     except UserError as err:
