@@ -1,12 +1,15 @@
 """A step process's temporary files, MLflow's downloads among them, go with the process."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from mlflow import MlflowClient
 from support import subprocess_env
+
+from agnews.tracking.scratch import PREFIX, remove_orphans
 
 # Fetches a runs:/ artifact (as tokenize, train and evaluate do) and prints where it landed,
 # inside a step's error boundary ("step") or bare ("bare").
@@ -54,3 +57,18 @@ def test_a_steps_downloads_are_removed_when_it_exits(tmp_path):
     step = tmp_path / "step-tmp"
     run_script(tmp_path, uri, "step", step)
     assert list(step.iterdir()) == []
+
+
+def test_a_step_removes_the_scratch_folders_of_processes_that_were_killed(tmp_path):
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    dead, alive = int(ended.stdout), os.getpid()
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    for pid in (dead, alive):  # as a killed step and a running one left them
+        (tmpdir / f"{PREFIX}{pid}-x" / "tmpabc").mkdir(parents=True)
+    (tmpdir / "someone-elses").mkdir()
+
+    assert remove_orphans(tmpdir) == [tmpdir / f"{PREFIX}{dead}-x"]
+    assert sorted(p.name for p in tmpdir.iterdir()) == sorted(
+        [f"{PREFIX}{alive}-x", "someone-elses"])
