@@ -9,7 +9,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 from support import subprocess_env
 
-from agnews.tracking.scratch import PREFIX, remove_orphans
+from agnews.tracking.scratch import PREFIX, hold_lock, remove_orphans
 
 # Fetches a runs:/ artifact (as tokenize, train and evaluate do) and prints where it landed,
 # inside a step's error boundary ("step") or bare ("bare").
@@ -60,15 +60,22 @@ def test_a_steps_downloads_are_removed_when_it_exits(tmp_path):
 
 
 def test_a_step_removes_the_scratch_folders_of_processes_that_were_killed(tmp_path):
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                           capture_output=True, text=True, check=True)
-    dead, alive = int(ended.stdout), os.getpid()
     tmpdir = tmp_path / "tmp"
-    tmpdir.mkdir()
-    for pid in (dead, alive):  # as a killed step and a running one left them
-        (tmpdir / f"{PREFIX}{pid}-x" / "tmpabc").mkdir(parents=True)
+    for name in ("killed", "running", "setting-up"):
+        (tmpdir / f"{PREFIX}{name}" / "tmpabc").mkdir(parents=True)
     (tmpdir / "someone-elses").mkdir()
-
-    assert remove_orphans(tmpdir) == [tmpdir / f"{PREFIX}{dead}-x"]
+    # A process takes the lock and is killed (no exit handler runs) ...
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, sys; from pathlib import Path; "
+         "from agnews.tracking.scratch import hold_lock; hold_lock(Path(sys.argv[1])); "
+         "os.kill(os.getpid(), 9)", str(tmpdir / f"{PREFIX}killed")],
+        env=subprocess_env(), capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    # ... while this one still holds its own; a folder without its lock file is being made.
+    held = hold_lock(tmpdir / f"{PREFIX}running")
+    try:
+        assert remove_orphans(tmpdir) == [tmpdir / f"{PREFIX}killed"]
+    finally:
+        os.close(held)
     assert sorted(p.name for p in tmpdir.iterdir()) == sorted(
-        [f"{PREFIX}{alive}-x", "someone-elses"])
+        [f"{PREFIX}running", f"{PREFIX}setting-up", "someone-elses"])
