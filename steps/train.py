@@ -50,7 +50,6 @@ import torch
 from agnews.cli import config_params, parse, quiet_libraries, run_step
 from agnews.config import TrainConfig, TrialConfig
 from agnews.data.tokenized import TokenRows
-from agnews.model.batching import micro_batch_cap
 from agnews.model.device import device_name
 from agnews.training.callbacks import Callback, ProgressBar
 from agnews.training.distributed import Processes, in_worker, launch_command
@@ -98,8 +97,7 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str,
     device = next(model.parameters()).device
     mlflow.set_tags({**result.precision.tags(), "device": str(device),
                      "device_name": device_name(device),
-                     "micro_batch_tokens_used": str(micro_batch_cap(cfg.micro_batch_tokens,
-                                                                    device.type)),
+                     "micro_batch_tokens_used": str(result.micro_batch_tokens),
                      "num_processes": str(processes.world), "best_epoch": str(result.best_epoch)})
     print(f"train: kept the weights of epoch {result.best_epoch}"
           + (" (lowest val_loss)" if cfg.select_best else " (last; select_best=false)"))

@@ -52,6 +52,7 @@ class FitResult:
     steps: list[dict[str, float]]     # one row per logged optimiser step
     best_epoch: int                   # the epoch whose weights the model holds now
     precision: Precision              # what training and scoring ran in, and why
+    micro_batch_tokens: int           # the token cap training split batches at (0 = none)
     stopped_at: int | None = None     # the epoch after which a callback stopped training
 
 
@@ -296,4 +297,5 @@ def fit(model, train: TokenRows | pd.DataFrame, val: TokenRows | pd.DataFrame,
     best_epoch = state.best_epoch if cfg.select_best else state.epoch
     if best_epoch < state.epoch:
         model.load_state_dict(state.best_state, strict=False)
-    return FitResult(state.history, state.steps, best_epoch, opt.precision, stopped_at)
+    return FitResult(state.history, state.steps, best_epoch, opt.precision,
+                     opt.micro_batch_tokens, stopped_at)
