@@ -54,19 +54,32 @@ class RuntimeChoice:
     warning: str = ""                 # set when an ONNX variant could not be made
 
 
-def export_onnx(model, path: Path) -> Path:
+def export_onnx(model, path: Path, attention: str = "eager") -> Path:
     """The classifier as an ONNX graph with dynamic batch and sequence axes; inputs input_ids
-    and attention_mask, output logits."""
+    and attention_mask, output logits.
+
+    Traced through transformers' `eager` attention (plain matrix products and softmax), the
+    model's own implementation restored afterwards: a trace of `sdpa`, what transformers
+    loads, adds the NaN guards and masked `Where` of its mask handling to every layer, which
+    ONNX Runtime then runs on every batch (docs/performance.md). `sdpa` is kept for the
+    benchmark that compares the two graphs."""
     example = torch.zeros((2, 16), dtype=torch.long)
     axes = {0: "batch", 1: "sequence"}
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        # the exporter's deprecation and tracer warnings are about its own future, not the model
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model.cpu().eval(), (example, torch.ones_like(example)), str(path),
-                          input_names=["input_ids", "attention_mask"], output_names=["logits"],
-                          dynamic_axes={"input_ids": axes, "attention_mask": axes,
-                                        "logits": {0: "batch"}},
-                          opset_version=OPSET, dynamo=False)
+    loaded = model.config._attn_implementation
+    model.set_attn_implementation(attention)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            # the exporter's deprecation and tracer warnings are about its own future, not the
+            # model
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model.cpu().eval(), (example, torch.ones_like(example)),
+                              str(path), input_names=["input_ids", "attention_mask"],
+                              output_names=["logits"],
+                              dynamic_axes={"input_ids": axes, "attention_mask": axes,
+                                            "logits": {0: "batch"}},
+                              opset_version=OPSET, dynamo=False)
+    finally:
+        model.set_attn_implementation(loaded)
     return path
 
 

@@ -53,6 +53,25 @@ def test_the_onnx_export_scores_what_pytorch_scores(tiny, tmp_path):
     assert 0 < np.abs(quantized - expected).max() < 0.5  # rounded weights: close, not equal
 
 
+def test_the_export_traces_plain_attention_and_leaves_the_model_as_loaded(tiny, tmp_path):
+    import onnx
+
+    model, tokenizer, _, ids, _ = tiny
+    loaded = model.config._attn_implementation
+    graphs = {attention: export_onnx(model, tmp_path / f"{attention}.onnx", attention)
+              for attention in ("sdpa", "eager")}
+    assert model.config._attn_implementation == loaded == "sdpa"
+    operators = {attention: {node.op_type for node in onnx.load(path).graph.node}
+                 for attention, path in graphs.items()}
+    # the NaN guard of the sdpa trace's mask handling, run on every batch: gone from the default
+    assert "IsNaN" in operators["sdpa"] and "IsNaN" not in operators["eager"]
+    assert export_onnx(model, tmp_path / "default.onnx").read_bytes() == \
+        graphs["eager"].read_bytes()
+    logits = {attention: OnnxRuntime(onnx_session(path), "onnx").logits(
+        ids, 16, tokenizer.pad_token_id) for attention, path in graphs.items()}
+    np.testing.assert_allclose(logits["eager"], logits["sdpa"], atol=1e-4)
+
+
 def test_every_runtime_is_judged_and_one_that_passed_scores(tiny, tmp_path, monkeypatch):
     model, tokenizer, _, ids, labels = tiny
     reference_seconds(monkeypatch, 1e6)  # PyTorch slowest: no variant stops, each is judged
