@@ -100,8 +100,8 @@ def main() -> None:
             args.logs.mkdir(parents=True, exist_ok=True)
             (args.logs / f"main-{precision}.log").write_text(r["output"])
         print(f"\n-P precision={precision} {' '.join(args.extra)}: chose train "
-              f"{r['precision']}, score "
-              f"{r['precision_score']} ({r['precision_reason']}); device {r['device']}; "
+              f"{r['precision']}, scored with "
+              f"{r['scored_with']} ({r['precision_reason']}); device {r['device']}; "
               f"batches split at {r['micro_batch_tokens']} tokens (0 = never)")
         print(f"wall {r['wall_s']:.1f} s; training {r['train_s']:.1f} s at "
               f"{r['train_samples_s']:.1f} samples/s; prediction {r['pred_rows_s']:.1f} rows/s; "

@@ -107,7 +107,10 @@ def run_project(data: str, model: str, train_size: int, extra: list[str],
                                 for end in ("low", "high")],
                 "f1": evaluate.data.metrics["test_f1"], "peak_rss_mb": rss,
                 "precision": train.data.tags.get("precision_train", "?"),
-                "precision_score": evaluate.data.tags.get("precision_score", "?"),
+                # what evaluate scored with: an ONNX variant, or PyTorch at its precision
+                "scored_with": " ".join(filter(None, (
+                    evaluate.data.tags.get("scorer", "pytorch"),
+                    evaluate.data.tags.get("precision_score")))),
                 "precision_reason": train.data.tags.get("precision_reason", "?"),
                 "device": train.data.tags.get("device", "?"),
                 "micro_batch_tokens": train.data.tags.get("micro_batch_tokens_used", "?"),
@@ -166,8 +169,8 @@ def print_table(seed: list[dict], project: list[dict], config: str, repeats: int
     from agnews.tracking.lineage import cpu_model
 
     print(f"\nCPU: {cpu_model()} ({os.cpu_count()} cores); medians over {repeats} run(s); "
-          f"project {config}, precision train {project[0]['precision']}, score "
-          f"{project[0]['precision_score']} ({project[0]['precision_reason']}); "
+          f"project {config}, precision train {project[0]['precision']}, scored with "
+          f"{project[0]['scored_with']} ({project[0]['precision_reason']}); "
           f"{rows:,} test rows\n")
     keys = [("wall_s", "wall time (s)", ".1f"), ("train_s", "training (s)", ".1f"),
             ("pred_rows_s", "prediction rows/s", ".1f"), ("accuracy", "test accuracy", ".4f"),
