@@ -4,8 +4,9 @@
 ONNX Runtime score the same rows in fp32 and with int8 weights, in a process of its own
 (`agnews.model.onnx_trial`), each timed, and lets the parity gate (`agnews.model.parity`)
 choose. Choosing for itself (`auto`), it stops a variant once PyTorch's time for the rows has
-passed (it cannot be the fastest, so it is not judged), or once it has disagreed with PyTorch on
-more rows than the gate's bound allows (it has failed already). A model whose export,
+passed, or sooner once its pace is on course for well past that time (either way it cannot be
+the fastest, so it is not judged), or once it has disagreed with PyTorch on more rows than the
+gate's bound allows (it has failed already). A model whose export,
 quantization or ONNX scoring fails scores with PyTorch, and the run says why in one line.
 
 The export is torch's TorchScript-based exporter (`dynamo=False`), the path optimum exports BERT
@@ -54,6 +55,20 @@ class RuntimeChoice:
     warning: str = ""                 # set when an ONNX variant could not be made
 
 
+@dataclass
+class Scored:
+    """One ONNX variant's pass in `agnews.model.onnx_trial`: its logits (None where it stopped
+    early), its seconds, the rows scored, and why it stopped: `disagreements` past the gate's
+    most, or the seconds its pace was on course for (`projected`; None where the deadline
+    itself passed)."""
+
+    logits: np.ndarray | None
+    seconds: float
+    rows: int
+    disagreements: int | None = None
+    projected: float | None = None
+
+
 def export_onnx(model, path: Path, attention: str = "eager") -> Path:
     """The classifier as an ONNX graph with dynamic batch and sequence axes; inputs input_ids
     and attention_mask, output logits.
@@ -100,11 +115,11 @@ def release_freed_memory() -> None:
 def onnx_trials(onnx: Path, ids: list, pad_id: int, batch_size: int, int8: Path | None,
                 folder: Path, stop_after: float | None = None,
                 reference: np.ndarray | None = None, most: int | None = None
-                ) -> dict[str, tuple[np.ndarray | None, float, int, int | None]]:
-    """{variant: (logits, seconds, rows scored, disagreements)} from `agnews.model.onnx_trial`
-    in a process of its own. Logits None for a variant stopped early: after `stop_after`
-    seconds, or (disagreements set) once its classes differed from `reference` (PyTorch's
-    class of each row) on more than `most` rows."""
+                ) -> dict[str, Scored]:
+    """{variant: Scored} from `agnews.model.onnx_trial` in a process of its own. Logits None
+    for a variant stopped early: after `stop_after` seconds or once its pace projected a longer
+    pass (`projected` set), or (`disagreements` set) once its classes differed from `reference`
+    (PyTorch's class of each row) on more than `most` rows."""
     rows, out = folder / "rows.npz", folder / "scored.npz"
     save_rows(rows, ids, pad_id, batch_size, reference if most is not None else None)
     command = [sys.executable, "-m", "agnews.model.onnx_trial", str(onnx), str(rows), str(out)]
@@ -118,15 +133,19 @@ def onnx_trials(onnx: Path, ids: list, pad_id: int, batch_size: int, int8: Path 
         raise RuntimeError(f"scoring through ONNX Runtime failed: {lines[-1][:200]}")
     scored = np.load(out)
     results = {}
+
+    def known(key: str, kind):
+        return kind(scored[key]) if key in scored else None
+
     for name in ("onnx", "onnx-int8"):
-        seconds = float(scored[f"{name}.seconds"]) if f"{name}.seconds" in scored else 0.0
+        seconds = known(f"{name}.seconds", float) or 0.0
         if f"{name}.logits" in scored:
             logits = scored[f"{name}.logits"]
-            results[name] = (logits, seconds, len(logits), None)
+            results[name] = Scored(logits, seconds, len(logits))
         elif f"{name}.stopped_rows" in scored:
-            disagreed = (int(scored[f"{name}.disagreements"])
-                         if f"{name}.disagreements" in scored else None)
-            results[name] = (None, seconds, int(scored[f"{name}.stopped_rows"]), disagreed)
+            results[name] = Scored(None, seconds, int(scored[f"{name}.stopped_rows"]),
+                                   known(f"{name}.disagreements", int),
+                                   known(f"{name}.projected_seconds", float))
     return results
 
 
@@ -160,16 +179,16 @@ def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad
             # choosing for itself, a pass stops once it cannot be chosen: slower, or failed
             stop_after = seconds if asked == "auto" else None
             most = most_disagreements(len(ids)) if asked == "auto" else None
-            for name, (logits, took, scored, disagreed) in onnx_trials(
-                    fp32, ids, pad_id, batch_size, int8, folder, stop_after,
-                    reference.argmax(axis=1), most).items():
-                if disagreed is not None:
-                    trials.append(disagreeing(name, len(ids), scored, disagreed))
+            for name, run in onnx_trials(fp32, ids, pad_id, batch_size, int8, folder,
+                                         stop_after, reference.argmax(axis=1), most).items():
+                if run.disagreements is not None:
+                    trials.append(disagreeing(name, len(ids), run.rows, run.disagreements))
                     continue
-                if logits is None:
-                    trials.append(slower(name, len(ids), scored, took, seconds))
+                if run.logits is None:
+                    trials.append(slower(name, len(ids), run.rows, run.seconds, seconds,
+                                         run.projected))
                     continue
-                trials.append(judge(name, reference, softmax(logits), labels, took))
+                trials.append(judge(name, reference, softmax(run.logits), labels, run.seconds))
                 onnx[name] = fp32 if name == "onnx" else int8
         except Exception as err:  # noqa: BLE001 - any failure to export means PyTorch scores
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]

@@ -13,9 +13,11 @@ torch in the process.
 
 With `--stop-after` (PyTorch's seconds on the same rows), a variant still scoring when that
 time runs out stops there: it can only end slower than PyTorch, so the gate could not choose
-it, and judging it would only cost train the rest of its pass. With `--most-disagreements`
-(and PyTorch's classes saved with the rows), a variant stops once it has disagreed with
-PyTorch on more rows than that: it has failed the gate whatever the rest.
+it, and judging it would only cost train the rest of its pass. It stops sooner where its pace
+says so: after `PROJECT_AFTER` batches, once the time it is on course for (its seconds so far,
+scaled by the padded tokens still to score) passes PyTorch's by more than `PROJECTION_MARGIN`.
+With `--most-disagreements` (and PyTorch's classes saved with the rows), a variant stops once
+it has disagreed with PyTorch on more rows than that: it has failed the gate whatever the rest.
 """
 from __future__ import annotations
 
@@ -26,7 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
+from agnews.model.padding import PAD_MULTIPLE, lengths_of
 from agnews.model.runtimes import OnnxRuntime, onnx_session
+
+# Projected from its first batches (the longest texts, which cost more per token), a pass's
+# time overshot its real time by up to 32% after the first batch and at most 20% from the third
+# on (docs/performance.md): so the projection is trusted from the third batch, and only past
+# PyTorch's time by more than that.
+PROJECT_AFTER = 3
+PROJECTION_MARGIN = 0.3
 
 
 def save_rows(path: Path, ids: list, pad_id: int, batch_size: int,
@@ -62,35 +72,61 @@ def quantize_int8(source: Path, path: Path) -> Path:
 
 
 class Stopped(Exception):
-    """A variant's pass ended early: `slower` (its deadline passed) or `disagrees` (past the
-    disagreements the gate allows); `rows` were scored by then."""
+    """A variant's pass ended early: `slower` (its deadline passed, or its pace was on course
+    for `projected` seconds, past it) or `disagrees` (past the disagreements the gate allows);
+    `rows` were scored by then."""
 
-    def __init__(self, why: str, rows: int, seconds: float, disagreements: int):
+    def __init__(self, why: str, rows: int, seconds: float, disagreements: int,
+                 projected: float | None = None):
         super().__init__(f"{why}: {rows} rows in {seconds:.2f} s")
         self.why, self.rows, self.seconds = why, rows, seconds
-        self.disagreements = disagreements
+        self.disagreements, self.projected = disagreements, projected
+
+
+def padded_tokens(lengths: np.ndarray, multiple: int = PAD_MULTIPLE) -> int:
+    """A batch's padded tokens (rows x width rounded up to `multiple`) given the lengths of its
+    rows: what the batch costs, near enough, in every runtime."""
+    return len(lengths) * (-(-int(lengths.max()) // multiple) * multiple)
 
 
 class Watch:
     """Checked after each batch of a variant's pass: raises Stopped once `seconds` have passed
-    since it was made, or once the batches' classes differ from `reference` (PyTorch's class
-    of each row) on more than `most` rows."""
+    since it was made, or (given `lengths`, the rows' token counts, and the `batch_size` the
+    pass uses) once its pace projects a pass longer than `seconds` by more than
+    PROJECTION_MARGIN, or once the batches' classes differ from `reference` (PyTorch's class of
+    each row) on more than `most` rows."""
 
     def __init__(self, seconds: float | None = None, reference: np.ndarray | None = None,
-                 most: int | None = None):
+                 most: int | None = None, lengths: np.ndarray | None = None,
+                 batch_size: int = 0, clock=time.perf_counter):
         self.seconds, self.reference, self.most = seconds, reference, most
-        self.rows = self.disagreements = 0
-        self.start = time.perf_counter()
+        self.rows = self.disagreements = self.batches = self.tokens = 0
+        self.lengths, self.total = lengths, 0
+        if lengths is not None and len(lengths) and batch_size > 0:
+            ordered = np.sort(lengths)[::-1]  # longest first, as every runtime scores
+            self.total = sum(padded_tokens(ordered[i:i + batch_size])
+                             for i in range(0, len(ordered), batch_size))
+        self.clock = clock
+        self.start = clock()
 
     def batch(self, idx: np.ndarray, logits: np.ndarray) -> None:
         self.rows += len(idx)
-        elapsed = time.perf_counter() - self.start
+        self.batches += 1
+        elapsed = self.clock() - self.start
         if self.reference is not None and self.most is not None:
             self.disagreements += int((logits.argmax(axis=1) != self.reference[idx]).sum())
             if self.disagreements > self.most:
                 raise Stopped("disagrees", self.rows, elapsed, self.disagreements)
-        if self.seconds is not None and elapsed > self.seconds:
+        if self.seconds is None:
+            return
+        if elapsed > self.seconds:
             raise Stopped("slower", self.rows, elapsed, self.disagreements)
+        if self.total:
+            self.tokens += padded_tokens(self.lengths[idx])
+            projected = elapsed * self.total / self.tokens
+            if (self.batches >= PROJECT_AFTER
+                    and projected > self.seconds * (1 + PROJECTION_MARGIN)):
+                raise Stopped("slower", self.rows, elapsed, self.disagreements, projected)
 
 
 def timed(runtime, ids: list, batch_size: int, pad_id: int, stop_after: float | None = None,
@@ -105,8 +141,8 @@ def timed(runtime, ids: list, batch_size: int, pad_id: int, stop_after: float | 
     if stop_after is None and most is None:
         logits = runtime.logits(ids, batch_size, pad_id)
     else:
-        logits = runtime.logits(ids, batch_size, pad_id,
-                                on_batch=Watch(stop_after, reference, most).batch)
+        watch = Watch(stop_after, reference, most, lengths_of(ids), batch_size)
+        logits = runtime.logits(ids, batch_size, pad_id, on_batch=watch.batch)
     return logits, time.perf_counter() - start
 
 
@@ -131,6 +167,8 @@ def main(argv=None) -> None:
             results[f"{name}.logits"], results[f"{name}.seconds"] = logits, seconds
         except Stopped as stop:
             results[f"{name}.stopped_rows"], results[f"{name}.seconds"] = stop.rows, stop.seconds
+            if stop.projected is not None:
+                results[f"{name}.projected_seconds"] = stop.projected
             if stop.why == "disagrees":
                 results[f"{name}.disagreements"] = stop.disagreements
     np.savez(args.out, **results)

@@ -83,13 +83,20 @@ def judge(name: str, reference: np.ndarray, probs: np.ndarray, labels: np.ndarra
                  table.only_candidate, table.only_champion, p_worse, passed, why)
 
 
-def slower(name: str, rows: int, scored: int, seconds: float, reference_seconds: float) -> Trial:
-    """A variant stopped when PyTorch's time for all `rows` ran out, `scored` of them done: it
-    could only end slower, so it is not judged (the gate takes the fastest that passes)."""
+def slower(name: str, rows: int, scored: int, seconds: float, reference_seconds: float,
+           projected: float | None = None) -> Trial:
+    """A variant stopped when PyTorch's time for all `rows` ran out, `scored` of them done, or
+    sooner, when its pace was on course for `projected` seconds, well past PyTorch's: it could
+    only end slower, so it is not judged (the gate takes the fastest that passes)."""
     nan = float("nan")
-    return Trial(name, rows, nan, nan, nan, nan, nan, 0, 0, nan, False,
-                 f"slower than PyTorch: {scored} of {rows} rows scored when PyTorch's "
-                 f"{reference_seconds:.1f} s for all of them had passed; not judged", False)
+    if projected is None:
+        why = (f"slower than PyTorch: {scored} of {rows} rows scored when PyTorch's "
+               f"{reference_seconds:.1f} s for all of them had passed; not judged")
+    else:
+        why = (f"slower than PyTorch: on course for {projected:.1f} s for all {rows} rows "
+               f"after {scored} of them ({seconds:.1f} s), against PyTorch's "
+               f"{reference_seconds:.1f} s; not judged")
+    return Trial(name, rows, nan, nan, nan, nan, nan, 0, 0, nan, False, why, False)
 
 
 def most_disagreements(rows: int, min_agreement: float = MIN_AGREEMENT) -> int:

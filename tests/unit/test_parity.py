@@ -131,6 +131,17 @@ def test_a_variant_stopped_as_slower_is_never_chosen_and_logs_no_made_up_numbers
     assert trials[1].metrics() == {}  # no agreement, accuracy or speed it did not measure
 
 
+def test_a_variant_stopped_on_its_pace_says_what_it_was_on_course_for(answers):
+    labels, reference = answers
+    same = one_hot(reference)
+    trials = [judge("pytorch", same, same, labels, 4.0),
+              slower("onnx", 1000, 192, 1.2, 4.0, projected=6.3)]
+    assert not trials[1].passed and not trials[1].judged and trials[1].metrics() == {}
+    assert choose(trials)[0] == "pytorch"
+    assert trials[1].why == ("slower than PyTorch: on course for 6.3 s for all 1000 rows after "
+                             "192 of them (1.2 s), against PyTorch's 4.0 s; not judged")
+
+
 @pytest.mark.parametrize("rows", [539, 700, 1000, 2000])
 def test_one_disagreement_past_the_most_fails_the_full_judgement(rows):
     """What lets train stop a variant early: with `most_disagreements` rows changed the gate

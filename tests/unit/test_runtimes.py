@@ -19,7 +19,7 @@ from agnews.model.batching import predict_logits
 from agnews.model.device import Precision
 from agnews.model.logged_model import load_logged_classifier, log_classifier, score_texts
 from agnews.model.onnx_export import RuntimeChoice, export_onnx, pick_runtime
-from agnews.model.onnx_trial import quantize_int8
+from agnews.model.onnx_trial import PROJECTION_MARGIN, Stopped, Watch, quantize_int8
 from agnews.model.pretrained import load_classifier, load_tokenizer
 from agnews.model.runtimes import OnnxRuntime, TorchRuntime, onnx_session
 
@@ -119,6 +119,54 @@ def test_a_variant_slower_than_pytorch_is_stopped_not_judged(tiny, tmp_path, mon
     for trial in stopped_variants(choice):
         # the deadline is checked after each batch: it stopped after the first of 63
         assert trial.why.startswith("slower than PyTorch: 16 of 1000 rows scored when")
+
+
+def watched(seconds_per_batch: float, deadline: float = 1.0, batches: int = 10):
+    """A pass of `batches` equal batches (16 rows of 32 tokens), each taking
+    `seconds_per_batch` on a clock the watch reads: the Stopped it raised, or None."""
+    ticks = iter(np.arange(batches + 1) * seconds_per_batch)
+    watch = Watch(deadline, lengths=np.full(16 * batches, 32), batch_size=16,
+                  clock=lambda: next(ticks))
+    try:
+        for b in range(batches):
+            watch.batch(np.arange(16 * b, 16 * (b + 1)), np.zeros((16, 4)))
+    except Stopped as stop:
+        return stop
+    return None
+
+
+def test_a_pass_whose_pace_is_well_past_the_deadline_stops_at_the_third_batch():
+    stop = watched(0.2)  # on course for 2.0 s against 1.0 s
+    assert stop.why == "slower" and stop.rows == 48
+    assert stop.projected == pytest.approx(2.0)
+    assert stop.seconds == pytest.approx(0.6)  # long before the deadline
+
+
+def test_a_pace_within_the_margin_runs_to_the_deadline_and_one_inside_it_to_the_end():
+    assert 1.2 < 1 + PROJECTION_MARGIN
+    stop = watched(0.12)  # on course for 1.2 s: within the margin, so only the deadline stops it
+    assert stop.why == "slower" and stop.projected is None and stop.rows == 16 * 9
+    assert watched(0.09) is None  # 0.9 s: scored to the end, then judged
+
+
+def test_a_variant_on_course_to_be_slower_stops_on_its_pace_and_says_so(tiny, tmp_path,
+                                                                       monkeypatch):
+    import time
+
+    model, tokenizer, _, ids, labels = tiny
+    onnx = OnnxRuntime(onnx_session(export_onnx(model, tmp_path / "timing.onnx")), "onnx")
+    onnx.logits(ids[:16], 16, tokenizer.pad_token_id)
+    start = time.perf_counter()
+    onnx.logits(ids, 16, tokenizer.pad_token_id)
+    # PyTorch reported four times faster than ONNX fp32: both variants are on course for well
+    # past it by their third batch, long before its time runs out (a quarter of the rows)
+    reference_seconds(monkeypatch, (time.perf_counter() - start) / 4)
+    choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path)
+    for trial in stopped_variants(choice):
+        match = re.fullmatch(r"slower than PyTorch: on course for (\S+) s for all 1000 rows "
+                             r"after 48 of them \((\S+) s\), against PyTorch's (\S+) s; not judged",
+                             trial.why)
+        assert match, trial.why  # (the tiny model's seconds print as 0.0 at this precision)
 
 
 def test_a_variant_that_disagrees_too_often_is_stopped_and_fails(tiny, tmp_path, monkeypatch):
