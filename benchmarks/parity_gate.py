@@ -15,6 +15,11 @@ runtime under the 99.5% floor passes on fewer rows, and how often one above it f
 `--data` is a folder in the AG News CSV layout (test.csv): by default `$AGNEWS_DATA`, else the
 repository's sample (1,200 test rows; the figures in docs/performance.md use all 7,600).
 
+`--block-int8 32,128` adds, for each block size, the graph with 8-bit weights in blocks of that
+many inputs and activations quantized to int8 block by block at run time (ONNX Runtime's
+`MatMulNBits`, accuracy level 4), a finer-grained int8 than `quantize_dynamic`'s one scale per
+tensor; its quantizer needs `pip install onnx-ir`, which the project does not depend on.
+
 Run by hand (a few minutes), never in the test suite.
 """
 from __future__ import annotations
@@ -33,6 +38,22 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_DATA = os.environ.get("AGNEWS_DATA") or str(ROOT / "data" / "ag_news_sample")
 
 
+def block_int8(source: Path, path: Path, block: int) -> Path:
+    """8-bit weights in blocks of `block` inputs, activations quantized block by block at run
+    time (`MatMulNBits`, accuracy level 4: int8 products)."""
+    import onnx
+    try:
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    except ImportError as err:
+        sys.exit(f"benchmark: --block-int8 needs the onnx-ir package ({err}): "
+                 "pip install onnx-ir")
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), bits=8, block_size=block,
+                                     is_symmetric=True, accuracy_level=4)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(path), use_external_data_format=False)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-uri", required=True)
@@ -40,6 +61,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=2000)
     parser.add_argument("--sizes", default="500,700,1700,5000")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--block-int8", default="", help="block sizes, e.g. 32,128")
     args = parser.parse_args()
 
     import mlflow
@@ -73,6 +95,10 @@ def main() -> None:
         runtimes["onnx"] = OnnxRuntime(onnx_session(fp32), "onnx")
         runtimes["onnx-int8"] = OnnxRuntime(onnx_session(
             quantize_int8(fp32, Path(tmp) / "model.int8.onnx")), "onnx-int8")
+        for block in filter(None, args.block_int8.split(",")):
+            name = f"onnx int8 blocks of {block}"
+            runtimes[name] = OnnxRuntime(onnx_session(
+                block_int8(fp32, Path(tmp) / f"model.block{block}.onnx", int(block))), name)
         scored = {name: (softmax(logits), seconds) for name, (logits, seconds) in (
             (name, timed(r, ids, args.batch_size, pad)) for name, r in runtimes.items())}
     reference = scored[f"pytorch {clf.runtime.precision.score} (auto)"][0]

@@ -13,7 +13,9 @@ parameter names:
         "train_batch_size=32 micro_batch_tokens=0 max_length=64 freeze_layers=2"
 
 A setting may add `compile=<mode>` (torch.compile's mode, e.g. default or reduce-overhead),
-compiled inside the timed epoch: the range's low end is the round that compiled.
+compiled inside the timed epoch: the range's low end is the round that compiled; and
+`attention=<implementation>` (transformers' `sdpa`, what it loads, or `eager`), set on the
+model before the epoch.
 
 Trains where `train` would: on the GPU if there is one. There, `--profile N` then profiles N
 steps of each setting (torch.profiler) and prints the GPU's kernel time per step against the
@@ -49,7 +51,7 @@ def setting(text: str) -> tuple[dict, int]:
         name, _, value = item.partition("=")
         if name == "max_length":
             max_length = int(value)
-        elif name == "compile":  # not a parameter: torch.compile's mode for the model
+        elif name in ("compile", "attention"):  # not parameters: how the model is run
             values[name] = value
         elif name not in types:
             sys.exit(f"benchmark: '{name}' is not a training parameter")
@@ -102,9 +104,12 @@ def main() -> None:
         """Seconds, rows and steps of one epoch (or `max_steps`) from a fresh model."""
         cfg = TrainConfig(model=args.model, epochs=1, precision=args.precision,
                           max_steps=max_steps,
-                          **{k: v for k, v in values.items() if k != "compile"})
+                          **{k: v for k, v in values.items()
+                             if k not in ("compile", "attention")})
         torch.manual_seed(0)
         model = load_classifier(args.model).to(device)
+        if "attention" in values:
+            model.set_attn_implementation(values["attention"])
         opt = loop.optimisation(model, cfg, len(data[max_length]), Processes())
         model.train()
         # compiled in the timed part: its first epoch pays the compilation, a later round
