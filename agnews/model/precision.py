@@ -6,7 +6,8 @@
   in bf16 on an AMD EPYC, and scoring ~30% slower on an Intel Xeon with the same flag but no
   AMX. The probe times a training step (forward and backward, 16 texts of 64 tokens) and a
   scoring batch (64 texts) in each precision on a copy of the model, alternating, and keeps
-  the best of a few rounds: a few seconds with the stand-in model. The answer is stored in
+  the best of a few rounds, or of one where that round already puts bf16 well clear of the
+  margin (`CLEAR`): a few seconds with the stand-in model. The answer is stored in
   `$XDG_CACHE_HOME/agnews-mlflow/precision.json` (default `~/.cache`), keyed by CPU model,
   thread count, torch version and model shape, so later steps and runs reuse it.
 """
@@ -30,6 +31,11 @@ TRAIN_SHAPE, SCORE_SHAPE = (16, 64), (64, 64)
 ROUNDS = 3
 # bf16 must win by this much: within it the machine's noise decides, and fp32 is exact.
 MARGIN = 0.05
+# A round ends a task's probe where bf16's time over fp32's is this far (relatively) below the
+# margin's line. One round's ratio fell below that of the best of twenty rounds by at most 15%,
+# so the rounds after such a round could not have moved the answer; it rose above it by up to
+# 25%, so a round for fp32 never decides alone (docs/performance.md).
+CLEAR = 0.2
 
 
 def cache_file() -> Path:
@@ -51,8 +57,16 @@ def _inputs(shape: tuple[int, int], vocab: int, generator: torch.Generator):
     return ids, torch.ones_like(ids), torch.zeros(shape[0], dtype=torch.long)
 
 
-def time_precisions(model, candidates=CANDIDATES, rounds: int = ROUNDS) -> dict[str, dict]:
-    """Best seconds of a training step and of a scoring batch, per precision.
+def clear(seconds: dict[str, dict], task: str, by: float = CLEAR) -> bool:
+    """Whether `task`'s times put bf16 so far ahead that more rounds could not move the answer:
+    bf16 over fp32 below (1 - MARGIN)(1 - by)."""
+    return seconds["bf16"][task] / seconds["fp32"][task] < (1 - MARGIN) * (1 - by)
+
+
+def time_precisions(model, candidates=CANDIDATES, rounds: int = ROUNDS,
+                    early: float | None = CLEAR, clock=time.perf_counter) -> dict[str, dict]:
+    """Best seconds of a training step and of a scoring batch, per precision: over `rounds`
+    rounds, or fewer where a round leaves the task `clear` by `early` (None: every round).
 
     Runs on a copy under a forked random state, so the caller's model, gradients and random
     streams are exactly as they were (a probed run and a remembered one train identically).
@@ -86,9 +100,12 @@ def time_precisions(model, candidates=CANDIDATES, rounds: int = ROUNDS) -> dict[
                 run(p)
             for _ in range(rounds):
                 for p in candidates:
-                    start = time.perf_counter()
+                    start = clock()
                     run(p)
-                    best[p][task] = min(best[p][task], time.perf_counter() - start)
+                    best[p][task] = min(best[p][task], clock() - start)
+                if early is not None and set(candidates) == {"fp32", "bf16"} and \
+                        clear(best, task, early):
+                    break
     return best
 
 

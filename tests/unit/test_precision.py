@@ -51,6 +51,37 @@ def test_probe_times_both_tasks_and_leaves_the_model_and_random_state_alone(mode
     assert torch.equal(torch.get_rng_state(), rng)  # a probed run trains as a remembered one
 
 
+@pytest.mark.parametrize("fp32, bf16, clear", [
+    (1.0, 0.7, True),    # the AMD EPYC's pattern: far below the line, one round settles it
+    (1.0, 0.8, False),   # below the line, but not by enough for one round
+    (1.0, 1.5, False),   # fp32 ahead: noise slows rounds, so a round for fp32 never settles
+])
+def test_one_round_settles_a_task_only_where_bf16_is_far_ahead(fp32, bf16, clear):
+    assert probe.clear(seconds(fp32, bf16), "train") is clear
+
+
+def rounds_timed(model, bf16_seconds: float, **kwargs) -> int:
+    """Rounds the probe timed, on a clock that gives fp32 1 s and bf16 `bf16_seconds` a run."""
+    clock = {"now": 0.0, "calls": 0}
+    durations = [1.0, bf16_seconds]  # each round times fp32, then bf16
+
+    def tick() -> float:
+        if clock["calls"] % 2:  # the end of a timed run
+            clock["now"] += durations[(clock["calls"] // 2) % 2]
+        clock["calls"] += 1
+        return clock["now"]
+
+    probe.time_precisions(model, clock=tick, **kwargs)
+    return clock["calls"] // 4  # two precisions a round, two readings a run
+
+
+def test_the_probe_stops_after_one_round_a_task_where_bf16_is_far_ahead(model):
+    assert rounds_timed(model, 0.5) == 2                  # one round for each of the two tasks
+    assert rounds_timed(model, 0.5, early=None) == 2 * probe.ROUNDS
+    assert rounds_timed(model, 0.9) == 2 * probe.ROUNDS   # ahead, but within one round's noise
+    assert rounds_timed(model, 1.5) == 2 * probe.ROUNDS
+
+
 def test_auto_on_a_cpu_is_measured_once_then_remembered(model, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     calls = []
