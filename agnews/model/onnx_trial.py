@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agnews.model.padding import PAD_MULTIPLE, lengths_of
+from agnews.model.padding import PAD_MULTIPLE, lengths_of, padded_width
 from agnews.model.runtimes import OnnxRuntime, onnx_session
 
 # Projected from its first batches (the longest texts, which cost more per token), a pass's
@@ -86,7 +86,7 @@ class Stopped(Exception):
 def padded_tokens(lengths: np.ndarray, multiple: int = PAD_MULTIPLE) -> int:
     """A batch's padded tokens (rows x width rounded up to `multiple`) given the lengths of its
     rows: what the batch costs, near enough, in every runtime."""
-    return len(lengths) * (-(-int(lengths.max()) // multiple) * multiple)
+    return len(lengths) * padded_width(int(lengths.max()), multiple)
 
 
 class Watch:

@@ -17,11 +17,16 @@ import numpy as np
 PAD_MULTIPLE = 16
 
 
+def padded_width(longest: int, multiple: int = PAD_MULTIPLE) -> int:
+    """The width a batch whose longest sequence has `longest` tokens is padded to."""
+    return -(-longest // multiple) * multiple
+
+
 def pad_ids(seqs: Sequence[Sequence[int]], pad_id: int,
             multiple: int = PAD_MULTIPLE) -> tuple[np.ndarray, np.ndarray]:
     """Right-pad to the longest sequence, rounded up to `multiple`; (input_ids, attention_mask)
     as int64 arrays."""
-    width = -(-max(len(s) for s in seqs) // multiple) * multiple
+    width = padded_width(max(len(s) for s in seqs), multiple)
     ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(seqs), width), dtype=np.int64)
     for row, seq in enumerate(seqs):
