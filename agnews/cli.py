@@ -79,7 +79,11 @@ def quiet_libraries() -> None:
     # Read by transformers when (and if) a step imports it: ingest, report and main never
     # do, and importing it here just to configure it would cost each of them a second.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # MLflow sets its loggers' level from MLFLOW_LOGGING_LEVEL as it is imported (INFO unless
+    # set), so set both: the variable, for the steps' processes, whose MLflow loads later, and
+    # the level, where it is loaded already. A user's own MLFLOW_LOGGING_LEVEL wins.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("mlflow").setLevel(os.environ["MLFLOW_LOGGING_LEVEL"].upper())
 
 
 def run_step(name: str, main: Callable[[Sequence[str] | None], None],

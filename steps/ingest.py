@@ -34,7 +34,12 @@ def main(argv=None) -> None:
 
     from agnews.data import plots
     from agnews.tracking.fingerprint import fingerprint
-    from agnews.tracking.runs import log_dataframe, log_figure, step_run
+    from agnews.tracking.runs import (
+        log_dataframe,
+        log_figure,
+        step_run,
+        without_dataset_advisories,
+    )
 
     source = load_source(cfg.data, cfg.data_revision)
     splits = sample_splits(source, cfg)
@@ -47,10 +52,10 @@ def main(argv=None) -> None:
         for name, df in splits.items():
             log_dataframe(df, f"data/{name}.parquet")
             # the digest tokenize computes of the same rows read back from this file
-            dataset = mlflow.data.from_pandas(df, source=dataset_source(source, name),
-                                              targets="label", name=name,
-                                              digest=rows_digest([df]))
-            mlflow.log_input(dataset, context=name)
+            with without_dataset_advisories():
+                mlflow.log_input(mlflow.data.from_pandas(
+                    df, source=dataset_source(source, name), targets="label", name=name,
+                    digest=rows_digest([df])), context=name)
             mlflow.log_metric(f"{name}_rows", len(df))
         words = {name: word_counts(df["text"]) for name, df in splits.items()}
         lengths = text_length(splits, words)

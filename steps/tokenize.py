@@ -47,7 +47,7 @@ def main(argv=None) -> None:
     from agnews.data.plots import length_distribution
     from agnews.model.fast_tokenizer import FastTokenizer, fast_tokenizer
     from agnews.model.pretrained import load_tokenizer, locate
-    from agnews.tracking.runs import fetch, log_figure, step_run
+    from agnews.tracking.runs import fetch, log_figure, step_run, without_dataset_advisories
 
     folder = fetch(uris.splits, "data", "ingest")
     source = locate(cfg.model, cfg.model_revision)
@@ -69,10 +69,11 @@ def main(argv=None) -> None:
             texts = read_texts(parquet, work)
             # MLflow resolves no dataset source for runs:/ URIs; the input.splits tag keeps
             # that URI, the source names the file read. The digest is ingest's (rows_digest).
-            mlflow.log_input(mlflow.data.from_huggingface(
-                texts, source=str(parquet), targets="label", name=split,
-                digest=rows_digest(texts.to_pandas(batch_size=50_000, batched=True))),
-                context=split)
+            with without_dataset_advisories():
+                mlflow.log_input(mlflow.data.from_huggingface(
+                    texts, source=str(parquet), targets="label", name=split,
+                    digest=rows_digest(texts.to_pandas(batch_size=50_000, batched=True))),
+                    context=split)
             processes, start = encode_processes(cfg.num_proc, len(texts)), time.perf_counter()
             encoded = encode_split(texts, out / split, tokenizer, cfg.max_length, work,
                                    processes)

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 MODEL_NAME = "model"
 ARTIFACT = "classifier"  # the Hugging Face folder inside the logged model's artifacts
 ONNX_ARTIFACT = "onnx"   # the ONNX file train's parity gate chose, where it chose one
+# Logged as MLflow's "model from code": loading a model runs this file of the agnews package
+# (which travels with the model) instead of unpickling an object, which could run any code.
+MODEL_CODE = Path(__file__).with_name("model_code.py")
 INPUT_EXAMPLE = ["Stocks rally as oil prices fall for a third day",
                  "Underdogs win the cup final in extra time"]
 
@@ -54,15 +57,14 @@ def torch_version() -> str:
 
 
 def log_classifier(model, tokenizer, max_length: int, choice: RuntimeChoice | None = None):
-    """Log under the run's `model` name as the pyfunc of `agnews.model.served` (the agnews
-    package travels inside the model, so it loads wherever MLflow does); returns MLflow's
-    ModelInfo. `max_length` is the truncation training used: what a served text gets.
+    """Log under the run's `model` name as the pyfunc of `agnews.model.served`, from code
+    (`MODEL_CODE`; the agnews package travels inside the model, so it loads wherever MLflow
+    does); returns MLflow's ModelInfo. `max_length` is the truncation training used: what a
+    served text gets.
     `choice` (train's parity gate) names the runtime that scores, with its ONNX file; without
     one the model scores with PyTorch."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
-
-    from agnews.model.served import TextClassifier
 
     scorer = choice.scorer if choice is not None else "pytorch"
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,7 +75,7 @@ def log_classifier(model, tokenizer, max_length: int, choice: RuntimeChoice | No
         if choice is not None and choice.onnx is not None:
             artifacts[ONNX_ARTIFACT] = str(choice.onnx)
         return mlflow.pyfunc.log_model(
-            name=MODEL_NAME, python_model=TextClassifier(), artifacts=artifacts,
+            name=MODEL_NAME, python_model=str(MODEL_CODE), artifacts=artifacts,
             code_paths=[str(PROJECT_DIR / "agnews")], input_example=INPUT_EXAMPLE,
             signature=ModelSignature(inputs=Schema([ColSpec("string")])),
             pip_requirements=pip_requirements(ONNX_ARTIFACT in artifacts),

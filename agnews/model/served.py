@@ -85,7 +85,10 @@ class TextClassifier(mlflow.pyfunc.PythonModel):
         self.batch_size = int(config.get("batch_size", 64))
         self.chunk_rows = int(config.get("chunk_rows", 1024))
 
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+    # MLflow hands predict a frame, whatever the request's shape, after checking it against
+    # the logged signature (one string column); a frame type hint says so and asks MLflow for
+    # no validation of its own on top (without a hint it warns at every log and load).
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from agnews.model.padding import PAD_MULTIPLE
 
         texts = request_texts(model_input)

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,6 +147,19 @@ def log_dataframe(df, artifact_path: str) -> None:
 
 
 ROW_GROUP = 50_000
+
+
+@contextlib.contextmanager
+def without_dataset_advisories() -> Iterator[None]:
+    """Around building and logging an `mlflow.data` dataset: without the two advisories MLflow
+    gives every split of ours. Its local-file source is registered under two schemes ("" and
+    "file"), so any local path "can be interpreted in multiple ways" (by the same class twice);
+    and the labels column is an integer one, which its schema inference warns cannot hold
+    missing values (labels never miss)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
+        warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer column")
+        yield
 
 
 def log_figure(fig, artifact_path: str) -> None:

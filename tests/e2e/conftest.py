@@ -32,4 +32,4 @@ def session_pipeline(tmp_path_factory, ag_news) -> Pipeline:
     proc = mlflow_run("main", params, store, project, **INLINE_STEPS,
                       MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="1")
     parent, children = newest_main(store, set())
-    return Pipeline(store, project, params, parent, children, proc.stdout)
+    return Pipeline(store, project, params, parent, children, proc.stdout, proc.stderr)

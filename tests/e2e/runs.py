@@ -133,7 +133,7 @@ def newest_main(store: Store, before: set[str]):
 @dataclass
 class Pipeline:
     """A finished `main`: its store, the project folder it ran from, its parameters, the
-    parent and the step runs, and what it printed."""
+    parent and the step runs, and what it printed (stdout, stderr)."""
 
     store: Store
     project: Path
@@ -141,6 +141,7 @@ class Pipeline:
     parent: object
     children: dict
     stdout: str
+    stderr: str = ""
     champion_uri: str = CHAMPION
 
     def tracking(self):

@@ -49,6 +49,17 @@ def test_parent_and_six_finished_children_with_tags(pipeline):
         assert 50 < run.data.metrics["peak_rss_mb"] < 64_000, step
 
 
+def test_main_prints_no_library_advice_a_user_cannot_act_on(pipeline):
+    """MLflow's advice on how we log our datasets and our model (a local path it can read two
+    ways, integer labels, a pickled model, a predict without type hints) and its INFO lines stay
+    out of a run's output; the steps' own lines stay in."""
+    said = pipeline.stdout + pipeline.stderr
+    for advice in ("can be interpreted in multiple ways", "Inferred schema contains integer",
+                   "Add type hints to the `predict`", "CloudPickle", "INFO mlflow.models"):
+        assert advice not in said, advice
+    assert "main: done." in said and "evaluate: test_loss" in said
+
+
 def test_parent_carries_the_test_metrics_and_links_the_report(pipeline):
     parent, evaluate = pipeline.parent, pipeline.children["evaluate"]
     for name in ("test_accuracy", "test_f1", "test_precision", "test_recall"):
