@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 MODEL_NAME = "model"
 ARTIFACT = "classifier"  # the Hugging Face folder inside the logged model's artifacts
 ONNX_ARTIFACT = "onnx"   # the ONNX file train's parity gate chose, where it chose one
-# Logged as MLflow's "model from code": loading a model runs this file of the agnews package
-# (which travels with the model) instead of unpickling an object, which could run any code.
-MODEL_CODE = Path(__file__).with_name("model_code.py")
 INPUT_EXAMPLE = ["Stocks rally as oil prices fall for a third day",
                  "Underdogs win the cup final in extra time"]
 
@@ -56,9 +53,21 @@ def torch_version() -> str:
     return torch.__version__.split("+")[0]
 
 
+def model_code() -> str:
+    """The model's code, as MLflow logs a model from code: run as the model loads, it hands
+    MLflow the classifier of `agnews.model.served`, so loading runs the agnews code that
+    travels with the model instead of unpickling an object (which could run any code).
+    Written here, not kept as a file of its own, so that the step cache counts it (and the
+    served code it imports) in train's key."""
+    from agnews.model.served import TextClassifier
+
+    return (f"import mlflow\n\nfrom {TextClassifier.__module__} import {TextClassifier.__name__}"
+            f"\n\nmlflow.models.set_model({TextClassifier.__name__}())\n")
+
+
 def log_classifier(model, tokenizer, max_length: int, choice: RuntimeChoice | None = None):
     """Log under the run's `model` name as the pyfunc of `agnews.model.served`, from code
-    (`MODEL_CODE`; the agnews package travels inside the model, so it loads wherever MLflow
+    (`model_code`; the agnews package travels inside the model, so it loads wherever MLflow
     does); returns MLflow's ModelInfo. `max_length` is the truncation training used: what a
     served text gets.
     `choice` (train's parity gate) names the runtime that scores, with its ONNX file; without
@@ -72,10 +81,12 @@ def log_classifier(model, tokenizer, max_length: int, choice: RuntimeChoice | No
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
         artifacts = {ARTIFACT: str(folder)}
+        code = Path(tmp) / "model_code.py"
+        code.write_text(model_code(), encoding="utf-8")
         if choice is not None and choice.onnx is not None:
             artifacts[ONNX_ARTIFACT] = str(choice.onnx)
         return mlflow.pyfunc.log_model(
-            name=MODEL_NAME, python_model=str(MODEL_CODE), artifacts=artifacts,
+            name=MODEL_NAME, python_model=str(code), artifacts=artifacts,
             code_paths=[str(PROJECT_DIR / "agnews")], input_example=INPUT_EXAMPLE,
             signature=ModelSignature(inputs=Schema([ColSpec("string")])),
             pip_requirements=pip_requirements(ONNX_ARTIFACT in artifacts),

@@ -43,6 +43,7 @@ def test_source_files_follow_imports_into_the_library():
     assert {"steps/train.py", "agnews/training/loop.py", "agnews/training/checkpoint.py",
             "agnews/model/batching.py", "agnews/model/precision.py", "agnews/model/device.py",
             "agnews/model/logged_model.py", "agnews/training/plots.py",
+            "agnews/model/served.py",  # the logged model's code, from logged_model.model_code
             "agnews/evaluation/metrics.py", "agnews/config.py"} <= train
     # `from agnews.data import plots` names a module, not only the package
     assert "agnews/data/plots.py" in names("ingest")
