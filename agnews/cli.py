@@ -80,10 +80,14 @@ def quiet_libraries() -> None:
     # do, and importing it here just to configure it would cost each of them a second.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     # MLflow sets its loggers' level from MLFLOW_LOGGING_LEVEL as it is imported (INFO unless
-    # set), so set both: the variable, for the steps' processes, whose MLflow loads later, and
-    # the level, where it is loaded already. A user's own MLFLOW_LOGGING_LEVEL wins.
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    logging.getLogger("mlflow").setLevel(os.environ["MLFLOW_LOGGING_LEVEL"].upper())
+    # set): before that, the variable (which main's steps inherit); after, the level alone, so a
+    # process that calls a step in-process (the tests) keeps its environment, and the `mlflow
+    # run` it starts later still prints its run ids. A user's own MLFLOW_LOGGING_LEVEL wins.
+    if "mlflow" in sys.modules:
+        logging.getLogger("mlflow").setLevel(
+            os.environ.get("MLFLOW_LOGGING_LEVEL", "WARNING").upper())
+    else:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def run_step(name: str, main: Callable[[Sequence[str] | None], None],

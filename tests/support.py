@@ -56,11 +56,13 @@ def sample_texts(ag_news: Path) -> list[str]:
 
 def subprocess_env() -> dict[str, str]:
     """The environment for a step run as its own process: this venv first on PATH; Hub
-    settings of the machine running the tests left out (tests that need them set their own),
-    and steps in their own processes unless a test adds INLINE_STEPS."""
+    settings and MLflow's logging level of the machine running the tests left out (tests that
+    need them set their own), and steps in their own processes unless a test adds
+    INLINE_STEPS."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("HF_") and k.upper() not in HUB_NETWORK_VARS
-           and k not in INLINE_STEPS}  # each test says how its steps run
+           and k not in INLINE_STEPS  # each test says how its steps run
+           and k != "MLFLOW_LOGGING_LEVEL"}  # tests read the run ids `mlflow run` logs
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(ROOT)
     return env
