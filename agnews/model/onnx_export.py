@@ -2,11 +2,11 @@
 
 `pick_runtime` scores the test rows with PyTorch (the reference), exports the model, then has
 ONNX Runtime score the same rows in fp32 and with int8 weights, in a process of its own
-(`agnews.model.onnx_trial`), each timed, and lets the parity gate (`agnews.model.parity`)
-choose. Choosing for itself (`auto`), it stops a variant once PyTorch's time for the rows has
-passed, or sooner once its pace is on course for well past that time (either way it cannot be
-the fastest, so it is not judged), or once it has disagreed with PyTorch on more rows than the
-gate's bound allows (it has failed already). A model whose export,
+(`agnews.model.onnx_trial`, started as the export begins), each timed, and lets the parity gate
+(`agnews.model.parity`) choose. Choosing for itself (`auto`), it stops a variant once PyTorch's
+time for the rows has passed, or sooner once its pace is on course for well past that time
+(either way it cannot be the fastest, so it is not judged), or once it has disagreed with
+PyTorch on more rows than the gate's bound allows (it has failed already). A model whose export,
 quantization or ONNX scoring fails scores with PyTorch, and the run says why in one line.
 
 The export is torch's TorchScript-based exporter (`dynamo=False`), the path optimum exports BERT
@@ -112,41 +112,58 @@ def release_freed_memory() -> None:
         pass
 
 
-def onnx_trials(onnx: Path, ids: list, pad_id: int, batch_size: int, int8: Path | None,
-                folder: Path, stop_after: float | None = None,
-                reference: np.ndarray | None = None, most: int | None = None
-                ) -> dict[str, Scored]:
-    """{variant: Scored} from `agnews.model.onnx_trial` in a process of its own. Logits None
-    for a variant stopped early: after `stop_after` seconds or once its pace projected a longer
-    pass (`projected` set), or (`disagreements` set) once its classes differed from `reference`
-    (PyTorch's class of each row) on more than `most` rows."""
-    rows, out = folder / "rows.npz", folder / "scored.npz"
-    save_rows(rows, ids, pad_id, batch_size, reference if most is not None else None)
-    command = [sys.executable, "-m", "agnews.model.onnx_trial", str(onnx), str(rows), str(out)]
-    command += ["--int8", str(int8)] if int8 else []
-    command += ["--stop-after", repr(stop_after)] if stop_after is not None else []
-    command += ["--most-disagreements", str(most)] if most is not None else []
-    done = subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True,
-                          timeout=3600)
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
-        raise RuntimeError(f"scoring through ONNX Runtime failed: {lines[-1][:200]}")
-    scored = np.load(out)
-    results = {}
+def start_process(command: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=PROJECT_DIR, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def known(key: str, kind):
-        return kind(scored[key]) if key in scored else None
 
-    for name in ("onnx", "onnx-int8"):
-        seconds = known(f"{name}.seconds", float) or 0.0
-        if f"{name}.logits" in scored:
-            logits = scored[f"{name}.logits"]
-            results[name] = Scored(logits, seconds, len(logits))
-        elif f"{name}.stopped_rows" in scored:
-            results[name] = Scored(None, seconds, int(scored[f"{name}.stopped_rows"]),
-                                   known(f"{name}.disagreements", int),
-                                   known(f"{name}.projected_seconds", float))
-    return results
+class OnnxTrials:
+    """`agnews.model.onnx_trial` in a process of its own, started before the graph it scores
+    is written: its imports (ONNX Runtime and its quantizer, most of a second) run beside the
+    export, which leaves a core idle, and it scores once `results` tells it to.
+
+    `results()`: {variant: Scored}. Logits None for a variant stopped early: after `stop_after`
+    seconds or once its pace projected a longer pass (`projected` set), or (`disagreements`
+    set) once its classes differed from `reference` (PyTorch's class of each row) on more than
+    `most` rows. `cancel()`: the export failed; the process ends without scoring."""
+
+    def __init__(self, onnx: Path, ids: list, pad_id: int, batch_size: int, int8: Path | None,
+                 folder: Path, stop_after: float | None = None,
+                 reference: np.ndarray | None = None, most: int | None = None):
+        rows, self.out = folder / "rows.npz", folder / "scored.npz"
+        save_rows(rows, ids, pad_id, batch_size, reference if most is not None else None)
+        command = [sys.executable, "-m", "agnews.model.onnx_trial", str(onnx), str(rows),
+                   str(self.out), "--wait"]
+        command += ["--int8", str(int8)] if int8 else []
+        command += ["--stop-after", repr(stop_after)] if stop_after is not None else []
+        command += ["--most-disagreements", str(most)] if most is not None else []
+        self.process = start_process(command)
+
+    def cancel(self) -> None:
+        if self.process.poll() is None:
+            self.process.communicate("", timeout=600)
+
+    def results(self) -> dict[str, Scored]:
+        _, err = self.process.communicate("go\n", timeout=3600)
+        if self.process.returncode != 0:
+            lines = err.strip().splitlines() or [f"exit code {self.process.returncode}"]
+            raise RuntimeError(f"scoring through ONNX Runtime failed: {lines[-1][:200]}")
+        scored = np.load(self.out)
+
+        def known(key: str, kind):
+            return kind(scored[key]) if key in scored else None
+
+        results = {}
+        for name in ("onnx", "onnx-int8"):
+            seconds = known(f"{name}.seconds", float) or 0.0
+            if f"{name}.logits" in scored:
+                logits = scored[f"{name}.logits"]
+                results[name] = Scored(logits, seconds, len(logits))
+            elif f"{name}.stopped_rows" in scored:
+                results[name] = Scored(None, seconds, int(scored[f"{name}.stopped_rows"]),
+                                       known(f"{name}.disagreements", int),
+                                       known(f"{name}.projected_seconds", float))
+        return results
 
 
 def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad_id: int,
@@ -173,14 +190,17 @@ def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad
     if wanted:
         device = next(model.parameters()).device
         release_freed_memory()
+        fp32 = folder / "model.onnx"
+        int8 = folder / "model.int8.onnx" if "onnx-int8" in wanted else None
+        # choosing for itself, a pass stops once it cannot be chosen: slower, or failed
+        stop_after = seconds if asked == "auto" else None
+        most = most_disagreements(len(ids)) if asked == "auto" else None
+        scoring = None
         try:
-            fp32 = export_onnx(model, folder / "model.onnx")
-            int8 = folder / "model.int8.onnx" if "onnx-int8" in wanted else None
-            # choosing for itself, a pass stops once it cannot be chosen: slower, or failed
-            stop_after = seconds if asked == "auto" else None
-            most = most_disagreements(len(ids)) if asked == "auto" else None
-            for name, run in onnx_trials(fp32, ids, pad_id, batch_size, int8, folder,
-                                         stop_after, reference.argmax(axis=1), most).items():
+            scoring = OnnxTrials(fp32, ids, pad_id, batch_size, int8, folder, stop_after,
+                                 reference.argmax(axis=1), most)
+            export_onnx(model, fp32)
+            for name, run in scoring.results().items():
                 if run.disagreements is not None:
                     trials.append(disagreeing(name, len(ids), run.rows, run.disagreements))
                     continue
@@ -191,6 +211,8 @@ def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad
                 trials.append(judge(name, reference, softmax(run.logits), labels, run.seconds))
                 onnx[name] = fp32 if name == "onnx" else int8
         except Exception as err:  # noqa: BLE001 - any failure to export means PyTorch scores
+            if scoring is not None:
+                scoring.cancel()
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
             warning = (f"the model did not export to ONNX ({type(err).__name__}: {first}): "
                        "it scores with PyTorch")

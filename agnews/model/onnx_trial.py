@@ -1,15 +1,18 @@
 """Scoring the test rows with ONNX Runtime, fp32 and int8, in a process of its own.
 
-Train's parity gate (`agnews.model.onnx_export.pick_runtime`) starts this module after it has
-exported the model: here the graph is quantized to int8 and each variant scores the test rows,
-timed. A process of its own because the quantizer holds several copies of the graph at once and
+Train's parity gate (`agnews.model.onnx_export.pick_runtime`) starts this module as it exports
+the model: here the graph is quantized to int8 and each variant scores the test rows, timed. A
+process of its own because the quantizer holds several copies of the graph at once and
 each ONNX Runtime session its own copy of the weights: in train's process they would stack on
 top of training's peak memory (docs/performance.md), while this process needs only onnxruntime
 and NumPy, which import in a fraction of a second. It also scores as evaluate will: without
 torch in the process.
 
     python -m agnews.model.onnx_trial <model.onnx> <rows.npz> <out.npz> --int8 <model.int8.onnx> \
-        [--stop-after <seconds>] [--most-disagreements <rows>]
+        [--stop-after <seconds>] [--most-disagreements <rows>] [--wait]
+
+With `--wait` (as train starts it, before the export) it imports ONNX Runtime and its quantizer
+first, then waits for a line `go` on stdin, so its start-up runs while the graph is written.
 
 With `--stop-after` (PyTorch's seconds on the same rows), a variant still scoring when that
 time runs out stops there: it can only end slower than PyTorch, so the gate could not choose
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -146,7 +150,17 @@ def timed(runtime, ids: list, batch_size: int, pad_id: int, stop_after: float | 
     return logits, time.perf_counter() - start
 
 
-def main(argv=None) -> None:
+def ready(quantizing: bool, stdin) -> bool:
+    """Started while train still writes the graph: import what scoring (and quantizing) needs,
+    most of a second, then wait for train's "go" (False: it sent none, the export failed)."""
+    import onnxruntime  # noqa: F401
+
+    if quantizing:
+        import onnxruntime.quantization  # noqa: F401
+    return stdin.readline().strip() == "go"
+
+
+def main(argv=None, stdin=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("onnx", type=Path)
     parser.add_argument("rows", type=Path)
@@ -154,7 +168,12 @@ def main(argv=None) -> None:
     parser.add_argument("--int8", type=Path, default=None)
     parser.add_argument("--stop-after", type=float, default=None)
     parser.add_argument("--most-disagreements", type=int, default=None)
+    parser.add_argument("--wait", action="store_true",
+                        help="import ONNX Runtime first, then score once a line 'go' comes on "
+                             "stdin (its end without one: exit, scoring nothing)")
     args = parser.parse_args(argv)
+    if args.wait and not ready(args.int8 is not None, stdin or sys.stdin):
+        return
     ids, pad_id, batch_size, reference = load_rows(args.rows)
     variants = {"onnx": args.onnx}
     if args.int8 is not None:

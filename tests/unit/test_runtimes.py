@@ -3,6 +3,7 @@ export scores what PyTorch scores, train's choice travels with the logged model,
 scores through ONNX Runtime loads without torch, and every failure falls back to PyTorch."""
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -152,7 +153,6 @@ def test_a_pace_within_the_margin_runs_to_the_deadline_and_one_inside_it_to_the_
 def test_a_variant_on_course_to_be_slower_stops_on_its_pace_and_says_so(tiny, tmp_path,
                                                                        monkeypatch):
     import functools
-    import subprocess as sp
 
     from agnews.model import onnx_trial
 
@@ -165,11 +165,20 @@ def test_a_variant_on_course_to_be_slower_stops_on_its_pace_and_says_so(tiny, tm
     monkeypatch.setattr(onnx_trial, "Watch",
                         functools.partial(onnx_trial.Watch, clock=lambda: next(ticks)))
 
-    def in_process(command, **kwargs):
-        onnx_trial.main(command[3:])  # [python, -m, agnews.model.onnx_trial, *args]
-        return sp.CompletedProcess(command, 0, "", "")
+    class InProcess:  # the trial process's part, as OnnxTrials drives it
+        returncode = 0
 
-    monkeypatch.setattr(onnx_export.subprocess, "run", in_process)
+        def __init__(self, command):
+            self.args = command[3:]  # [python, -m, agnews.model.onnx_trial, *args]
+
+        def poll(self):
+            return 0
+
+        def communicate(self, text, timeout=None):
+            onnx_trial.main(self.args, stdin=io.StringIO(text))
+            return "", ""
+
+    monkeypatch.setattr(onnx_export, "start_process", InProcess)
     choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path)
     for trial in stopped_variants(choice):
         match = re.fullmatch(r"slower than PyTorch: on course for (\S+) s for all 1000 rows "
@@ -229,8 +238,18 @@ def test_a_model_that_does_not_export_scores_with_pytorch_and_says_why(tiny, tmp
         raise RuntimeError("Exporting the operator 'aten::scaled_dot_product' to ONNX opset "
                            "version 17 is not supported.\nPlease open an issue.")
 
+    started, real_start = [], onnx_export.start_process
+
+    def start(command):  # the trial process, started before the export
+        started.append(real_start(command))
+        return started[-1]
+
     monkeypatch.setattr(torch.onnx, "export", refuse)
+    monkeypatch.setattr(onnx_export, "start_process", start)
     choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path)
+    # the trial process was told no "go": it has ended, scoring nothing
+    assert len(started) == 1 and started[0].returncode == 0
+    assert not (tmp_path / "scored.npz").exists()
     assert choice.scorer == "pytorch" and choice.onnx is None
     assert [t.name for t in choice.trials] == ["pytorch"]
     assert choice.warning == ("the model did not export to ONNX (RuntimeError: Exporting the "
