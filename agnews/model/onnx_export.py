@@ -113,6 +113,7 @@ def release_freed_memory() -> None:
 
 
 def start_process(command: list[str]) -> subprocess.Popen:
+    """The trial process, its stdin open for the "go" (the tests drive one in-process)."""
     return subprocess.Popen(command, cwd=PROJECT_DIR, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

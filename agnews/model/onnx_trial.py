@@ -5,8 +5,8 @@ the model: here the graph is quantized to int8 and each variant scores the test 
 process of its own because the quantizer holds several copies of the graph at once and
 each ONNX Runtime session its own copy of the weights: in train's process they would stack on
 top of training's peak memory (docs/performance.md), while this process needs only onnxruntime
-and NumPy, which import in a fraction of a second. It also scores as evaluate will: without
-torch in the process.
+and NumPy, which import in under a second. It also scores as evaluate will: without torch in
+the process.
 
     python -m agnews.model.onnx_trial <model.onnx> <rows.npz> <out.npz> --int8 <model.int8.onnx> \
         [--stop-after <seconds>] [--most-disagreements <rows>] [--wait]
