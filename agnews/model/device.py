@@ -54,6 +54,21 @@ def autocast(precision: str, device: torch.device):
     return contextlib.nullcontext()
 
 
+def release_freed_memory() -> None:
+    """Hand the memory a phase freed back to the system before the next one allocates: glibc
+    keeps freed memory in its arenas, fragmented, so the next phase's tensors (a scoring pass's
+    batches after training's, the exporter's copies of the weights) would stack on top of the
+    last phase's peak instead of reusing it."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to hand back
+        pass
+
+
 def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
     """Loss scaling for fp16, whose small range underflows gradients; a no-op otherwise."""
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from agnews import PROJECT_DIR
+from agnews.model.device import release_freed_memory
 from agnews.model.onnx_trial import save_rows, timed
 from agnews.model.parity import (
     MIN_AGREEMENT,
@@ -98,20 +99,6 @@ def export_onnx(model, path: Path, attention: str = "eager") -> Path:
     return path
 
 
-def release_freed_memory() -> None:
-    """Hand the memory training freed back to the system before exporting: glibc keeps it in
-    its arenas, fragmented, and the exporter's copies of the weights would otherwise stack on
-    top of training's peak."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to hand back
-        pass
-
-
 def start_process(command: list[str]) -> subprocess.Popen:
     """The trial process, its stdin open for the "go" (the tests drive one in-process)."""
     return subprocess.Popen(command, cwd=PROJECT_DIR, stdin=subprocess.PIPE,
@@ -180,6 +167,7 @@ def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad
         return RuntimeChoice(REFERENCE, f"only {len(ids)} rows to judge on: even full "
                              f"agreement could not show {MIN_AGREEMENT:.1%} (that needs "
                              f"{needed} rows), so no other runtime was tried")
+    release_freed_memory()  # training's freed memory, under the reference pass's batches
     reference, seconds = timed(TorchRuntime(model, precision), ids, batch_size, pad_id)
     reference = softmax(reference)
     # PyTorch is the reference: it passes by definition (its bound only says how many rows)
@@ -190,7 +178,7 @@ def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad
     warning = ""
     if wanted:
         device = next(model.parameters()).device
-        release_freed_memory()
+        release_freed_memory()  # the reference pass's, under the exporter's copies of the weights
         fp32 = folder / "model.onnx"
         int8 = folder / "model.int8.onnx" if "onnx-int8" in wanted else None
         # choosing for itself, a pass stops once it cannot be chosen: slower, or failed

@@ -24,7 +24,7 @@ from agnews.model.batching import (
     predict_logits,
     softmax,
 )
-from agnews.model.device import Precision, grad_scaler
+from agnews.model.device import Precision, grad_scaler, release_freed_memory
 from agnews.model.precision import choose_precision
 from agnews.training.callbacks import Callback, tell_epoch
 from agnews.training.checkpoint import (
@@ -192,6 +192,7 @@ def train_epoch(net, train: TokenRows, cfg: TrainConfig, pad_id: int, opt: Optim
 def evaluate_epoch(model, splits: dict[str, TokenRows], cfg: TrainConfig, pad_id: int,
                    precision: Precision, processes: Processes) -> dict[str, float]:
     """`<split>_loss`, `_accuracy`, `_f1`, `_precision`, `_recall` of each split, in eval mode."""
+    release_freed_memory()  # the epoch's activations, before scoring's widest batches come
     row = {}
     for split, rows in splits.items():
         row.update({f"{split}_{k}": v for k, v in score(

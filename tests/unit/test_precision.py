@@ -3,11 +3,14 @@ loss scaling."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 import torch
-from support import texts_frame
+from support import ROOT, subprocess_env, texts_frame
 
 from agnews.config import TrainConfig
 from agnews.data.tokenized import encode
@@ -163,3 +166,35 @@ def test_fp16_training_scales_the_loss_and_resumes_with_the_scaler(tiny_model, t
     fit(load_classifier(str(tiny_model)), frame, frame, cfg, tokenizer.pad_token_id,
         checkpoint=checkpoint)  # resumes after epoch 2: nothing left to train
     assert scalers[1].get_scale() == scalers[0].get_scale()
+
+
+FREED_MEMORY = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from agnews.model.device import release_freed_memory
+
+    def rss_mb():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+    blocks = [np.ones(8 * 1024) for _ in range(4000)]  # 64 KB each: glibc's heap, not mmap
+    last = np.ones(8 * 1024)  # above them, so freeing them cannot shrink the heap's top
+    del blocks
+    freed = rss_mb()
+    if sys.argv[1] == "release":
+        release_freed_memory()
+    print(freed - rss_mb())
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; glibc's malloc")
+def test_freed_memory_goes_back_to_the_system_only_when_released():
+    """250 MB freed in the middle of the heap stays resident until release_freed_memory
+    hands it back (what train does between training, scoring and exporting)."""
+    def returned_mb(mode: str) -> float:
+        out = subprocess.run([sys.executable, "-c", FREED_MEMORY, mode], cwd=ROOT,
+                             env=subprocess_env(), capture_output=True, text=True, check=True)
+        return float(out.stdout.split()[-1])
+
+    assert returned_mb("keep") < 20
+    assert returned_mb("release") > 200
