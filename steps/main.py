@@ -24,6 +24,7 @@ already registered is never added twice.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 
@@ -107,6 +108,11 @@ def main(argv=None) -> None:
             if cached:
                 mlflow.set_tag(f"step.{step}.cached", "true")
             mlflow.set_tag(f"step.{step}.run_id", done[step])
+            if step == "train":
+                # train deletes its checkpoint once its run is the record; its folder would stay
+                # behind in the checkout, one per train configuration ever run
+                with contextlib.suppress(OSError):  # gone, or holding a crash's checkpoint
+                    (CHECKPOINTS / keys["train"]).rmdir()
         final, registry, report_uri = close_parent(done)
     print(f"main: done. {headline(final)}  {registry['line']}  report {report_uri}")
 
