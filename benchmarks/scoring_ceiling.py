@@ -16,7 +16,14 @@ doing less work (int8, a smaller model, shorter texts). With `--seed-rows-per-se
 seed's prediction rows/s, from `benchmarks/vs_seed.py`) it also prints the speed ten times the
 seed's would need.
 
+With `--onnx` it does the same for ONNX Runtime as train makes it: the model exported and
+quantized by the project's own functions, scored by its ONNX runtime (batch widths rounded up
+to 16, as it pads), in fp32 and with int8 weights; the products alone are one layer's dense
+products as an ONNX graph, quantized the same way, so ONNX Runtime runs the same kernels on
+them. For int8 "GFLOP/s" counts each multiply-add as two operations, as for the floats.
+
     python benchmarks/scoring_ceiling.py --data <AG News folder> --seed-rows-per-second 49.5
+    python benchmarks/scoring_ceiling.py --data <AG News folder> --model <folder> --onnx
 
 The model's weights do not change the count or the speed: the default is the stand-in model's
 folder (`--model` takes any BERT-family folder). Run by hand (a minute or two), never in the
@@ -28,6 +35,7 @@ import argparse
 import importlib.resources
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,6 +88,88 @@ def matmul_speed(tokens: int, hidden: int, inner: int, dtype, rounds: int) -> fl
     return flops / best / 1e9
 
 
+def dense_layer_graph(path: Path, hidden: int, inner: int) -> Path:
+    """One layer's dense products as an ONNX graph with random fp32 weights: x @ W four times
+    (query, key, value, attention output), x @ W_up, h @ W_down. Written by hand: no library
+    makes a graph of bare products, and `quantize_int8` then turns them into the same int8
+    kernels as the model's."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    shapes = [("q", hidden, hidden), ("k", hidden, hidden), ("v", hidden, hidden),
+              ("o", hidden, hidden), ("up", hidden, inner), ("down", inner, hidden)]
+    weights = [numpy_helper.from_array(
+        (rng.standard_normal((rows, cols)) / np.sqrt(rows)).astype(np.float32), f"w_{name}")
+        for name, rows, cols in shapes]
+    nodes = [helper.make_node("MatMul", ["h" if name == "down" else "x", f"w_{name}"],
+                              [f"y_{name}"]) for name, _, _ in shapes]
+    graph = helper.make_graph(
+        nodes, "dense_layer",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["tokens", hidden]),
+         helper.make_tensor_value_info("h", TensorProto.FLOAT, ["tokens", inner])],
+        [helper.make_tensor_value_info(f"y_{name}", TensorProto.FLOAT, None)
+         for name, _, _ in shapes], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, str(path))
+    return path
+
+
+def onnx_matmul_speed(graph: Path, tokens: int, hidden: int, inner: int, rounds: int) -> float:
+    """GFLOP/s of ONNX Runtime running `dense_layer_graph` at `tokens` rows, best of `rounds`."""
+    from agnews.model.runtimes import onnx_session
+
+    session = onnx_session(graph)
+    rng = np.random.default_rng(1)
+    feed = {"x": rng.standard_normal((tokens, hidden), dtype=np.float32),
+            "h": rng.standard_normal((tokens, inner), dtype=np.float32)}
+    flops = 2 * tokens * (4 * hidden * hidden + 2 * hidden * inner)
+    session.run(None, feed)
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(10):
+            session.run(None, feed)
+        best = min(best, (time.perf_counter() - start) / 10)
+    return flops / best / 1e9
+
+
+def onnx_rows(model, ids, pad: int, args, folder: Path) -> list[str]:
+    """The table's rows for ONNX Runtime fp32 and int8, the model exported as train does."""
+    from agnews.model.onnx_export import export_onnx
+    from agnews.model.onnx_trial import quantize_int8
+    from agnews.model.padding import PAD_MULTIPLE, longest_first, padded_batches
+    from agnews.model.runtimes import OnnxRuntime, onnx_session
+
+    cfg = model.config
+    # the batches OnnxRuntime.logits makes: widths rounded up to PAD_MULTIPLE
+    shapes = [b.shape for _, b, _ in padded_batches(ids, args.batch_size, pad, longest_first(ids),
+                                                    PAD_MULTIPLE)]
+    flops = sum(batch_flops(rows, width, cfg.hidden_size, cfg.intermediate_size,
+                            cfg.num_hidden_layers, cfg.num_labels) for rows, width in shapes)
+    tokens = args.batch_size * int(np.median([width for _, width in shapes]))
+    fp32 = export_onnx(model, folder / "model.onnx")
+    layer = dense_layer_graph(folder / "layer.onnx", cfg.hidden_size, cfg.intermediate_size)
+    variants = {"ONNX Runtime fp32": (fp32, layer),
+                "ONNX Runtime int8": (quantize_int8(fp32, folder / "model.int8.onnx"),
+                                      quantize_int8(layer, folder / "layer.int8.onnx"))}
+    out = []
+    for name, (graph, products) in variants.items():
+        runtime = OnnxRuntime(onnx_session(graph), name)
+        runtime.logits(ids[:args.batch_size], args.batch_size, pad)
+        best = float("inf")
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            runtime.logits(ids, args.batch_size, pad)
+            best = min(best, time.perf_counter() - start)
+        achieved = flops / best / 1e9
+        ceiling = onnx_matmul_speed(products, tokens, cfg.hidden_size, cfg.intermediate_size,
+                                    args.rounds)
+        out.append(f"| {name} | {len(ids) / best:.0f} | {achieved:.0f} | {ceiling:.0f} | "
+                   f"{achieved / ceiling:.0%} | {ceiling * 1e9 * len(ids) / flops:.0f} |")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=DEFAULT_DATA)
@@ -88,6 +178,8 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed-rows-per-second", type=float, default=None)
+    parser.add_argument("--onnx", action="store_true",
+                        help="also ONNX Runtime fp32 and int8, exported as train does")
     args = parser.parse_args()
 
     import torch
@@ -135,6 +227,9 @@ def main() -> None:
                                dtypes[precision], args.rounds)
         print(f"| {precision} | {len(ids) / best:.0f} | {achieved:.0f} | {ceiling:.0f} | "
               f"{achieved / ceiling:.0%} | {ceiling * 1e9 * len(ids) / flops:.0f} |", flush=True)
+    if args.onnx:
+        with tempfile.TemporaryDirectory() as folder:
+            print("\n".join(onnx_rows(model, ids, pad, args, Path(folder))), flush=True)
     if args.seed_rows_per_second:
         need = 10 * args.seed_rows_per_second
         print(f"Ten times the seed's {args.seed_rows_per_second:g} rows/s is {need:.0f} rows/s: "
