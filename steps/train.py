@@ -98,6 +98,7 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str,
     mlflow.set_tags({**result.precision.tags(), "device": str(device),
                      "device_name": device_name(device),
                      "micro_batch_tokens_used": str(result.micro_batch_tokens),
+                     "dropout_masks": result.dropout_masks,
                      "num_processes": str(processes.world), "best_epoch": str(result.best_epoch)})
     print(f"train: kept the weights of epoch {result.best_epoch}"
           + (" (lowest val_loss)" if cfg.select_best else " (last; select_best=false)"))

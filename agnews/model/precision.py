@@ -121,18 +121,18 @@ def describe(seconds: dict[str, dict], remembered: bool) -> str:
     return f"{where} on {cpu_model()}: " + ", ".join(parts)
 
 
-def _load(path: Path) -> dict:
+def read_answers(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
 
 
-def _store(path: Path, key: str, seconds: dict) -> None:
+def store_answer(path: Path, key: str, seconds: dict) -> None:
     """Add one answer; written beside and renamed, so a concurrent reader never sees half."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        known = _load(path)
+        known = read_answers(path)
         known[key] = seconds
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
@@ -144,11 +144,11 @@ def _store(path: Path, key: str, seconds: dict) -> None:
 def measured_cpu_precision(model) -> Precision:
     key = machine_key(model.config)
     path = cache_file()
-    seconds = _load(path).get(key)
+    seconds = read_answers(path).get(key)
     remembered = seconds is not None
     if not remembered:
         seconds = time_precisions(model)
-        _store(path, key, seconds)
+        store_answer(path, key, seconds)
     return Precision(decide(seconds, "train"), decide(seconds, "score"),
                      describe(seconds, remembered))
 

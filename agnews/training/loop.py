@@ -34,6 +34,7 @@ from agnews.training.checkpoint import (
     set_aside,
 )
 from agnews.training.distributed import Processes, sharded_probs
+from agnews.training.dropout import dropout_masks
 from agnews.training.freezing import freeze
 from agnews.training.gradients import backward
 
@@ -54,6 +55,7 @@ class FitResult:
     precision: Precision              # what training and scoring ran in, and why
     micro_batch_tokens: int           # the token cap training split batches at (0 = none)
     stopped_at: int | None = None     # the epoch after which a callback stopped training
+    dropout_masks: str = "torch"      # whose dropout masks training drew, and why
 
 
 @dataclass
@@ -274,6 +276,22 @@ def fit(model, train: TokenRows | pd.DataFrame, val: TokenRows | pd.DataFrame,
     state = TrainState()
     if restore(checkpoint, state, model, opt, rng, processes):
         replay(state, callbacks, len(train))
+    with dropout_masks(model) as masks:
+        stopped_at = epochs(model, train, val, train_eval, cfg, pad_id, opt, state, rng,
+                            callbacks, checkpoint, processes)
+    best_epoch = state.best_epoch if cfg.select_best else state.epoch
+    if best_epoch < state.epoch:
+        model.load_state_dict(state.best_state, strict=False)
+    return FitResult(state.history, state.steps, best_epoch, opt.precision,
+                     opt.micro_batch_tokens, stopped_at, masks)
+
+
+def epochs(model, train: TokenRows, val: TokenRows, train_eval: TokenRows, cfg: TrainConfig,
+           pad_id: int, opt: Optimisation, state: TrainState, rng: np.random.Generator,
+           callbacks: Sequence[Callback], checkpoint: Path | None,
+           processes: Processes) -> int | None:
+    """`fit`'s epochs from `state` on: each trained, scored, kept if best and checkpointed;
+    the epoch after which a callback stopped training, if one did."""
     net = processes.wrap(model)
     stopped_at = None
     steps = total_steps(cfg, opt.steps_per_epoch)
@@ -295,8 +313,4 @@ def fit(model, train: TokenRows | pd.DataFrame, val: TokenRows | pd.DataFrame,
                             opt.scaler, rng)
         if tell_epoch(callbacks, state.epoch, row):
             stopped_at = state.epoch
-    best_epoch = state.best_epoch if cfg.select_best else state.epoch
-    if best_epoch < state.epoch:
-        model.load_state_dict(state.best_state, strict=False)
-    return FitResult(state.history, state.steps, best_epoch, opt.precision,
-                     opt.micro_batch_tokens, stopped_at)
+    return stopped_at
