@@ -61,15 +61,14 @@ class MaskDropout(nn.Dropout):
 
 def attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """transformers' SDPA attention, but dropping out with `mask_dropout`: where it drops out,
-    the products and softmax SDPA's CPU fallback computes, with the mask SDPA is given."""
+    the products and softmax SDPA's CPU fallback computes, with the mask SDPA is given (an
+    encoder's: a causal or grouped-head attention is left to SDPA whole)."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    if not module.training or dropout == 0:
+    if not module.training or dropout == 0 or getattr(module, "is_causal", False) \
+            or query.shape[1] != key.shape[1]:
         return sdpa_attention_forward(module, query, key, value, attention_mask,
-                                      scaling=scaling, dropout=0.0, **kwargs)
-    repeats = query.shape[1] // key.shape[1]  # grouped heads, as SDPA's own path allows
-    if repeats > 1:
-        key, value = key.repeat_interleave(repeats, 1), value.repeat_interleave(repeats, 1)
+                                      scaling=scaling, dropout=dropout, **kwargs)
     scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
     weights = torch.matmul(query, key.transpose(2, 3)) * scaling
     if attention_mask is not None:  # SDPA's: True where a token may be attended to

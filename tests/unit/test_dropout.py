@@ -156,3 +156,15 @@ def test_a_fit_with_the_lanes_repeats_itself_and_says_so(tiny_model, lanes_win):
         assert model.config._attn_implementation == "sdpa"
         weights.append(model.state_dict())
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_a_causal_attention_is_left_to_sdpa_whole():
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    module = nn.Module()
+    module.is_causal = True
+    q, k, v = (torch.randn(2, 4, 8, 16) for _ in range(3))
+    torch.manual_seed(1)
+    ours = dropout.attention(module, q, k, v, None, dropout=0.1)[0]
+    torch.manual_seed(1)
+    assert torch.equal(ours, sdpa_attention_forward(module, q, k, v, None, dropout=0.1)[0])
