@@ -14,6 +14,7 @@ torch nor transformers offers a dropout with another mask generator.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,9 +37,7 @@ PROBE_SHAPE = (16, 12, 64, 64)
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
     """Booleans, each False with probability round(p * 2**16) / 2**16, from torch's default CPU
     generator (so `torch.manual_seed` and its saved states govern them, as torch's dropout)."""
-    n = 1
-    for size in shape:
-        n *= size
+    n = math.prod(shape)
     bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(1 << 63), None)
     return bits.view(torch.int16)[:n].view(shape) >= round(p * LANES) - LANES // 2
 
