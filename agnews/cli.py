@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from agnews.errors import UserError
+from agnews.heap import defer_full_collections, resume_full_collections
 
 
 def _boolean(text: str) -> bool:
@@ -107,6 +108,7 @@ def run_step(name: str, main: Callable[[Sequence[str] | None], None],
     atexit.register(gc.freeze)
     server.set_retries()
     use_scratch()  # MLflow's downloads into temporary folders go with the process
+    defer_full_collections()  # until the step's run starts (`agnews.heap.long_lived`)
     try:
         main(argv)
     except UserError as err:
@@ -120,3 +122,5 @@ def run_step(name: str, main: Callable[[Sequence[str] | None], None],
         uri = mlflow.get_tracking_uri() if mlflow else "(unknown)"
         print(f"{name}: error: {server.lost_line(uri)}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        resume_full_collections()

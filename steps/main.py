@@ -40,6 +40,7 @@ from agnews.config import (
     TrainConfig,
 )
 from agnews.errors import UserError
+from agnews.heap import long_lived
 from agnews.presets import apply_preset
 from agnews.tracking.pins import go_offline_if_unreachable, pin_revisions
 from agnews.tracking.pipeline import (
@@ -87,7 +88,7 @@ def main(argv=None) -> None:
     from agnews.tracking.stale import process_tags
 
     client = MlflowClient()
-    with mlflow.start_run() as parent, fail_fast():
+    with long_lived(), mlflow.start_run() as parent, fail_fast():
         experiment_id = parent.info.experiment_id
         name_run(title)
         mlflow.set_tags(process_tags())

@@ -33,6 +33,7 @@ from agnews.config import (
     TrainConfig,
 )
 from agnews.errors import UserError
+from agnews.heap import long_lived
 from agnews.search.space import TUNABLE, parse_space, suggest
 from agnews.search.study import (
     close_stale,
@@ -128,7 +129,7 @@ def main(argv=None) -> None:
         study = open_study(name, location, settings, sw.pruner_startup_trials, data.seed)
         sweep = Sweep(study, name, location, searched,
                       BaseConfigs(data, tok, train, ev, reg, rep), trials_at_once=sw.n_jobs)
-        with mlflow.start_run() as parent, fail_fast():
+        with long_lived(), mlflow.start_run() as parent, fail_fast():
             sweep.experiment_id, sweep.parent_id = parent.info.experiment_id, parent.info.run_id
             name_run(run_title(config_params(sw), config_params(SweepConfig()), head="sweep"))
             mlflow.set_tags(process_tags())

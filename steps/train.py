@@ -50,6 +50,7 @@ import torch
 from agnews.cli import config_params, parse, quiet_libraries, run_step
 from agnews.config import TrainConfig, TrialConfig
 from agnews.data.tokenized import TokenRows
+from agnews.heap import long_lived
 from agnews.model.device import device_name
 from agnews.training.callbacks import Callback, ProgressBar
 from agnews.training.distributed import Processes, in_worker, launch_command
@@ -169,7 +170,8 @@ def train(cfg: TrainConfig, uris, processes: Processes, trial: TrialConfig = Tri
     checkpoint = checkpoint_path(cfg)
     data = (splits["train"], splits["val"], cfg, meta["pad_token_id"])
     if not processes.main:  # the other processes train their share and log nothing
-        fit(model, *data, checkpoint=checkpoint, processes=processes)
+        with long_lived():  # as step_run does for process 0
+            fit(model, *data, checkpoint=checkpoint, processes=processes)
         return
     upstream = {"tokenized": uris.tokenized, "tokenizer": uris.tokenizer}
     with step_run("train", config_params(cfg), upstream, system_metrics=True):

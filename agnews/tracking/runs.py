@@ -17,6 +17,7 @@ import mlflow
 import pandas as pd
 
 from agnews.errors import UserError
+from agnews.heap import long_lived
 from agnews.tracking.lineage import environment, git_state
 from agnews.tracking.server import fail_fast
 from agnews.tracking.stale import process_tags
@@ -46,7 +47,8 @@ def step_run(step: str, params: dict[str, str], upstream: dict[str, str] | None 
     if system_metrics and not os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"):
         # MLflow's default of 10 s leaves a default training run (~25-90 s here) few points
         os.environ["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] = "5"
-    with mlflow.start_run(log_system_metrics=system_metrics) as run, fail_fast():
+    # what the step loaded before its run (libraries, a model) lives as long as the step
+    with long_lived(), mlflow.start_run(log_system_metrics=system_metrics) as run, fail_fast():
         mlflow.set_tags({"step": step, **process_tags()})
         name_run(step)
         logged = mlflow.get_run(run.info.run_id).data.params
