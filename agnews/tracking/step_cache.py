@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import threading
 from pathlib import Path
 
 from agnews import PROJECT_DIR
@@ -59,6 +60,18 @@ def imported_modules(tree: ast.Module, root: Path, library: str = LIBRARY) -> se
     return {n for n in names if module_file(n, root)}
 
 
+# CPython 3.11 counts the AST constructor's recursion in state its threads share, so two
+# threads parsing at once can fail with "AST constructor recursion depth mismatch"
+# (python/cpython#106905); a sweep computes its trials' keys from several threads.
+_PARSING = threading.Lock()
+
+
+def parse(source: str) -> ast.Module:
+    """`ast.parse`, one thread at a time."""
+    with _PARSING:
+        return ast.parse(source)
+
+
 def source_files(step: str, root: Path = PROJECT_DIR) -> list[Path]:
     """The step's entry module and every library module it reaches through imports, sorted."""
     entry = root / "steps" / f"{step}.py"
@@ -69,7 +82,7 @@ def source_files(step: str, root: Path = PROJECT_DIR) -> list[Path]:
     if package.is_file():
         seen.add(package)
     while todo:
-        tree = ast.parse(todo.pop().read_text(encoding="utf-8"))
+        tree = parse(todo.pop().read_text(encoding="utf-8"))
         for name in imported_modules(tree, root):
             path = module_file(name, root)
             if path not in seen:
@@ -81,7 +94,7 @@ def source_files(step: str, root: Path = PROJECT_DIR) -> list[Path]:
 def code_syntax(source: str) -> str:
     """The module's syntax tree without docstrings or positions: what it does, not how it is
     laid out or commented."""
-    tree = ast.parse(source)
+    tree = parse(source)
     for node in ast.walk(tree):
         if isinstance(node, _DEFINITIONS) and node.body and isinstance(node.body[0], ast.Expr) \
                 and isinstance(node.body[0].value, ast.Constant) \

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import threading
 
 import pytest
 from support import ROOT
@@ -84,6 +85,23 @@ def test_comments_docstrings_and_blank_lines_do_not_change_the_code_hash():
     assert code_syntax('def f(x):\n    return x + 2\n') != code_syntax(code)
     assert code_syntax('def g(x):\n    return x + 1\n') != code_syntax(code)
     assert code_syntax('X = "not a docstring"\n') != code_syntax('X = "changed"\n')
+
+
+@pytest.mark.parametrize("keys_of", [
+    lambda: source_files("train"),
+    lambda: code_syntax("def f(x):\n    return x + 1\n"),
+], ids=["source_files", "code_syntax"])
+def test_modules_are_parsed_one_thread_at_a_time(keys_of):
+    """CPython 3.11's AST constructor shares its recursion count between threads, and a sweep
+    computes keys from several (python/cpython#106905): every parse waits for the one before."""
+    from agnews.tracking import step_cache
+
+    done = threading.Event()
+    with step_cache._PARSING:  # a parse in another thread, under way
+        worker = threading.Thread(target=lambda: (keys_of(), done.set()), daemon=True)
+        worker.start()
+        assert not done.wait(0.5)
+    assert done.wait(30)
 
 
 def test_editing_a_library_module_changes_only_the_steps_that_run_it(tmp_path):
