@@ -7,16 +7,14 @@ never drift apart (a test checks MLproject against these parsers).
 from __future__ import annotations
 
 import argparse
-import atexit
 import dataclasses
-import gc
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 
 from agnews.errors import UserError
-from agnews.heap import defer_full_collections, resume_full_collections
+from agnews.heap import resume_full_collections, step_starting
 
 
 def _boolean(text: str) -> bool:
@@ -99,16 +97,9 @@ def run_step(name: str, main: Callable[[Sequence[str] | None], None],
     from agnews.tracking import server
     from agnews.tracking.scratch import use_scratch
 
-    # At exit Python's last garbage collections walk every object torch, transformers and
-    # MLflow made: seconds a step process (docs/performance.md). Freezing them as the exit
-    # handlers run skips that walk; the process's end frees the memory, and only objects in
-    # reference cycles lose a `__del__`, which Python never promises at exit. Registered once
-    # a process, however many steps run inline in it.
-    atexit.unregister(gc.freeze)
-    atexit.register(gc.freeze)
     server.set_retries()
     use_scratch()  # MLflow's downloads into temporary folders go with the process
-    defer_full_collections()  # until the step's run starts (`agnews.heap.long_lived`)
+    step_starting()  # the collector's passes, until the step's run starts and at exit
     try:
         main(argv)
     except UserError as err:

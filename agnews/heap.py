@@ -1,5 +1,5 @@
 """Python's garbage collector around a step: its full collections wait while the step loads
-its libraries, and skip what it loaded once its work starts.
+its libraries, skip what it loaded once its work starts, and do not run as its process exits.
 
 A full collection walks every object the process holds. While a step imports MLflow, torch
 and transformers, Python runs one each time the heap has grown by a quarter, each walking all
@@ -13,6 +13,7 @@ and lets full collections resume over everything made after it. Python has no se
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 from collections.abc import Iterator
@@ -22,6 +23,19 @@ DEFERRED = 1 << 30
 
 _resume: list[tuple[int, int, int]] = []  # the thresholds to go back to, while deferred
 _frozen_depth = 0
+
+
+def step_starting() -> None:
+    """For a step's `main`, about to run: full collections deferred, and none at exit.
+
+    At exit Python's last garbage collections walk every object torch, transformers and MLflow
+    made: seconds a step process (docs/performance.md). Freezing them as the exit handlers run
+    skips that walk; the process's end frees the memory, and only objects in reference cycles
+    lose a `__del__`, which Python never promises at exit. Registered once a process, however
+    many steps run inline in it."""
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
+    defer_full_collections()
 
 
 def defer_full_collections() -> None:
