@@ -83,30 +83,49 @@ def length_grouped_order(lengths: np.ndarray, batch_size: int, rng: np.random.Ge
     return np.concatenate(shuffled) if shuffled else order
 
 
-@torch.inference_mode()
+# no_grad, not inference_mode: under inference_mode autocast casts every weight again for every
+# batch; under no_grad it keeps its bf16 copies for the whole pass (docs/performance.md, "Two
+# scoring processes").
+@torch.no_grad()
 def predict_logits(model, seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
-                   precision: str = "fp32", progress=None, multiple: int = 1) -> np.ndarray:
+                   precision: str = "fp32", progress=None, multiple: int = 1,
+                   split: bool = False) -> np.ndarray:
     """Logits for every sequence, in input order.
 
     Sequences are scored longest first so each batch holds texts of similar length and
     padding stays minimal; results are scattered back to the input order. `precision` is a
     resolved precision (`agnews.model.device`); inputs go to the model's device. `progress` (a tqdm
-    bar or None) advances by rows. `multiple` rounds batch widths up (see below).
+    bar or None) advances by rows. `multiple` rounds batch widths up (see below). With `split`,
+    a long pass on a CPU may run in two processes (`agnews.model.forked`; a step scoring alone,
+    not a server answering requests from several threads).
     """
+    from agnews.model.forked import MIN_BATCHES, can_split, split_logits
+
     model.eval()
     device = next(model.parameters()).device
-    order = longest_first(seqs)
-    out = np.zeros((len(seqs), model.config.num_labels), dtype=np.float32)
+    # multiple=1 (the default): sorted by length, a batch's texts are within a token or
+    # two of each other, so rounding widths up to 16 would only add work for one pass
+    # over a test split; a process that scores request after request (the served model)
+    # rounds them, or the kernel caches of every new width keep its memory growing.
+    todo = batches(seqs, batch_size, pad_id, longest_first(seqs), multiple=multiple)
+
+    def score(batch) -> np.ndarray:
+        logits = model(input_ids=batch[1].to(device), attention_mask=batch[2].to(device)).logits
+        return logits.float().cpu().numpy()
+
+    classes = model.config.num_labels
+    # one autocast block for the whole pass, so that its casts of the weights last the pass (a
+    # forked child inherits them)
     with autocast(precision, device):
-        # multiple=1 (the default): sorted by length, a batch's texts are within a token or
-        # two of each other, so rounding widths up to 16 would only add work for one pass
-        # over a test split; a process that scores request after request (the served model)
-        # rounds them, or the kernel caches of every new width keep its memory growing.
-        for idx, ids, mask in batches(seqs, batch_size, pad_id, order, multiple=multiple):
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            out[idx] = logits.float().cpu().numpy()
+        if split and device.type == "cpu" and can_split():
+            todo = list(todo)
+            if len(todo) >= MIN_BATCHES:
+                return split_logits(score, todo, len(seqs), classes, progress)
+        out = np.zeros((len(seqs), classes), dtype=np.float32)
+        for batch in todo:
+            out[batch[0]] = score(batch)
             if progress is not None:
-                progress.update(len(idx))
+                progress.update(len(batch[0]))
     return out
 
 

@@ -32,18 +32,21 @@ CHUNK_ROWS = 4096
 
 @dataclass
 class TorchRuntime:
-    """The fine-tuned model in PyTorch, at the scoring precision resolved for its device."""
+    """The fine-tuned model in PyTorch, at the scoring precision resolved for its device.
+    `split`: a long pass on a CPU may run in two processes (`agnews.model.forked`), as a step
+    scoring alone does; the served model turns it off."""
 
     model: object
     precision: object  # agnews.model.device.Precision
     name: str = "pytorch"
+    split: bool = True
 
     def logits(self, seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
                progress=None, multiple: int = 1) -> np.ndarray:
         from agnews.model.batching import predict_logits
 
         return predict_logits(self.model, seqs, batch_size, pad_id, self.precision.score,
-                              progress, multiple)
+                              progress, multiple, self.split)
 
     def tags(self) -> dict[str, str]:
         from agnews.model.device import device_name
@@ -148,21 +151,24 @@ def open_onnx(folder: Path, onnx: Path, scorer: str, max_length: int) -> Classif
                       max_length, folder_labels(folder))
 
 
-def open_torch(model, tokenizer, max_length: int, precision: str) -> Classifier:
-    """A loaded transformers model and tokenizer, on the scoring device, as a Classifier."""
+def open_torch(model, tokenizer, max_length: int, precision: str,
+               split: bool = True) -> Classifier:
+    """A loaded transformers model and tokenizer, on the scoring device, as a Classifier
+    (`split`: as `TorchRuntime`'s)."""
     from agnews.model.device import pick_device
     from agnews.model.precision import choose_precision
 
     model = model.to(pick_device()).eval()
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    return Classifier(TorchRuntime(model, choose_precision(precision, model)), tokenizer,
-                      max_length, labels)
+    return Classifier(TorchRuntime(model, choose_precision(precision, model), split=split),
+                      tokenizer, max_length, labels)
 
 
 def open_classifier(folder: Path, onnx: Path | None, scorer: str, max_length: int,
-                    precision: str = "auto") -> Classifier:
+                    precision: str = "auto", split: bool = True) -> Classifier:
     """The classifier in `folder` (a Hugging Face folder) scored by `scorer`; an ONNX scorer
-    whose file is missing or does not open falls back to PyTorch, saying so in one line."""
+    whose file is missing or does not open falls back to PyTorch, saying so in one line.
+    `split`: as `TorchRuntime`'s."""
     if scorer != "pytorch":
         try:
             if onnx is None:
@@ -175,4 +181,4 @@ def open_classifier(folder: Path, onnx: Path | None, scorer: str, max_length: in
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     return open_torch(AutoModelForSequenceClassification.from_pretrained(folder),
-                      AutoTokenizer.from_pretrained(folder), max_length, precision)
+                      AutoTokenizer.from_pretrained(folder), max_length, precision, split)

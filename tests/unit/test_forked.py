@@ -1,0 +1,155 @@
+"""A long scoring pass split between the step's process and a forked copy of it
+(`agnews.model.forked`): every row scored once, as in one process, the child really another
+process, its failure made good, and nothing left running."""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import psutil
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from agnews.model import forked
+from agnews.model.batching import predict_logits
+from agnews.model.forked import MIN_BATCHES, split_logits
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="a pass splits on Linux only")
+
+
+def fake_batches(sizes: list[int]) -> list[tuple[np.ndarray, None, None]]:
+    """Batches of consecutive row indices, in reverse so no batch holds rows 0.. in order."""
+    out, start = [], 0
+    for size in sizes:
+        out.append((np.arange(start, start + size)[::-1], None, None))
+        start += size
+    return out
+
+
+def scored_by_pid(batch) -> np.ndarray:
+    """Logits that say which row it was and which process scored it."""
+    idx = batch[0]
+    return np.stack([idx.astype(np.float32), np.full(len(idx), os.getpid(), np.float32)], axis=1)
+
+
+class Rows:
+    def __init__(self):
+        self.n = 0
+
+    def update(self, n: int) -> None:
+        self.n += n
+
+
+def no_children_left() -> bool:
+    return not psutil.Process().children()
+
+
+@pytest.fixture
+def two_threads():
+    """Scoring on two threads, as on the two-core machines the split was measured on."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_the_child_scores_every_other_batch_and_every_row_comes_back_once(two_threads):
+    todo = fake_batches([5, 4, 4, 3, 3, 2, 1])
+    progress = Rows()
+    out = split_logits(scored_by_pid, todo, 22, 2, progress)
+    assert out[:, 0].tolist() == list(range(22))  # each row in its place
+    pids = [set(out[batch[0], 1].astype(int)) for batch in todo]
+    assert pids[0::2] == [{os.getpid()}] * 4
+    assert len(set.union(*pids[1::2])) == 1 and os.getpid() not in set.union(*pids[1::2])
+    assert progress.n == 22
+    assert torch.get_num_threads() == 2  # one thread each while split, two again after
+    assert no_children_left()
+
+
+def test_what_a_dead_child_did_not_send_is_scored_here(two_threads):
+    parent = os.getpid()
+    todo = fake_batches([3] * 8)
+
+    def child_dies_after_one(batch):
+        if os.getpid() != parent and batch[0][0] > 6:
+            os._exit(3)  # the child's first batch (rows 3-5) goes back, then it dies
+        return scored_by_pid(batch)
+
+    progress = Rows()
+    out = split_logits(child_dies_after_one, todo, 24, 2, progress)
+    assert out[:, 0].tolist() == list(range(24))
+    assert sorted(set(out[:, 1].astype(int))) == sorted({parent, int(out[3, 1])})
+    assert int(out[3, 1]) != parent and set(out[9:, 1].astype(int)) == {parent}
+    assert progress.n == 24
+    assert no_children_left()
+
+
+def test_a_failure_here_ends_the_child_and_is_raised(two_threads):
+    parent = os.getpid()
+
+    def fails_here_on_the_third(batch):
+        if os.getpid() == parent and batch[0][0] >= 12:
+            raise RuntimeError("out of memory")
+        return scored_by_pid(batch)
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        split_logits(fails_here_on_the_third, fake_batches([3] * 8), 24, 2)
+    assert torch.get_num_threads() == 2
+    assert no_children_left()
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model):
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    texts = [f"story {i}: " + "markets move " * (i % 9) for i in range(40)]
+    return model, tokenizer, tokenizer(texts)["input_ids"]
+
+
+@pytest.fixture
+def forks(monkeypatch):
+    calls = []
+
+    def counted():
+        calls.append(1)
+        return real()
+
+    real = os.fork
+    monkeypatch.setattr(forked.os, "fork", counted)
+    return calls
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_split_pass_gives_the_logits_of_one_process(tiny, two_threads, forks, precision):
+    model, tokenizer, seqs = tiny
+    whole = predict_logits(model, seqs, 4, tokenizer.pad_token_id, precision)
+    assert not forks
+    split = predict_logits(model, seqs, 4, tokenizer.pad_token_id, precision, split=True)
+    assert len(forks) == 1
+    # each batch is scored whole by the same kernels, on one thread instead of two
+    assert np.abs(split - whole).max() < 1e-6
+    # the rows differ from each other by far more than that: a row out of place would show
+    assert np.abs(np.roll(split, 1, axis=0) - whole).max() > 1e-5
+    assert no_children_left()
+
+
+def test_a_pass_stays_whole_where_a_split_was_not_measured_or_would_not_pay(tiny, forks,
+                                                                            monkeypatch):
+    model, tokenizer, seqs = tiny
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            predict_logits(model, seqs, 4, tokenizer.pad_token_id, split=True)
+        torch.set_num_threads(2)
+        short = seqs[:4 * (MIN_BATCHES - 1)]
+        assert len(predict_logits(model, short, 4, tokenizer.pad_token_id, split=True)) == len(
+            short)
+        monkeypatch.setattr(forked.sys, "platform", "darwin")
+        predict_logits(model, seqs, 4, tokenizer.pad_token_id, split=True)
+    finally:
+        torch.set_num_threads(before)
+    assert not forks
