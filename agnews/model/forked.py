@@ -10,9 +10,12 @@ and load the weights anew (seconds); nothing in PyTorch or transformers splits a
 way for a model already in memory, hence by hand. Each batch is still scored whole, so the
 logits are those of a pass in one process.
 
-The child scores every other batch and sends each one's logits back as it finishes; this
-process scores the rest, collecting the child's as it goes (so a progress bar moves with
-both). If the child dies, this process scores what it had not sent.
+The child scores the shorter half of the work and sends each batch's logits back as it
+finishes; this process scores the longer half, collecting the child's as it goes (so a
+progress bar moves with both). If the child dies, this process scores what it had not sent.
+A split costs the child's own memory, about a tenth of a step's (docs/performance.md): a
+step's bulk pass splits (evaluate, predict, monitor, register), train's passes and the
+served model do not.
 """
 from __future__ import annotations
 
@@ -42,13 +45,24 @@ def can_split() -> bool:
     return sys.platform.startswith("linux") and torch.get_num_threads() == 2
 
 
-def _child(score: Callable[[Batch], np.ndarray], todo: Sequence[Batch], writer) -> None:
-    """The forked copy: score batches 1, 3, 5, ... and send (position, logits) for each."""
+def halves(todo: Sequence[Batch]) -> int:
+    """Where the batches (longest first) divide into two parts of the nearest to equal padded
+    tokens, the work a batch costs: this process takes those before, the child the rest.
+    The child so scores the shorter texts, and its own memory (activations, kernel caches,
+    pages it changes) stays well under what this process holds, since its resident memory
+    starts as all of this process's."""
+    cost = np.cumsum([ids.shape[0] * ids.shape[1] for _, ids, _ in todo])
+    return int(np.argmin(np.abs(cost[:-1] - cost[-1] / 2))) + 1
+
+
+def _child(score: Callable[[Batch], np.ndarray], todo: Sequence[Batch], first: int,
+           writer) -> None:
+    """The forked copy: score the batches from `first` on, sending (position, logits) each."""
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it with its parent
         torch.set_num_threads(1)
-        for k in range(1, len(todo), 2):
+        for k in range(first, len(todo)):
             writer.send((k, score(todo[k])))
         code = 0
     finally:
@@ -58,11 +72,13 @@ def _child(score: Callable[[Batch], np.ndarray], todo: Sequence[Batch], writer) 
 
 def split_logits(score: Callable[[Batch], np.ndarray], todo: Sequence[Batch], rows: int,
                  classes: int, progress=None) -> np.ndarray:
-    """Logits of every row of `todo`'s batches (`score` maps a batch to its logits), the odd
-    batches scored in a forked child, the even ones here, each on one thread; `progress`
-    advances by rows as either finishes a batch."""
+    """Logits of every row of `todo`'s batches (`score` maps a batch to its logits; at least
+    two batches, longest first), the first half of the work scored here and the rest in a
+    forked child, each on one thread; `progress` advances by rows as either finishes a
+    batch."""
     out = np.zeros((rows, classes), dtype=np.float32)
     done = np.zeros(len(todo), dtype=bool)
+    first = halves(todo)
 
     def take(k: int, logits: np.ndarray) -> None:
         out[todo[k][0]] = logits
@@ -75,22 +91,22 @@ def split_logits(score: Callable[[Batch], np.ndarray], todo: Sequence[Batch], ro
     pid = os.fork()
     if pid == 0:
         reader.close()
-        _child(score, todo, writer)
+        _child(score, todo, first, writer)
     writer.close()
     try:
         torch.set_num_threads(1)
-        for k in range(0, len(todo), 2):
+        for k in range(first):
             take(k, score(todo[k]))
             while reader.poll():
                 take(*reader.recv())
-        while not done[1::2].all():
+        while not done[first:].all():
             take(*reader.recv())
     except EOFError:
         pass  # the child ended before sending all of its batches: scored below
     finally:
         torch.set_num_threads(own)
         reader.close()
-        if not done[1::2].all():
+        if not done[first:].all():
             os.kill(pid, signal.SIGKILL)  # a child still running here is not needed
         os.waitpid(pid, 0)
     for k in np.flatnonzero(~done):
@@ -98,4 +114,4 @@ def split_logits(score: Callable[[Batch], np.ndarray], todo: Sequence[Batch], ro
     return out
 
 
-__all__ = ["MIN_BATCHES", "can_split", "split_logits"]
+__all__ = ["MIN_BATCHES", "can_split", "halves", "split_logits"]

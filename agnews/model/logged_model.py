@@ -100,7 +100,12 @@ def load_logged_classifier(model_uri: str, precision: str = "auto") -> Classifie
     """Load `runs:/...`, `models:/name@alias` or a model folder for scoring with the runtime
     it was logged with (`agnews.model.runtimes`; PyTorch on the scoring device with
     `precision` resolved for it); one-line errors. Reads the pyfunc `log_classifier` writes,
-    and the transformers flavor versions logged before it still are."""
+    and the transformers flavor versions logged before it still are.
+
+    For a step's own bulk pass (evaluate, predict, monitor, register): a long PyTorch pass on a
+    CPU splits into two processes (`agnews.model.forked`). The served model opens the same
+    classifier whole: a server may answer from several threads at once, and torch's thread
+    count is the whole process's."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -113,11 +118,12 @@ def load_logged_classifier(model_uri: str, precision: str = "auto") -> Classifie
 
             hf_logging.disable_progress_bar()
             parts = mlflow.transformers.load_model(model_uri, return_type="components")
-            return open_torch(parts["model"], parts["tokenizer"], max_length, precision)
+            return open_torch(parts["model"], parts["tokenizer"], max_length, precision,
+                              split=True)
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
         files = {name: local / spec["path"] for name, spec in pyfunc.get("artifacts", {}).items()}
         return open_classifier(files[ARTIFACT], files.get(ONNX_ARTIFACT),
-                               logged_runtime(settings), max_length, precision)
+                               logged_runtime(settings), max_length, precision, split=True)
     except (MlflowException, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         hint = ("register one first (main's register step) or pass -P model_uri=runs:/<train "

@@ -33,13 +33,12 @@ CHUNK_ROWS = 4096
 @dataclass
 class TorchRuntime:
     """The fine-tuned model in PyTorch, at the scoring precision resolved for its device.
-    `split`: a long pass on a CPU may run in two processes (`agnews.model.forked`), as a step
-    scoring alone does; the served model turns it off."""
+    `split`: a long pass on a CPU may run in two processes (`agnews.model.forked`)."""
 
     model: object
     precision: object  # agnews.model.device.Precision
     name: str = "pytorch"
-    split: bool = True
+    split: bool = False
 
     def logits(self, seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
                progress=None, multiple: int = 1) -> np.ndarray:
@@ -152,7 +151,7 @@ def open_onnx(folder: Path, onnx: Path, scorer: str, max_length: int) -> Classif
 
 
 def open_torch(model, tokenizer, max_length: int, precision: str,
-               split: bool = True) -> Classifier:
+               split: bool = False) -> Classifier:
     """A loaded transformers model and tokenizer, on the scoring device, as a Classifier
     (`split`: as `TorchRuntime`'s)."""
     from agnews.model.device import pick_device
@@ -165,7 +164,7 @@ def open_torch(model, tokenizer, max_length: int, precision: str,
 
 
 def open_classifier(folder: Path, onnx: Path | None, scorer: str, max_length: int,
-                    precision: str = "auto", split: bool = True) -> Classifier:
+                    precision: str = "auto", split: bool = False) -> Classifier:
     """The classifier in `folder` (a Hugging Face folder) scored by `scorer`; an ONNX scorer
     whose file is missing or does not open falls back to PyTorch, saying so in one line.
     `split`: as `TorchRuntime`'s."""

@@ -81,11 +81,7 @@ class TextClassifier(mlflow.pyfunc.PythonModel):
                                    Path(onnx) if onnx else None,
                                    logged_runtime(config),
                                    int(config.get("max_length", 512)),
-                                   str(config.get("precision", "auto")),
-                                   # a server may answer requests from several threads at
-                                   # once: torch's thread count is the whole process's, and a
-                                   # fork would copy every request in flight
-                                   split=False)
+                                   str(config.get("precision", "auto")))
         self.batch_size = int(config.get("batch_size", 64))
         self.chunk_rows = int(config.get("chunk_rows", 1024))
 

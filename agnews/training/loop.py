@@ -112,8 +112,7 @@ def score(model, rows: TokenRows | pd.DataFrame, batch_size: int, pad_id: int,
 
     def scored(part: np.ndarray) -> np.ndarray:
         mine = rows if len(part) == len(rows) else rows.subset(part)
-        return softmax(predict_logits(model, mine, batch_size, pad_id, precision,
-                                      split=True))
+        return softmax(predict_logits(model, mine, batch_size, pad_id, precision))
 
     return classification_metrics(rows.labels, sharded_probs(scored, len(rows), processes))
 

@@ -14,18 +14,19 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from agnews.model import forked
 from agnews.model.batching import predict_logits
-from agnews.model.forked import MIN_BATCHES, split_logits
+from agnews.model.forked import MIN_BATCHES, halves, split_logits
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="a pass splits on Linux only")
 
 
-def fake_batches(sizes: list[int]) -> list[tuple[np.ndarray, None, None]]:
-    """Batches of consecutive row indices, in reverse so no batch holds rows 0.. in order."""
+def fake_batches(shapes: list[tuple[int, int]]) -> list[tuple[np.ndarray, np.ndarray, None]]:
+    """Batches of (rows, width), their rows' indices consecutive but in reverse, so no batch
+    holds rows 0.. in order."""
     out, start = [], 0
-    for size in sizes:
-        out.append((np.arange(start, start + size)[::-1], None, None))
-        start += size
+    for rows, width in shapes:
+        out.append((np.arange(start, start + rows)[::-1], np.zeros((rows, width)), None))
+        start += rows
     return out
 
 
@@ -56,14 +57,22 @@ def two_threads():
     torch.set_num_threads(before)
 
 
-def test_the_child_scores_every_other_batch_and_every_row_comes_back_once(two_threads):
-    todo = fake_batches([5, 4, 4, 3, 3, 2, 1])
+def test_the_work_divides_into_halves_of_about_equal_tokens():
+    # 64 x 40 = 2560 tokens, then 2048, 1536, 1024, 512, 512: 8192 in all
+    todo = fake_batches([(64, 40), (64, 32), (64, 24), (64, 16), (64, 8), (64, 8)])
+    assert halves(todo) == 2  # 4608 tokens here, 3584 in the child
+    assert halves(fake_batches([(8, 8)] * 6)) == 3
+    assert halves(fake_batches([(64, 128), (1, 8)])) == 1  # each process gets one at least
+
+
+def test_the_child_scores_the_shorter_half_and_every_row_comes_back_once(two_threads):
+    todo = fake_batches([(5, 16), (4, 16), (4, 16), (3, 16), (3, 16), (2, 16), (1, 16)])
     progress = Rows()
     out = split_logits(scored_by_pid, todo, 22, 2, progress)
     assert out[:, 0].tolist() == list(range(22))  # each row in its place
     pids = [set(out[batch[0], 1].astype(int)) for batch in todo]
-    assert pids[0::2] == [{os.getpid()}] * 4
-    assert len(set.union(*pids[1::2])) == 1 and os.getpid() not in set.union(*pids[1::2])
+    assert pids[:2] == [{os.getpid()}] * 2  # 9 of the 22 rows' 352 tokens: up to half
+    assert len(set.union(*pids[2:])) == 1 and os.getpid() not in set.union(*pids[2:])
     assert progress.n == 22
     assert torch.get_num_threads() == 2  # one thread each while split, two again after
     assert no_children_left()
@@ -71,18 +80,19 @@ def test_the_child_scores_every_other_batch_and_every_row_comes_back_once(two_th
 
 def test_what_a_dead_child_did_not_send_is_scored_here(two_threads):
     parent = os.getpid()
-    todo = fake_batches([3] * 8)
+    todo = fake_batches([(3, 8)] * 8)  # this process scores rows 0-11, the child 12-23
 
     def child_dies_after_one(batch):
-        if os.getpid() != parent and batch[0][0] > 6:
-            os._exit(3)  # the child's first batch (rows 3-5) goes back, then it dies
+        if os.getpid() != parent and batch[0][0] > 14:
+            os._exit(3)  # the child's first batch (rows 12-14) goes back, then it dies
         return scored_by_pid(batch)
 
     progress = Rows()
     out = split_logits(child_dies_after_one, todo, 24, 2, progress)
     assert out[:, 0].tolist() == list(range(24))
-    assert sorted(set(out[:, 1].astype(int))) == sorted({parent, int(out[3, 1])})
-    assert int(out[3, 1]) != parent and set(out[9:, 1].astype(int)) == {parent}
+    child = int(out[12, 1])
+    assert child != parent and set(out[12:15, 1].astype(int)) == {child}
+    assert set(out[:12, 1].astype(int)) == set(out[15:, 1].astype(int)) == {parent}
     assert progress.n == 24
     assert no_children_left()
 
@@ -91,12 +101,12 @@ def test_a_failure_here_ends_the_child_and_is_raised(two_threads):
     parent = os.getpid()
 
     def fails_here_on_the_third(batch):
-        if os.getpid() == parent and batch[0][0] >= 12:
+        if os.getpid() == parent and batch[0][0] >= 6:
             raise RuntimeError("out of memory")
         return scored_by_pid(batch)
 
     with pytest.raises(RuntimeError, match="out of memory"):
-        split_logits(fails_here_on_the_third, fake_batches([3] * 8), 24, 2)
+        split_logits(fails_here_on_the_third, fake_batches([(3, 8)] * 8), 24, 2)
     assert torch.get_num_threads() == 2
     assert no_children_left()
 
