@@ -83,10 +83,7 @@ def length_grouped_order(lengths: np.ndarray, batch_size: int, rng: np.random.Ge
     return np.concatenate(shuffled) if shuffled else order
 
 
-# no_grad, not inference_mode: under inference_mode autocast casts every weight again for every
-# batch; under no_grad it keeps its bf16 copies for the whole pass (docs/performance.md, "Two
-# scoring processes").
-@torch.no_grad()
+@torch.inference_mode()
 def predict_logits(model, seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
                    precision: str = "fp32", progress=None, multiple: int = 1,
                    split: bool = False) -> np.ndarray:
@@ -114,8 +111,6 @@ def predict_logits(model, seqs: Sequence[Sequence[int]], batch_size: int, pad_id
         return logits.float().cpu().numpy()
 
     classes = model.config.num_labels
-    # one autocast block for the whole pass, so that its casts of the weights last the pass (a
-    # forked child inherits them)
     with autocast(precision, device):
         if split and device.type == "cpu" and can_split():
             todo = list(todo)
