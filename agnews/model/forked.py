@@ -28,8 +28,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-# Fewer batches than this stay in one process: the fork and the child's first batch (its
-# kernels' set-up) cost more than half of so short a pass saves.
+# Fewer batches than this stay in one process: under 256 texts are half a second's scoring on
+# two cores, of which a second process could save a fraction.
 MIN_BATCHES = 4
 
 Batch = tuple[np.ndarray, object, object]  # row indices, input_ids, attention_mask
@@ -49,15 +49,16 @@ def halves(todo: Sequence[Batch]) -> int:
     """Where the batches (longest first) divide into two parts of the nearest to equal padded
     tokens, the work a batch costs: this process takes those before, the child the rest.
     The child so scores the shorter texts, and its own memory (activations, kernel caches,
-    pages it changes) stays well under what this process holds, since its resident memory
-    starts as all of this process's."""
+    pages it changes) stays small: its resident memory starts as the pages it shares with
+    this process, so what it adds is all that puts it above this process's."""
     cost = np.cumsum([ids.shape[0] * ids.shape[1] for _, ids, _ in todo])
     return int(np.argmin(np.abs(cost[:-1] - cost[-1] / 2))) + 1
 
 
 def _child(score: Callable[[Batch], np.ndarray], todo: Sequence[Batch], first: int,
            writer) -> None:
-    """The forked copy: score the batches from `first` on, sending (position, logits) each."""
+    """The forked copy: score the batches from `first` on, sending (position, logits) each.
+    Should its parent be killed outright, it ends at its next send, on the closed pipe."""
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it with its parent
