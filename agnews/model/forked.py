@@ -12,7 +12,8 @@ logits are those of a pass in one process.
 
 The child scores the shorter half of the work and sends each batch's logits back as it
 finishes; this process scores the longer half, collecting the child's as it goes (so a
-progress bar moves with both). If the child dies, this process scores what it had not sent.
+progress bar moves with both). If the child dies, this process scores what it had not sent;
+if no copy can be forked (no memory or processes left), the pass runs here whole.
 A split costs the child's own memory, about a tenth of a step's (docs/performance.md): a
 step's bulk pass splits (evaluate, predict, monitor, register), train's passes and the
 served model do not.
@@ -89,7 +90,14 @@ def split_logits(score: Callable[[Batch], np.ndarray], todo: Sequence[Batch], ro
 
     reader, writer = multiprocessing.Pipe(duplex=False)
     own = torch.get_num_threads()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # no memory or processes left for a copy: the pass runs here, whole
+        reader.close()
+        writer.close()
+        for k in range(len(todo)):
+            take(k, score(todo[k]))
+        return out
     if pid == 0:
         reader.close()
         _child(score, todo, first, writer)

@@ -163,3 +163,16 @@ def test_a_pass_stays_whole_where_a_split_was_not_measured_or_would_not_pay(tiny
     finally:
         torch.set_num_threads(before)
     assert not forks
+
+
+def test_a_pass_that_cannot_fork_runs_whole_here(two_threads, monkeypatch):
+    def no_fork():
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(forked.os, "fork", no_fork)
+    progress = Rows()
+    out = split_logits(scored_by_pid, fake_batches([(3, 8)] * 6), 18, 2, progress)
+    assert out[:, 0].tolist() == list(range(18))
+    assert set(out[:, 1].astype(int)) == {os.getpid()}
+    assert progress.n == 18
+    assert torch.get_num_threads() == 2
