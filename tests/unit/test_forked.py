@@ -44,8 +44,8 @@ class Rows:
         self.n += n
 
 
-def no_children_left() -> bool:
-    return not psutil.Process().children()
+def children() -> set[int]:
+    return {p.pid for p in psutil.Process().children()}
 
 
 @pytest.fixture
@@ -57,6 +57,14 @@ def two_threads():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def no_child_left():
+    """A check that no process the test forked is left, running or unreaped (children the
+    test process had before it are not its business)."""
+    already = children()
+    return lambda: not children() - already
+
+
 def test_the_work_divides_into_halves_of_about_equal_tokens():
     # 64 x 40 = 2560 tokens, then 2048, 1536, 1024, 512, 512: 8192 in all
     todo = fake_batches([(64, 40), (64, 32), (64, 24), (64, 16), (64, 8), (64, 8)])
@@ -65,7 +73,8 @@ def test_the_work_divides_into_halves_of_about_equal_tokens():
     assert halves(fake_batches([(64, 128), (1, 8)])) == 1  # each process gets one at least
 
 
-def test_the_child_scores_the_shorter_half_and_every_row_comes_back_once(two_threads):
+def test_the_child_scores_the_shorter_half_and_every_row_comes_back_once(two_threads,
+                                                                         no_child_left):
     todo = fake_batches([(5, 16), (4, 16), (4, 16), (3, 16), (3, 16), (2, 16), (1, 16)])
     progress = Rows()
     out = split_logits(scored_by_pid, todo, 22, 2, progress)
@@ -75,10 +84,10 @@ def test_the_child_scores_the_shorter_half_and_every_row_comes_back_once(two_thr
     assert len(set.union(*pids[2:])) == 1 and os.getpid() not in set.union(*pids[2:])
     assert progress.n == 22
     assert torch.get_num_threads() == 2  # one thread each while split, two again after
-    assert no_children_left()
+    assert no_child_left()
 
 
-def test_what_a_dead_child_did_not_send_is_scored_here(two_threads):
+def test_what_a_dead_child_did_not_send_is_scored_here(two_threads, no_child_left):
     parent = os.getpid()
     todo = fake_batches([(3, 8)] * 8)  # this process scores rows 0-11, the child 12-23
 
@@ -94,10 +103,10 @@ def test_what_a_dead_child_did_not_send_is_scored_here(two_threads):
     assert child != parent and set(out[12:15, 1].astype(int)) == {child}
     assert set(out[:12, 1].astype(int)) == set(out[15:, 1].astype(int)) == {parent}
     assert progress.n == 24
-    assert no_children_left()
+    assert no_child_left()
 
 
-def test_a_failure_here_ends_the_child_and_is_raised(two_threads):
+def test_a_failure_here_ends_the_child_and_is_raised(two_threads, no_child_left):
     parent = os.getpid()
 
     def fails_here_on_the_third(batch):
@@ -108,7 +117,7 @@ def test_a_failure_here_ends_the_child_and_is_raised(two_threads):
     with pytest.raises(RuntimeError, match="out of memory"):
         split_logits(fails_here_on_the_third, fake_batches([(3, 8)] * 8), 24, 2)
     assert torch.get_num_threads() == 2
-    assert no_children_left()
+    assert no_child_left()
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +142,8 @@ def forks(monkeypatch):
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_a_split_pass_gives_the_logits_of_one_process(tiny, two_threads, forks, precision):
+def test_a_split_pass_gives_the_logits_of_one_process(tiny, two_threads, forks, no_child_left,
+                                                     precision):
     model, tokenizer, seqs = tiny
     whole = predict_logits(model, seqs, 4, tokenizer.pad_token_id, precision)
     assert not forks
@@ -143,7 +153,7 @@ def test_a_split_pass_gives_the_logits_of_one_process(tiny, two_threads, forks, 
     assert np.abs(split - whole).max() < 1e-6
     # the rows differ from each other by far more than that: a row out of place would show
     assert np.abs(np.roll(split, 1, axis=0) - whole).max() > 1e-5
-    assert no_children_left()
+    assert no_child_left()
 
 
 def test_a_pass_stays_whole_where_a_split_was_not_measured_or_would_not_pay(tiny, forks,
