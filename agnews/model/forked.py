@@ -93,31 +93,29 @@ def split_logits(score: Callable[[Batch], np.ndarray], todo: Sequence[Batch], ro
     try:
         pid = os.fork()
     except OSError:  # no memory or processes left for a copy: the pass runs here, whole
-        reader.close()
-        writer.close()
-        for k in range(len(todo)):
-            take(k, score(todo[k]))
-        return out
+        pid = None
     if pid == 0:
         reader.close()
         _child(score, todo, first, writer)
     writer.close()
     try:
-        torch.set_num_threads(1)
-        for k in range(first):
-            take(k, score(todo[k]))
-            while reader.poll():
+        if pid is not None:
+            torch.set_num_threads(1)
+            for k in range(first):
+                take(k, score(todo[k]))
+                while reader.poll():
+                    take(*reader.recv())
+            while not done[first:].all():
                 take(*reader.recv())
-        while not done[first:].all():
-            take(*reader.recv())
     except EOFError:
         pass  # the child ended before sending all of its batches: scored below
     finally:
         torch.set_num_threads(own)
         reader.close()
-        if not done[first:].all():
-            os.kill(pid, signal.SIGKILL)  # a child still running here is not needed
-        os.waitpid(pid, 0)
+        if pid is not None:
+            if not done[first:].all():
+                os.kill(pid, signal.SIGKILL)  # a child still running here is not needed
+            os.waitpid(pid, 0)
     for k in np.flatnonzero(~done):
         take(int(k), score(todo[k]))
     return out
