@@ -15,7 +15,8 @@ parameter names:
 A setting may add `compile=<mode>` (torch.compile's mode, e.g. default or reduce-overhead),
 compiled inside the timed epoch: the range's low end is the round that compiled; and
 `attention=<implementation>` (transformers' `sdpa`, what it loads, or `eager`), set on the
-model before the epoch.
+model before the epoch; and `last_layer=every_token`, the model's last layer computing every
+position again instead of the first alone (`agnews.model.first_token`).
 
 Trains where `train` would: on the GPU if there is one. There, `--profile N` then profiles N
 steps of each setting (torch.profiler) and prints the GPU's kernel time per step against the
@@ -41,6 +42,9 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_DATA = os.environ.get("AGNEWS_DATA") or str(ROOT / "data" / "ag_news_sample")
 
 
+RUN_SETTINGS = ("compile", "attention", "last_layer")
+
+
 def setting(text: str) -> tuple[dict, int]:
     """`name=value ...` as TrainConfig fields (typed as the config types them) and max_length."""
     from agnews.config import TrainConfig
@@ -51,7 +55,7 @@ def setting(text: str) -> tuple[dict, int]:
         name, _, value = item.partition("=")
         if name == "max_length":
             max_length = int(value)
-        elif name in ("compile", "attention"):  # not parameters: how the model is run
+        elif name in RUN_SETTINGS:  # not parameters: how the model is run
             values[name] = value
         elif name not in types:
             sys.exit(f"benchmark: '{name}' is not a training parameter")
@@ -83,6 +87,7 @@ def main() -> None:
     from agnews.data.sources import load_source
     from agnews.data.tokenized import TokenRows, encode
     from agnews.model.device import device_name, pick_device
+    from agnews.model.first_token import every_token
     from agnews.model.pretrained import load_classifier, load_tokenizer
     from agnews.tracking.lineage import cpu_model
     from agnews.training import loop
@@ -104,12 +109,16 @@ def main() -> None:
         """Seconds, rows and steps of one epoch (or `max_steps`) from a fresh model."""
         cfg = TrainConfig(model=args.model, epochs=1, precision=args.precision,
                           max_steps=max_steps,
-                          **{k: v for k, v in values.items()
-                             if k not in ("compile", "attention")})
+                          **{k: v for k, v in values.items() if k not in RUN_SETTINGS})
         torch.manual_seed(0)
         model = load_classifier(args.model).to(device)
         if "attention" in values:
             model.set_attn_implementation(values["attention"])
+        if values.get("last_layer") == "every_token":
+            every_token(model)
+        elif "last_layer" in values:
+            sys.exit("benchmark: last_layer takes every_token (the first token alone is the "
+                     "default)")
         opt = loop.optimisation(model, cfg, len(data[max_length]), Processes())
         model.train()
         # compiled in the timed part: its first epoch pays the compilation, a later round

@@ -103,6 +103,8 @@ def load_classifier(model: str | Pretrained, revision: str = "main"):
     """A sequence classifier with a fresh 4-way head named after the AG News classes."""
     from transformers import AutoModelForSequenceClassification
 
+    from agnews.model.first_token import first_token_only
+
     head = {"num_labels": len(LABELS), "id2label": dict(enumerate(LABELS)),
             "label2id": {name: i for i, name in enumerate(LABELS)}}
 
@@ -119,4 +121,6 @@ def load_classifier(model: str | Pretrained, revision: str = "main"):
         return AutoModelForSequenceClassification.from_pretrained(
             source.name, ignore_mismatched_sizes=True, **source.load_kwargs(), **extra)
 
-    return _load(loader, model, revision, "model")
+    classifier = _load(loader, model, revision, "model")
+    first_token_only(classifier)  # the last layer computes only what the head reads
+    return classifier

@@ -155,8 +155,10 @@ def open_torch(model, tokenizer, max_length: int, precision: str,
     """A loaded transformers model and tokenizer, on the scoring device, as a Classifier
     (`split`: as `TorchRuntime`'s)."""
     from agnews.model.device import pick_device
+    from agnews.model.first_token import first_token_only
     from agnews.model.precision import choose_precision
 
+    first_token_only(model)  # the last layer computes only what the head reads
     model = model.to(pick_device()).eval()
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     return Classifier(TorchRuntime(model, choose_precision(precision, model), split=split),
