@@ -96,12 +96,19 @@ def logged_runtime(config: dict) -> str:
     return str(config.get("runtime", config.get("scorer", "pytorch")))
 
 
-def onnx_session(path: Path):
-    """An ONNX Runtime session on the CPU, with its default thread count (the cores)."""
+def onnx_session(path: Path, memory_patterns: bool = False):
+    """An ONNX Runtime session on the CPU, with its default thread count (the cores).
+
+    Without `memory_patterns`: ONNX Runtime plans and keeps one block of memory per input
+    shape it meets, for graphs whose shapes repeat; a text classifier meets a new width every
+    few batches, and the plans cost a quarter of the session's memory for no speed
+    (docs/performance.md, "ONNX Runtime's memory patterns"). The parameter is for the
+    benchmark that compares the two."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # its own warnings are about graph rewrites, not the user's
+    options.enable_mem_pattern = memory_patterns
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
