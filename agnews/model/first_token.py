@@ -44,7 +44,13 @@ def last_layer(model) -> torch.nn.Module | None:
 def first_token_forward(self, hidden_states: torch.Tensor, attention_mask=None, *args,
                         **kwargs) -> torch.Tensor:
     """`BertLayer.forward` for the first position only: the output has one position, which
-    `BertPooler` (it reads position 0) takes as it would the first of all of them."""
+    `BertPooler` (it reads position 0) takes as it would the first of all of them. A mask
+    other than eager's and SDPA's (none, or one row per query: batch, 1, queries, keys), such
+    as flash attention's or flex attention's, gets the layer whole: its query rows are not
+    known here."""
+    if attention_mask is not None and not (isinstance(attention_mask, torch.Tensor)
+                                           and attention_mask.dim() == 4):
+        return type(self).forward(self, hidden_states, attention_mask, *args, **kwargs)
     attention = self.attention.self
     first = hidden_states[:, :1]
     batch, heads, size = hidden_states.shape[0], attention.num_attention_heads, \
@@ -52,7 +58,7 @@ def first_token_forward(self, hidden_states: torch.Tensor, attention_mask=None, 
     query = attention.query(first).view(batch, 1, heads, size).transpose(1, 2)
     key = attention.key(hidden_states).view(batch, -1, heads, size).transpose(1, 2)
     value = attention.value(hidden_states).view(batch, -1, heads, size).transpose(1, 2)
-    if attention_mask is not None and attention_mask.dim() == 4:
+    if attention_mask is not None:
         attention_mask = attention_mask[:, :, :1]  # the first query's row (batch, 1, 1, keys)
     # The attention function the model is set to now (the export switches it to eager,
     # training's dropout to its own), as BertSelfAttention looks it up.

@@ -116,6 +116,26 @@ def test_the_exported_graph_is_smaller_and_scores_alike(tiny, tmp_path):
     assert sliced[1] > sliced[0]
 
 
+def test_a_mask_it_cannot_read_gets_the_layer_whole(tiny, monkeypatch):
+    folder, batch = tiny
+    _, trimmed = whole_and_trimmed(folder)
+    layer = last_layer(trimmed)
+    calls = []
+
+    def own_forward(self, hidden_states, attention_mask=None, *args, **kwargs):
+        calls.append(attention_mask)
+        return hidden_states
+
+    # BertLayer's own forward, seen from the layer whose instance forward is replaced
+    monkeypatch.setattr(type(layer), "forward", own_forward)
+    hidden = torch.randn(4, batch["input_ids"].shape[1], trimmed.config.hidden_size)
+    keys = batch["attention_mask"].bool()  # one row a text, as flash attention takes it
+    with torch.inference_mode():
+        assert layer(hidden, keys) is hidden and calls == [keys]  # handed on whole
+        four_d = keys[:, None, None, :].expand(-1, 1, hidden.shape[1], -1)
+        assert layer(hidden, four_d).shape[1] == 1 and len(calls) == 1  # SDPA's: trimmed
+
+
 def test_calling_it_twice_changes_nothing_and_every_token_undoes_it(tiny):
     folder, batch = tiny
     whole, trimmed = whole_and_trimmed(folder)
