@@ -7,9 +7,10 @@ and their layer norms for all tokens but one, most of a layer's work. `first_tok
 the last layer attend from the first position alone, its keys and values still taken from every
 token, so the logits, the loss and every gradient are those of the whole model (to float
 rounding: tests/unit/test_first_token.py) for less work, in training and in scoring
-(docs/performance.md, "The last layer's first token"). Neither transformers nor ONNX Runtime's
-optimizer drops work whose output is unused by a head (transformers computes every position;
-an exported graph keeps them), hence by hand.
+(docs/performance.md, "The last layer's first token"). transformers computes every position,
+and in an exported graph the other positions are rows of the same tensors as the first, which
+ONNX Runtime's optimizer (it removes unused nodes, not unused rows) cannot take away; hence by
+hand.
 
 It replaces the forward of that one layer object, nothing else: the weights, their names and
 what `save_pretrained` writes are those of the model as loaded, an ONNX export traces the

@@ -100,7 +100,8 @@ def load_tokenizer(model: str | Pretrained, revision: str = "main"):
 
 
 def load_classifier(model: str | Pretrained, revision: str = "main"):
-    """A sequence classifier with a fresh 4-way head named after the AG News classes."""
+    """A sequence classifier with a fresh 4-way head named after the AG News classes; a BERT
+    one computes its last layer for the first position alone (`agnews.model.first_token`)."""
     from transformers import AutoModelForSequenceClassification
 
     from agnews.model.first_token import first_token_only
