@@ -55,6 +55,9 @@ def setting(text: str) -> tuple[dict, int]:
         name, _, value = item.partition("=")
         if name == "max_length":
             max_length = int(value)
+        elif name == "last_layer" and value != "every_token":
+            sys.exit("benchmark: last_layer takes every_token (the first token alone is the "
+                     "default)")
         elif name in RUN_SETTINGS:  # not parameters: how the model is run
             values[name] = value
         elif name not in types:
@@ -114,11 +117,8 @@ def main() -> None:
         model = load_classifier(args.model).to(device)
         if "attention" in values:
             model.set_attn_implementation(values["attention"])
-        if values.get("last_layer") == "every_token":
+        if "last_layer" in values:  # every_token, checked as the settings were read
             every_token(model)
-        elif "last_layer" in values:
-            sys.exit("benchmark: last_layer takes every_token (the first token alone is the "
-                     "default)")
         opt = loop.optimisation(model, cfg, len(data[max_length]), Processes())
         model.train()
         # compiled in the timed part: its first epoch pays the compilation, a later round
