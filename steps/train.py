@@ -91,9 +91,9 @@ def sweep_pruning(trial: TrialConfig, epochs: int) -> Callback | None:
 def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str, TokenRows],
                 meta: dict, cfg: TrainConfig, processes: Processes,
                 beaten: tuple[int, float] | None = None) -> None:
-    """On the active run: the kept epoch, the precision and device, the plots, the runtime the
-    parity gate chose on the tokenized `splits` (none tried for a sweep trial `beaten` by
-    (number, val_loss) of a finished trial), and the model."""
+    """On the active run: the kept epoch, the precision and device, the runtime the parity gate
+    chose on the tokenized `splits` (none tried for a sweep trial `beaten` by (number, val_loss)
+    of a finished trial), the model, and the plots."""
     mlflow.log_metric("best_epoch", result.best_epoch)
     device = next(model.parameters()).device
     mlflow.set_tags({**result.precision.tags(), "device": str(device),
@@ -109,16 +109,7 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str,
     from agnews.model.logged_model import log_classifier
     from agnews.model.onnx_export import RuntimeChoice, pick_runtime
     from agnews.model.parity import REFERENCE, gate_sample
-    from agnews.tracking.runs import log_figure
-    from agnews.training.plots import learning_rate_schedule, loss_curves, metric_evolution
 
-    history = pd.DataFrame(result.history)
-    history.insert(0, "epoch", range(1, len(history) + 1))
-    steps = pd.DataFrame(result.steps)
-    log_figure(loss_curves(history, steps), "plots/loss_curves.png")
-    log_figure(metric_evolution(history, result.best_epoch), "plots/metric_evolution.png")
-    if not steps.empty:
-        log_figure(learning_rate_schedule(steps), "plots/learning_rate.png")
     with tempfile.TemporaryDirectory() as tmp:
         if beaten is None:
             # Agreement with PyTorch needs no labels, so the val rows count for it beside the
@@ -136,6 +127,23 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str,
         log_choice(choice)
         log_classifier(model.cpu(), AutoTokenizer.from_pretrained(str(tokenizer_dir)),
                        meta["max_length"], choice)
+    # The plots last: matplotlib, loaded for them, would otherwise add its memory under the
+    # parity gate's scoring pass, this process's peak (docs/performance.md, Memory).
+    log_curves(result)
+
+
+def log_curves(result: FitResult) -> None:
+    """The training plots: `plots/loss_curves.png`, `metric_evolution.png`, `learning_rate.png`."""
+    from agnews.tracking.runs import log_figure
+    from agnews.training.plots import learning_rate_schedule, loss_curves, metric_evolution
+
+    history = pd.DataFrame(result.history)
+    history.insert(0, "epoch", range(1, len(history) + 1))
+    steps = pd.DataFrame(result.steps)
+    log_figure(loss_curves(history, steps), "plots/loss_curves.png")
+    log_figure(metric_evolution(history, result.best_epoch), "plots/metric_evolution.png")
+    if not steps.empty:
+        log_figure(learning_rate_schedule(steps), "plots/learning_rate.png")
 
 
 def log_choice(choice) -> None:

@@ -332,3 +332,39 @@ def test_the_train_run_records_a_stopped_variant_without_numbers(tracking):
     rows = {row[0]: dict(zip(table["columns"], row, strict=True)) for row in table["data"]}
     assert rows["onnx"]["judged"] is False and rows["onnx"]["agreement"] is None
     assert rows["onnx"]["why"].startswith("slower than PyTorch: 300 of 600 rows")
+
+
+def test_train_draws_its_plots_after_the_parity_gate_and_the_model(tracking, tiny_model,
+                                                                  monkeypatch):
+    """matplotlib loads for the plots; drawn before the gate, its memory sat under the gate's
+    scoring pass, the train process's peak."""
+    import agnews.model.logged_model as logged_model
+    import agnews.model.parity as parity
+    import agnews.tracking.runs as runs
+    from agnews.config import TrainConfig
+    from agnews.training.distributed import Processes
+    from agnews.training.loop import FitResult
+    from steps.train import log_trained
+
+    done = []
+    monkeypatch.setattr(parity, "gate_sample", lambda val, test, seed: ([[101, 102]], [0]))
+    monkeypatch.setattr(onnx_export, "pick_runtime", lambda *args: done.append("gate") or
+                        RuntimeChoice("pytorch", "the reference", None, []))
+    monkeypatch.setattr(logged_model, "log_classifier", lambda *args: done.append("model"))
+    draw = runs.log_figure
+    monkeypatch.setattr(runs, "log_figure",
+                        lambda fig, path: done.append(path) or draw(fig, path))
+    scores = {f"{split}_{name}": 0.5 for split in ("train", "val")
+              for name in ("loss", "accuracy", "f1", "precision", "recall")}
+    result = FitResult([scores, scores], [{"step": 1, "train_loss_step": 1.3,
+                                           "learning_rate": 1e-4, "epoch": 0.5}],
+                       2, Precision("fp32", "fp32", "a test"), 0)
+    with mlflow.start_run() as run:
+        log_trained(result, load_classifier(str(tiny_model)), tiny_model, {"val": None,
+                    "test": None}, {"pad_token_id": 0, "max_length": 32}, TrainConfig(),
+                    Processes())
+    assert done == ["gate", "model", "plots/loss_curves.png", "plots/metric_evolution.png",
+                    "plots/learning_rate.png"]
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "plots")}
+    assert logged == {"plots/loss_curves.png", "plots/metric_evolution.png",
+                      "plots/learning_rate.png"}
