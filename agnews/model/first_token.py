@@ -19,6 +19,7 @@ layers) is left whole.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import types
 
@@ -56,7 +57,6 @@ def first_token_forward(self, hidden_states: torch.Tensor, attention_mask=None, 
     first = hidden_states[:, :1]
     batch, heads, size = hidden_states.shape[0], attention.num_attention_heads, \
         attention.attention_head_size
-    query = attention.query(first).view(batch, 1, heads, size).transpose(1, 2)
     key = attention.key(hidden_states).view(batch, -1, heads, size).transpose(1, 2)
     value = attention.value(hidden_states).view(batch, -1, heads, size).transpose(1, 2)
     if attention_mask is not None:
@@ -68,11 +68,23 @@ def first_token_forward(self, hidden_states: torch.Tensor, attention_mask=None, 
     eager = sys.modules[type(self).__module__].eager_attention_forward
     interface = ALL_ATTENTION_FUNCTIONS.get_interface(attention.config._attn_implementation,
                                                       eager)
-    output, _ = interface(attention, query, key, value, attention_mask,
-                          dropout=attention.dropout.p if attention.training else 0.0,
-                          scaling=attention.scaling)
-    output = self.attention.output(output.reshape(batch, 1, -1), first)
-    return self.feed_forward_chunk(output)
+    with products_unmixed(hidden_states):
+        query = attention.query(first).view(batch, 1, heads, size).transpose(1, 2)
+        output, _ = interface(attention, query.to(key.dtype), key, value, attention_mask,
+                              dropout=attention.dropout.p if attention.training else 0.0,
+                              scaling=attention.scaling)
+        output = self.attention.output(output.reshape(batch, 1, -1).to(first.dtype), first)
+        return self.feed_forward_chunk(output)
+
+
+def products_unmixed(hidden_states: torch.Tensor):
+    """Where a CPU's autocast is on, the first position's products run in the weights' own
+    precision: at one position a row they cost next to nothing either way, while in bf16 each
+    row count the layer meets would get its own oneDNN kernels, which oneDNN keeps for the
+    process's life (docs/performance.md, "Memory on TinyBERT's shape")."""
+    if hidden_states.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        return torch.autocast("cpu", enabled=False)
+    return contextlib.nullcontext()
 
 
 def first_token_only(model) -> bool:

@@ -48,6 +48,32 @@ def test_the_logits_are_the_whole_models(tiny, attention):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
+
+def test_under_cpu_autocast_the_first_positions_products_run_unmixed(tiny):
+    """In bf16 each new row count would get oneDNN kernels kept for the process's life; the
+    first position's products are too small to gain from bf16, so they run in fp32, while the
+    keys and values over every token stay in bf16. Training's backward runs through both."""
+    folder, batch = tiny
+    whole, trimmed = whole_and_trimmed(folder)
+    layer = trimmed.bert.encoder.layer[-1]
+    seen = {}
+    for name in ("attention.self.query", "attention.self.key", "attention.output.dense",
+                 "intermediate.dense", "output.dense"):
+        layer.get_submodule(name).register_forward_hook(
+            lambda module, args, out, name=name: seen.__setitem__(name, out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.inference_mode():
+            expected, got = whole(**batch).logits, trimmed(**batch).logits
+        assert seen == {"attention.self.query": torch.float32,
+                        "attention.self.key": torch.bfloat16,
+                        "attention.output.dense": torch.float32,
+                        "intermediate.dense": torch.float32, "output.dense": torch.float32}
+        torch.testing.assert_close(got.float(), expected.float(), rtol=0.02, atol=0.02)
+        trimmed.train()
+        trimmed(**batch, labels=torch.tensor([0, 1, 2, 3])).loss.backward()
+    assert layer.intermediate.dense.weight.grad.abs().sum() > 0
+    assert layer.attention.self.key.weight.grad.abs().sum() > 0
+
 def test_the_loss_and_every_gradient_are_the_whole_models(tiny):
     folder, batch = tiny
     labels = torch.tensor([0, 1, 2, 3])
