@@ -78,11 +78,14 @@ def first_token_forward(self, hidden_states: torch.Tensor, attention_mask=None, 
 
 
 def products_unmixed(hidden_states: torch.Tensor):
-    """Where a CPU's autocast is on, the first position's products run in the weights' own
-    precision: at one position a row they cost next to nothing either way, while in bf16 each
-    row count the layer meets would get its own oneDNN kernels, which oneDNN keeps for the
-    process's life (docs/performance.md, "Memory on TinyBERT's shape")."""
-    if hidden_states.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+    """While training under a CPU's autocast, the first position's products run in the
+    weights' own precision. In bf16 every row count the layer meets gets its own oneDNN
+    kernels, forward and backward, which oneDNN keeps for the process's life, and training's
+    micro-batches bring a new row count every few steps; at one position a row the products
+    are a small share of a step either way. Scoring's batches all have the same rows but the
+    last, so it keeps bf16's speed (docs/performance.md, "Memory on TinyBERT's shape")."""
+    if hidden_states.device.type == "cpu" and torch.is_autocast_enabled("cpu") \
+            and torch.is_grad_enabled():
         return torch.autocast("cpu", enabled=False)
     return contextlib.nullcontext()
 

@@ -49,10 +49,11 @@ def test_the_logits_are_the_whole_models(tiny, attention):
 
 
 
-def test_under_cpu_autocast_the_first_positions_products_run_unmixed(tiny):
-    """In bf16 each new row count would get oneDNN kernels kept for the process's life; the
-    first position's products are too small to gain from bf16, so they run in fp32, while the
-    keys and values over every token stay in bf16. Training's backward runs through both."""
+def test_training_under_cpu_autocast_runs_the_first_positions_products_unmixed(tiny):
+    """In bf16 each new row count (training's micro-batches) would get oneDNN kernels kept for
+    the process's life, so training runs the first position's products in fp32, the keys and
+    values over every token in bf16; scoring, whose batches keep one row count, stays in
+    bf16 throughout."""
     folder, batch = tiny
     whole, trimmed = whole_and_trimmed(folder)
     layer = trimmed.bert.encoder.layer[-1]
@@ -61,18 +62,20 @@ def test_under_cpu_autocast_the_first_positions_products_run_unmixed(tiny):
                  "intermediate.dense", "output.dense"):
         layer.get_submodule(name).register_forward_hook(
             lambda module, args, out, name=name: seen.__setitem__(name, out.dtype))
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    bf16, fp32 = torch.bfloat16, torch.float32
+    with torch.autocast("cpu", dtype=bf16):
         with torch.inference_mode():
             expected, got = whole(**batch).logits, trimmed(**batch).logits
-        assert seen == {"attention.self.query": torch.float32,
-                        "attention.self.key": torch.bfloat16,
-                        "attention.output.dense": torch.float32,
-                        "intermediate.dense": torch.float32, "output.dense": torch.float32}
+        assert set(seen.values()) == {bf16}
         torch.testing.assert_close(got.float(), expected.float(), rtol=0.02, atol=0.02)
         trimmed.train()
         trimmed(**batch, labels=torch.tensor([0, 1, 2, 3])).loss.backward()
+    assert seen == {"attention.self.query": fp32, "attention.self.key": bf16,
+                    "attention.output.dense": fp32, "intermediate.dense": fp32,
+                    "output.dense": fp32}
     assert layer.intermediate.dense.weight.grad.abs().sum() > 0
     assert layer.attention.self.key.weight.grad.abs().sum() > 0
+
 
 def test_the_loss_and_every_gradient_are_the_whole_models(tiny):
     folder, batch = tiny
