@@ -128,7 +128,8 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str,
         log_classifier(model.cpu(), AutoTokenizer.from_pretrained(str(tokenizer_dir)),
                        meta["max_length"], choice)
     # The plots last: matplotlib, loaded for them, would otherwise add its memory under the
-    # parity gate's scoring pass, this process's peak (docs/performance.md, Memory).
+    # parity gate's scoring pass, this process's peak (docs/performance.md, "Where train's
+    # peak was").
     log_curves(result)
 
 

@@ -83,7 +83,7 @@ def products_unmixed(hidden_states: torch.Tensor):
     kernels, forward and backward, which oneDNN keeps for the process's life, and training's
     micro-batches bring a new row count every few steps; at one position a row the products
     are a small share of a step either way. Scoring's batches all have the same rows but the
-    last, so it keeps bf16's speed (docs/performance.md, "Memory on TinyBERT's shape")."""
+    last, so it keeps bf16's speed (docs/performance.md, "Where train's peak was")."""
     if hidden_states.device.type == "cpu" and torch.is_autocast_enabled("cpu") \
             and torch.is_grad_enabled():
         return torch.autocast("cpu", enabled=False)
