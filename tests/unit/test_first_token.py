@@ -48,7 +48,6 @@ def test_the_logits_are_the_whole_models(tiny, attention):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
-
 def test_training_under_cpu_autocast_runs_the_first_positions_products_unmixed(tiny):
     """In bf16 each new row count (training's micro-batches) would get oneDNN kernels kept for
     the process's life, so training runs the first position's products in fp32, the keys and
