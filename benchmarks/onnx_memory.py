@@ -7,8 +7,8 @@ Exports the model and quantizes it as train does (`agnews.model.onnx_export`,
 `agnews.model.onnx_trial.quantize_int8`), then, for each graph (fp32 and int8) and each
 setting, scores all the test texts twice in a fresh process (so peak RSS is that setting's
 alone), the settings taking turns `--rounds` times, widths rounded as evaluate rounds them
-(`OnnxRuntime.logits`). Prints rows/s of each process's first and second pass and its peak
-RSS (Linux: `/proc/self/status`). The default model is the stand-in's folder; its untrained
+(`OnnxRuntime.logits`). Prints rows/s of each process's first and second pass and its own
+peak RSS (`agnews.tracking.memory`). The default model is the stand-in's folder; its untrained
 head changes nothing measured here (`benchmarks/tinybert_shaped.py` makes TinyBERT's shape).
 Run by hand, never in the test suite.
 """
@@ -35,6 +35,7 @@ def score(graph: str, folder: str, data: str, patterns: bool) -> None:
     from agnews.data.sources import load_source
     from agnews.model.fast_tokenizer import FastTokenizer
     from agnews.model.runtimes import OnnxRuntime, onnx_session
+    from agnews.tracking.memory import peak_rss_mb
 
     tokenizer = FastTokenizer.from_folder(Path(folder))
     ids = tokenizer(list(load_source(data).test["text"]), truncation=True,
@@ -45,11 +46,7 @@ def score(graph: str, folder: str, data: str, patterns: bool) -> None:
         start = time.perf_counter()
         runtime.logits(ids, 64, tokenizer.pad_token_id)
         rates.append(len(ids) / (time.perf_counter() - start))
-    # VmHWM, not getrusage: Linux carries a parent's peak into a child's ru_maxrss across fork
-    # and exec, so this process's own peak is its address space's high-water mark
-    status = Path("/proc/self/status").read_text().splitlines()
-    peak_kb = int(next(line for line in status if line.startswith("VmHWM:")).split()[1])
-    print(json.dumps({"rates": rates, "peak_mb": peak_kb // 1024}))
+    print(json.dumps({"rates": rates, "peak_mb": round(peak_rss_mb())}))  # this child's own
 
 
 def main() -> None:

@@ -29,6 +29,8 @@ sys.path.insert(0, str(ROOT))
 from serving import served  # noqa: E402  (the tests' own helper: one way to start a server)
 from support import sample_texts, subprocess_env  # noqa: E402
 
+from agnews.tracking.memory import peak_rss_mb as peak_mb  # noqa: E402
+
 
 def worker_pid(parent: int) -> int:
     """The uvicorn worker under `mlflow models serve` (the process that scores)."""
@@ -41,13 +43,6 @@ def worker_pid(parent: int) -> int:
         if b"uvicorn" in cmd or b"scoring_server" in cmd:
             return child
     raise RuntimeError(f"no scoring process under {parent}")
-
-
-def peak_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def reset_peak(pid: int) -> bool:

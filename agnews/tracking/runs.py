@@ -19,6 +19,7 @@ import pandas as pd
 from agnews.errors import UserError
 from agnews.heap import long_lived
 from agnews.tracking.lineage import environment, git_state
+from agnews.tracking.memory import peak_rss_mb
 from agnews.tracking.server import fail_fast
 from agnews.tracking.stale import process_tags
 
@@ -87,14 +88,6 @@ def name_run(name: str) -> None:
     current = mlflow.get_run(run.info.run_id).info.run_name
     if not current or generated_name(current):
         mlflow.set_tag("mlflow.runName", name)
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (Linux reports KB, macOS bytes)."""
-    import resource  # POSIX only: imported here so the module still imports elsewhere
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 def peak_gpu_mb() -> float | None:
