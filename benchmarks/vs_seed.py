@@ -96,6 +96,9 @@ def run_project(data: str, model: str, train_size: int, extra: list[str],
             cmd += ["-P", item]
         wall, rss, output = timed(cmd, env=env, cwd=ROOT)
         runs = {r.data.tags.get("step"): r for r in client.search_runs([experiment])}
+        # Steps forked from main's warm server are that server's children, not the
+        # command's: each step's own peak (its `peak_rss_mb`) counts too.
+        rss = max([rss] + [int(r.data.metrics.get("peak_rss_mb", 0)) for r in runs.values()])
         train, evaluate = runs["train"], runs["evaluate"]
         epochs = client.get_metric_history(train.info.run_id, "epoch_seconds")
         rows = client.get_metric_history(train.info.run_id, "train_samples_per_second")

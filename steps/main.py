@@ -51,6 +51,7 @@ from agnews.tracking.pipeline import (
 )
 from agnews.tracking.step_cache import STEPS, forced_steps, step_keys
 from agnews.tracking.titles import run_title
+from agnews.tracking.warm import serve_steps, start_server
 
 # Deferred imports: mlflow and the heavier libraries (and the agnews modules that import them)
 # load in main, after the arguments parse: a bad parameter gets its one-line error at once.
@@ -75,6 +76,7 @@ def main(argv=None) -> None:
         print(f"main: {flag} {pin.repo_id} at {pin.sha[:12]} ("
               + ("from the Hub" if pin.online else "from the local cache") + ")", flush=True)
     go_offline_if_unreachable(pins)
+    start_server("main")  # its imports overlap main's own start (agnews.tracking.warm)
     configs = {"ingest": (data,), "tokenize": (tok,), "train": (train,), "evaluate": (ev,),
                "register": (reg, ev), "report": (rep,)}
     keys = step_keys(configs)
@@ -118,4 +120,5 @@ def main(argv=None) -> None:
     print(f"main: done. {headline(final)}  {registry['line']}  report {report_uri}")
 
 if __name__ == "__main__":
+    serve_steps()  # this process owns its steps: fork them from a warm server
     run_step("main", main, sys.argv[1:])

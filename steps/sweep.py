@@ -55,6 +55,7 @@ from agnews.tracking.pipeline import (
 )
 from agnews.tracking.step_cache import step_keys
 from agnews.tracking.titles import run_title
+from agnews.tracking.warm import serve_steps, start_server
 
 # Deferred imports: mlflow and optuna load in the functions that use them, after the arguments
 # parse: a bad parameter or search space gets its one-line error at once.
@@ -114,6 +115,7 @@ def main(argv=None) -> None:
     location = storage_location(name, sw.storage)
     data, tok, train, pins = pin_revisions(data, tok, train)
     go_offline_if_unreachable(pins)
+    start_server("sweep")  # its imports overlap the sweep's own start (agnews.tracking.warm)
     # What the study searches: continuing it with anything else is refused
     settings = {**config_params(data, tok, train),
                 "space": " ".join(d.describe() for d in searched.values())}
@@ -255,4 +257,5 @@ def evaluate_best(sweep: Sweep, best: dict):
 
 
 if __name__ == "__main__":
+    serve_steps()  # this process owns its steps and trials: fork them from a warm server
     run_step("sweep", main, sys.argv[1:])

@@ -12,6 +12,7 @@ from agnews.tracking.inline import inline_steps, run_inline
 from agnews.tracking.locks import step_lock
 from agnews.tracking.stale import close_stale, process_tags
 from agnews.tracking.step_cache import UPSTREAM
+from agnews.tracking.warm import forking, run_forked
 
 # Deferred imports: mlflow, only in the functions that start or close runs; the step wiring is pure
 # and its tests need none.
@@ -101,6 +102,9 @@ def run_child(step: str, parameters: dict[str, str], experiment_id: str, key: st
     # `own_process` keeps a step that must run beside others (a sweep's n_jobs) in its own
     if inline_steps() and not own_process:
         if run_inline(project, step, parameters, run_id) != 0:
+            raise failed
+    elif forking():  # a process of its own, forked from the warm server (agnews.tracking.warm)
+        if run_forked(project, step, parameters, run_id) != 0:
             raise failed
     else:
         try:

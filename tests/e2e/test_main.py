@@ -341,11 +341,17 @@ def test_a_preset_fills_the_defaults_and_a_value_given_keeps_it(tiny_model, ag_n
     assert train["freeze_layers"] == str(PRESETS["full"]["freeze_layers"])
 
 
-@pytest.mark.parametrize("inline", [False, True], ids=["own-process", "inline"])
-def test_a_failing_step_fails_the_parent_and_names_the_step(tiny_model, tmp_path, inline):
+# How main starts its steps: forked from its warm server (the default on Linux), a new
+# interpreter each (as MLflow's project runner does), or inside main's process; the tag
+# `mlflow.project.backend` says which.
+STARTS = {"forked": {}, "local": {"AGNEWS_FORK_STEPS": "0"}, "inline": INLINE_STEPS}
+
+
+@pytest.mark.parametrize("backend", list(STARTS))
+def test_a_failing_step_fails_the_parent_and_names_the_step(tiny_model, tmp_path, backend):
     store = make_store(tmp_path)
     proc = mlflow_run("main", {"data": tmp_path, "model": tiny_model}, store, check=False,
-                      **(INLINE_STEPS if inline else {}))
+                      **STARTS[backend])
     assert proc.returncode != 0
     assert "step 'ingest' failed" in proc.stderr
     # the step's own one-line error, above main's
@@ -359,6 +365,7 @@ def test_a_failing_step_fails_the_parent_and_names_the_step(tiny_model, tmp_path
     assert len(child) == 1 and child[0].info.status == "FAILED"
     assert child[0].data.tags["step"] == "ingest"
     assert child[0].data.tags["mlflow.project.entryPoint"] == "ingest"
+    assert child[0].data.tags["mlflow.project.backend"] == backend
     assert f"step 'ingest' failed (run {child[0].info.run_id})" in proc.stderr
 
 

@@ -2,17 +2,22 @@
 
 Runs a copy of the project in a temp folder (so a test can edit the code) against a fresh
 tracking store, on a tiny random BERT and real AG News rows. The `first` fixture makes the
-first run, as a user's first `mlflow run` would, each step in its own process; each test then
-runs main as a later run of that user would, with parameters or code edits of its own, so
-every test passes alone and in any order. Those later mains run their steps inside main's
+first run, as a user's first `mlflow run` would, each step in a process of its own (forked
+from main's warm server, agnews.tracking.warm); each test then runs main as a later run of
+that user would, with parameters or code edits of its own, so every test passes alone and in
+any order. Those later mains run their steps inside main's
 process (INLINE_STEPS), except where a step's own process is what a test kills; the forced
 rerun checks that they log what the first, process-per-step main logged.
 """
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from runs import artifact_paths, make_store, mlflow_run_args
@@ -37,17 +42,20 @@ def command(project, **params) -> list[str]:
                            project["experiment_id"])
 
 
-def env(project, inline: bool = True) -> dict[str, str]:
+def env(project, inline: bool = True, **extra: str) -> dict[str, str]:
     """The copy's code first on the path; its steps inline unless `inline=False`."""
     return project["store"].env(PYTHONPATH=str(project["dir"]),
-                                **(INLINE_STEPS if inline else {}))
+                                **(INLINE_STEPS if inline else {}), **extra)
 
 
-def run_main(project, inline: bool = True, **params) -> tuple[subprocess.CompletedProcess, dict]:
-    """Run main; return the process and {step: (run id, cached)} from the new parent run."""
+def run_main(project, inline: bool = True, tmpdir: Path | None = None,
+             **params) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run main (with its temporary files in `tmpdir`, if given); return the process and
+    {step: (run id, cached)} from the new parent run."""
     before = {r.info.run_id for r in project["client"].search_runs([project["experiment_id"]])}
     proc = subprocess.run(command(project, **params), cwd=project["dir"],
-                          env=env(project, inline), capture_output=True, text=True, timeout=600)
+                          env=env(project, inline, **({"TMPDIR": str(tmpdir)} if tmpdir else {})),
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
     new = [r for r in project["client"].search_runs([project["experiment_id"]])
            if r.info.run_id not in before]
@@ -64,8 +72,10 @@ def ran(result) -> list[str]:
 @pytest.fixture(scope="module")
 def first(project):
     """The first run of main with the base parameters: every step runs."""
-    _, result = run_main(project, inline=False)
-    return result
+    # its own temporary folder, short enough for the warm server's socket (agnews.tracking.warm)
+    with tempfile.TemporaryDirectory(prefix="agnews-first-") as tmpdir:
+        _, result = run_main(project, inline=False, tmpdir=Path(tmpdir))
+        yield {**result, "tmpdir": Path(tmpdir)}
 
 
 @contextlib.contextmanager
@@ -92,6 +102,14 @@ def test_first_run_runs_every_step(first):
     names = {project_step: run.info.run_name for run in first["new"]
              for project_step in [run.data.tags.get("step")] if project_step}
     assert names == {s: s for s in STEPS}
+    # each step a process of its own, forked from main's warm server (agnews.tracking.warm)
+    steps = [run for run in first["new"] if run.data.tags.get("step")]
+    assert {run.data.tags["mlflow.project.backend"] for run in steps} == {"forked"}
+    pids = {run.data.tags["process.pid"] for run in steps}
+    assert len(pids) == len(STEPS) and parent.data.tags["process.pid"] not in pids
+    assert all(run.data.metrics["peak_rss_mb"] > 50 for run in steps)
+    # each step's scratch folder went with it, as its exit handlers ran (agnews.tracking.scratch)
+    assert not list(first["tmpdir"].glob("agnews-step-*"))
 
 
 def test_identical_rerun_reuses_every_step_and_starts_no_child(project, first):
@@ -115,8 +133,8 @@ TIMINGS = ("epoch_seconds", "train_samples_per_second", "predict_rows_per_second
 
 
 def test_force_all_reruns_everything_and_reproduces_every_metric(project, first):
-    """Forced, every step reruns (here inside main's process, where the first main ran each
-    step in its own): the same parameters, tags, artifacts and metric values."""
+    """Forced, every step reruns (here inside main's process, where the first main forked
+    each step from its warm server): the same parameters, tags, artifacts and metric values."""
     _, result = run_main(project, force="all")
     assert ran(result) == list(STEPS)
     client = project["client"]
@@ -131,7 +149,7 @@ def test_force_all_reruns_everything_and_reproduces_every_metric(project, first)
             k: v for k, v in again.data.params.items() if k not in upstream}, step
         assert set(before.data.tags) == set(again.data.tags), step  # the values: pids, times
         assert (before.data.tags["mlflow.project.backend"],
-                again.data.tags["mlflow.project.backend"]) == ("local", "inline")
+                again.data.tags["mlflow.project.backend"]) == ("forked", "inline")
         assert set(artifact_paths(client, before.info.run_id)) == set(
             artifact_paths(client, again.info.run_id)), step
     with project["store"].tracking():  # the served model's signature, inferred in both
@@ -228,7 +246,7 @@ def test_a_changed_train_parameter_at_once_in_two_mains_runs_each_step_once(proj
 
 def test_a_killed_train_resumes_from_its_last_complete_epoch(project):
     params = {"train_size": 400, "epochs": 3, "learning_rate": 1e-3}  # a few seconds per epoch
-    # the train step in a process of its own, for pkill to find by its command line
+    # the train step in a process of its own, for the kill below
     proc = subprocess.Popen(command(project, **params), cwd=project["dir"],
                             env=env(project, inline=False), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -242,8 +260,9 @@ def test_a_killed_train_resumes_from_its_last_complete_epoch(project):
             break
         time.sleep(0.2)
     assert train is not None, "train never finished its first epoch"
-    # kill -9 the train process only: its command line names its own checkpoint folder
-    subprocess.run(["pkill", "-9", "-f", f"{project['dir']}/.checkpoints"], check=False)
+    # kill -9 the train process only: the pid its run recorded once it started
+    # (agnews.tracking.stale), a process forked from main's warm server
+    os.kill(int(client.get_run(train.info.run_id).data.tags["process.pid"]), signal.SIGKILL)
     proc.communicate(timeout=120)
     assert proc.returncode != 0
     checkpoints = list((project["dir"] / ".checkpoints").glob("*/checkpoint.pt"))
@@ -270,9 +289,6 @@ def test_a_main_killed_during_evaluate_leaves_no_run_running_after_the_next(proj
     """kill -9 of the whole `mlflow run` process group while evaluate runs leaves the parent
     and evaluate RUNNING; the next main reuses what finished, marks those two KILLED and says
     so in one line."""
-    import os
-    import signal
-
     client = project["client"]
     before = {r.info.run_id for r in client.search_runs([project["experiment_id"]])}
     proc = subprocess.Popen(command(project, force="evaluate"), cwd=project["dir"],
