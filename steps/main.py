@@ -1,9 +1,11 @@
 """The `main` entry point: ingest → tokenize → train → evaluate → register → report, nested.
 
-Each step is started with `mlflow.projects.run` inside this (parent) run, which makes it a
-child (`mlflow.parentRunId`); steps receive their inputs as `runs:/<upstream run>/<artifact>`
-URIs. Before starting a step, main computes its cache key (`agnews.tracking.step_cache`): a
-FINISHED run of the experiment with the same key is reused instead (`step.<name>.cached=true`).
+Each step runs its MLproject command in a child run of this (parent) run
+(`mlflow.parentRunId`), a process of its own: on Linux forked from a warm server that has
+imported the libraries once (`agnews.tracking.warm`), elsewhere started by
+`mlflow.projects.run`. Steps receive their inputs as `runs:/<upstream run>/<artifact>` URIs.
+Before starting a step, main computes its cache key (`agnews.tracking.step_cache`): a FINISHED
+run of the experiment with the same key is reused instead (`step.<name>.cached=true`).
 The parent run is named `main` plus the parameters that differ from the defaults, each child
 after its step. The parent records each step's run id (`step.<name>.run_id`), copies the final
 test metrics, and links the report. If a step fails, the parent ends FAILED naming the step. A

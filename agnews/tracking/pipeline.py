@@ -72,7 +72,8 @@ def run_child(step: str, parameters: dict[str, str], experiment_id: str, key: st
     virtualenv or local), so each step reuses it instead of building a new one per step.
     Synchronous: MLflow then starts the step's command itself, where an asynchronous run would
     first start an `mlflow run` process per step (~2-3 s of start-up each); on Ctrl-C MLflow
-    stops the step and marks its run failed.
+    stops the step and marks its run failed. Where main owns a warm server
+    (`agnews.tracking.warm`), the same command runs in a process forked from it instead.
     """
     import mlflow
     from mlflow.entities import Param

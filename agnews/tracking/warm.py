@@ -3,7 +3,7 @@
 A step started as `python -m steps.<step>` spends seconds importing MLflow, pandas, torch and
 transformers before it does anything, six times over in a `main`. On Linux, `main` (and
 `sweep`) run from the command line instead start each step through Python's `forkserver`:
-a server process, started once at the first step, imports those libraries
+a server process, started once main has pinned its inputs, imports those libraries
 (`agnews.tracking.preload`), and every step is then a fresh fork of it that runs the step's
 MLproject command (computed by MLflow's own project code, as with `AGNEWS_INLINE_STEPS=1`) in
 the pre-created child run, in main's current environment. Each step keeps what a process of
@@ -97,11 +97,12 @@ def run_forked(project: Path, step: str, parameters: dict[str, str], run_id: str
             if process.is_alive():
                 process.terminate()
                 process.join()
-            client.set_terminated(run_id, "KILLED")
+            if client.get_run(run_id).info.status == "RUNNING":
+                client.set_terminated(run_id, "FAILED")  # as mlflow.projects marks it
             raise
     code = process.exitcode
-    if code is None or code < 0:  # killed by a signal
-        print(f"{step}: its process died of signal {-(code or 0)}", file=sys.stderr)
+    if code < 0:  # killed by a signal
+        print(f"{step}: its process died of signal {-code}", file=sys.stderr)
         code = 1
     if client.get_run(run_id).info.status == "RUNNING":
         client.set_terminated(run_id, "FAILED" if code else "FINISHED")

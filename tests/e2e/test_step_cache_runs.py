@@ -285,6 +285,39 @@ def test_a_killed_train_resumes_from_its_last_complete_epoch(project):
     assert not checkpoints[0].parent.exists()  # removed, with its folder, once the run finished
 
 
+def test_ctrl_c_during_train_stops_main_and_its_forked_steps(project):
+    """Ctrl-C in a terminal sends SIGINT to the whole foreground process group: `mlflow run`,
+    main, its warm server and the step forked from it. All of them end, main with an error,
+    and the step's run is not left FINISHED."""
+    params = {"train_size": 400, "epochs": 3, "learning_rate": 1e-3, "seed": 7}
+    proc = subprocess.Popen(command(project, **params), cwd=project["dir"],
+                            env=env(project, inline=False), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    client, train = project["client"], None
+    deadline = time.monotonic() + 300
+    while train is None and time.monotonic() < deadline and proc.poll() is None:
+        for run in client.search_runs([project["experiment_id"]],
+                                      "tags.step = 'train' and attributes.status = 'RUNNING'"):
+            if client.get_metric_history(run.info.run_id, "train_loss_step") or \
+                    client.get_metric_history(run.info.run_id, "val_f1"):
+                train = run
+        time.sleep(0.2)
+    assert train is not None, "train never started training"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)  # any process of the group still there?
+        except ProcessLookupError:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("a process of main's group outlived Ctrl-C")
+    assert client.get_run(train.info.run_id).info.status != "FINISHED"
+
+
 def test_a_main_killed_during_evaluate_leaves_no_run_running_after_the_next(project, first):
     """kill -9 of the whole `mlflow run` process group while evaluate runs leaves the parent
     and evaluate RUNNING; the next main reuses what finished, marks those two KILLED and says
