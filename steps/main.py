@@ -50,10 +50,11 @@ from agnews.tracking.pipeline import (
     headline,
     run_or_reuse,
     step_parameters,
+    steps_to_run,
 )
 from agnews.tracking.step_cache import STEPS, forced_steps, step_keys
 from agnews.tracking.titles import run_title
-from agnews.tracking.warm import serve_steps, start_server
+from agnews.tracking.warm import serve_steps, start_server, use_server, worth_a_server
 
 # Deferred imports: mlflow and the heavier libraries (and the agnews modules that import them)
 # load in main, after the arguments parse: a bad parameter gets its one-line error at once.
@@ -94,6 +95,8 @@ def main(argv=None) -> None:
     client = MlflowClient()
     with long_lived(), mlflow.start_run() as parent, fail_fast():
         experiment_id = parent.info.experiment_id
+        # forked from the warm server only where a step that loads torch will run
+        use_server(worth_a_server(steps_to_run(client, experiment_id, keys, forced)))
         name_run(title)
         mlflow.set_tags(process_tags())
         for flag, pin in pins.items():

@@ -119,6 +119,13 @@ def run_child(step: str, parameters: dict[str, str], experiment_id: str, key: st
     return run_id
 
 
+def steps_to_run(client, experiment_id: str, keys: dict[str, str], forced: set[str]) -> list[str]:
+    """The steps that have no FINISHED run of their key in the experiment, or are forced: what
+    `run_or_reuse` will run, unless a concurrent identical run finishes one first."""
+    return [step for step, key in keys.items()
+            if step in forced or not find_cached(client, experiment_id, step, key)]
+
+
 def run_or_reuse(client, step: str, key: str, parameters, experiment_id: str,
                  parent_run_id: str, who: str = "main", forced: bool = False) -> tuple[str, bool]:
     """The run of `step` with cache key `key`: a FINISHED one of the experiment if there is

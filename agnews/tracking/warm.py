@@ -49,12 +49,21 @@ def _context():
     return context
 
 
+def worth_a_server(to_run: list[str]) -> bool:
+    """Whether steps `to_run` gain from the warm server: only if one of them loads torch and
+    transformers (train, evaluate). Its imports take about as long as those two steps' own;
+    the light steps alone (a rerun of register or report) start sooner as new interpreters,
+    which import only MLflow and pandas."""
+    return bool(set(to_run) & {"train", "evaluate"})
+
+
 def start_server(who: str) -> None:
     """Start the warm server now, where steps are forked, so that it imports while `who`
-    (main, sweep) does its own first work (its runs, its cache lookups); the first step waits
-    only for the rest. Call it once the environment the steps need is set (`HF_HUB_OFFLINE`):
-    the server's libraries read theirs as they are imported. Where it cannot start, the steps
-    start as new interpreters, as MLflow's project runner starts them, and one line says so."""
+    (main, sweep) does its own first work (opening the tracking store, its runs, its cache
+    lookups); the first step waits only for the rest. Call it once the environment the steps
+    need is set (`HF_HUB_OFFLINE`): the server's libraries read theirs as they are imported.
+    Where it cannot start, the steps start as new interpreters, as MLflow's project runner
+    starts them, and one line says so."""
     if not forking():
         return
     from multiprocessing import forkserver
@@ -66,6 +75,14 @@ def start_server(who: str) -> None:
         _enabled.clear()
         print(f"{who}: each step starts a new interpreter: the warm server could not start "
               f"({err}; a shorter TMPDIR fixes a path too long)", file=sys.stderr, flush=True)
+
+
+def use_server(worth_it: bool) -> None:
+    """Keep forking this process's steps only if `worth_it` (`worth_a_server`); otherwise they
+    start as new interpreters, and the server, started before the cache was read, ends with
+    this process once it has loaded."""
+    if not worth_it:
+        _enabled.clear()
 
 
 def run_forked(project: Path, step: str, parameters: dict[str, str], run_id: str) -> int:

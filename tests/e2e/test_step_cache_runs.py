@@ -181,6 +181,16 @@ def test_code_only_the_report_runs_reruns_only_the_report(project, first):
     assert ran(result) == ["report"]
 
 
+def test_a_rerun_of_light_steps_alone_starts_them_as_new_interpreters(project, first):
+    """With no step to run that loads torch, main starts no warm server, whose imports would
+    cost more than the steps' own (agnews.tracking.warm): the forced report starts as MLflow's
+    runner starts a step."""
+    _, result = run_main(project, inline=False, force="report")
+    assert ran(result) == ["report"]
+    report = project["client"].get_run(result["steps"]["report"][0])
+    assert report.data.tags["mlflow.project.backend"] == "local"
+
+
 def test_comments_and_docstrings_in_shared_code_rerun_nothing(project, first):
     """agnews/config.py is imported by every step: a comment or docstring there changes no
     step's code."""

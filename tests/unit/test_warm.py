@@ -40,6 +40,13 @@ def test_fork_steps_0_starts_each_step_in_a_new_interpreter(owner, monkeypatch):
     assert not warm.forking()
 
 
+def test_a_server_only_where_a_step_that_loads_torch_will_run():
+    assert warm.worth_a_server(["ingest", "tokenize", "train", "evaluate", "register", "report"])
+    assert warm.worth_a_server(["evaluate", "register", "report"])
+    assert not warm.worth_a_server(["register", "report"])
+    assert not warm.worth_a_server([])  # all cached
+
+
 def test_the_server_loads_every_library_and_starts_nothing_a_fork_would_break():
     """In a process of its own, as the server imports it: every module is there, and no
     thread, CUDA context or OpenMP work has been started that a forked step could not redo;
