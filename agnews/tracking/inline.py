@@ -67,6 +67,18 @@ def step_argv(project: Path, step: str, parameters: dict[str, str], storage_dir:
     return argv[3:]
 
 
+def argv_or_fail(client, project: Path, step: str, parameters: dict[str, str], run_id: str,
+                 storage: str) -> list[str] | None:
+    """The step's arguments (`step_argv`), or None once its run is FAILED and the one line
+    `mlflow run` would print for a command it refuses to start is on stderr."""
+    try:
+        return step_argv(project, step, parameters, storage)
+    except Exception as err:  # noqa: BLE001 - what `mlflow run` would refuse to start
+        print(f"{step}: error: {err}", file=sys.stderr)
+        client.set_terminated(run_id, "FAILED")
+        return None
+
+
 def exit_code(step: str, argv: list[str]) -> int:
     """Run `steps.<step>` as its command line would (`agnews.cli.run_step`: a UserError is
     one line on stderr) and return its exit code; a crash prints its traceback, code 1."""
@@ -98,11 +110,8 @@ def run_inline(project: Path, step: str, parameters: dict[str, str], run_id: str
     client.set_tag(run_id, "mlflow.project.backend", "inline")
     result: list[int] = []
     with _ONE_AT_A_TIME, tempfile.TemporaryDirectory() as storage:
-        try:
-            argv = step_argv(project, step, parameters, storage)
-        except Exception as err:  # noqa: BLE001 - what `mlflow run` would refuse to start
-            print(f"{step}: error: {err}", file=sys.stderr)
-            client.set_terminated(run_id, "FAILED")
+        argv = argv_or_fail(client, project, step, parameters, run_id, storage)
+        if argv is None:
             return 2
         print(f"{step}: runs inside this process (AGNEWS_INLINE_STEPS=1)", flush=True)
 

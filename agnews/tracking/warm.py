@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from agnews.tracking.inline import exit_code, step_argv
+from agnews.tracking.inline import argv_or_fail, exit_code
 
 FORK_ENV = "AGNEWS_FORK_STEPS"
 PRELOAD = "agnews.tracking.preload"
@@ -96,11 +96,8 @@ def run_forked(project: Path, step: str, parameters: dict[str, str], run_id: str
     # where `mlflow.projects` would record its "local" backend: say what ran it instead
     client.set_tag(run_id, "mlflow.project.backend", "forked")
     with tempfile.TemporaryDirectory() as storage:
-        try:
-            argv = step_argv(project, step, parameters, storage)
-        except Exception as err:  # noqa: BLE001 - what `mlflow run` would refuse to start
-            print(f"{step}: error: {err}", file=sys.stderr)
-            client.set_terminated(run_id, "FAILED")
+        argv = argv_or_fail(client, project, step, parameters, run_id, storage)
+        if argv is None:
             return 2
         sys.stdout.flush()
         sys.stderr.flush()
