@@ -49,18 +49,24 @@ def test_a_server_only_where_a_step_that_loads_torch_will_run():
 
 def test_the_server_loads_every_library_and_starts_nothing_a_fork_would_break():
     """In a process of its own, as the server imports it: every module is there, and no
-    thread, CUDA context or OpenMP work has been started that a forked step could not redo;
-    what it loaded is frozen out of the collector's passes."""
+    thread, CUDA context or question to CUDA has been started that a forked step could not
+    redo; what it loaded is frozen out of the collector's passes."""
+    # On a GPU machine even asking whether CUDA is there (the CUDA runtime's device count)
+    # initializes its driver, which a forked child then cannot use: nothing may ask.
     probe = (
-        "import gc, json, threading, agnews.tracking.preload as p, torch\n"
+        "import torch, torch.cuda\n"
+        "asked = []\n"
+        "for name in ('is_available', 'device_count'):\n"
+        "    setattr(torch.cuda, name, lambda *a, _n=name, **k: asked.append(_n))\n"
+        "import gc, json, threading, agnews.tracking.preload as p\n"
         "print(json.dumps({'missing': [m for m in p.MODULES if m not in __import__('sys')"
         ".modules], 'threads': threading.active_count(), 'cuda': torch.cuda.is_initialized(),"
-        " 'frozen': gc.get_freeze_count()}))")
+        " 'asked': asked, 'frozen': gc.get_freeze_count()}))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=subprocess_env(),
                          capture_output=True, text=True, timeout=300, check=True)
     facts = json.loads(out.stdout.strip().splitlines()[-1])
     assert facts["missing"] == []
-    assert facts["threads"] == 1 and facts["cuda"] is False
+    assert facts["threads"] == 1 and facts["cuda"] is False and facts["asked"] == []
     assert facts["frozen"] > 100_000  # the libraries' objects, not walked by a step's collections
 
 
