@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from agnews.tracking.inline import argv_or_fail, exit_code
+from agnews.tracking.inline import argv_or_fail, exit_code, inline_steps
 
 FORK_ENV = "AGNEWS_FORK_STEPS"
 PRELOAD = "agnews.tracking.preload"
@@ -38,9 +38,11 @@ def serve_steps() -> None:
 
 
 def forking() -> bool:
-    """Whether `run_child` forks this process's steps from the warm server."""
+    """Whether `run_child` forks this process's steps from the warm server: not where they run
+    inside it (`AGNEWS_INLINE_STEPS=1`, whose steps that need a process of their own, a
+    sweep's `n_jobs` trials, start as new interpreters)."""
     return bool(_enabled) and sys.platform.startswith("linux") \
-        and os.environ.get(FORK_ENV, "1") != "0"
+        and os.environ.get(FORK_ENV, "1") != "0" and not inline_steps()
 
 
 def _context():

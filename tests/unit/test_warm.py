@@ -11,6 +11,7 @@ import pytest
 from support import ROOT, subprocess_env
 
 from agnews.tracking import warm
+from agnews.tracking.inline import INLINE_ENV
 
 
 @pytest.fixture
@@ -18,6 +19,7 @@ def owner(monkeypatch):
     """This process as `main` run from the command line: it owns its steps."""
     monkeypatch.setattr(warm, "_enabled", [])
     monkeypatch.delenv(warm.FORK_ENV, raising=False)
+    monkeypatch.delenv(INLINE_ENV, raising=False)
     warm.serve_steps()
 
 
@@ -37,6 +39,14 @@ def test_a_main_run_from_the_command_line_forks_its_steps_on_linux(owner, monkey
 def test_fork_steps_0_starts_each_step_in_a_new_interpreter(owner, monkeypatch):
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.setenv(warm.FORK_ENV, "0")
+    assert not warm.forking()
+
+
+def test_steps_inline_start_no_server(owner, monkeypatch):
+    """Inline, main runs its steps itself; what needs a process of its own (a sweep's n_jobs
+    trials) then starts a new interpreter, not a server for a step or two."""
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv(INLINE_ENV, "1")
     assert not warm.forking()
 
 
