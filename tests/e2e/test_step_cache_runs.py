@@ -6,7 +6,7 @@ first run, as a user's first `mlflow run` would, each step in a process of its o
 from main's warm server, agnews.tracking.warm); each test then runs main as a later run of
 that user would, with parameters or code edits of its own, so every test passes alone and in
 any order. Those later mains run their steps inside main's
-process (INLINE_STEPS), except where a step's own process is what a test kills; the forced
+process (INLINE_STEPS), except where a step's own process is what a test is about; the forced
 rerun checks that they log what the first, process-per-step main logged.
 """
 from __future__ import annotations
@@ -182,9 +182,9 @@ def test_code_only_the_report_runs_reruns_only_the_report(project, first):
 
 
 def test_a_rerun_of_light_steps_alone_starts_them_as_new_interpreters(project, first):
-    """With no step to run that loads torch, main starts no warm server, whose imports would
-    cost more than the steps' own (agnews.tracking.warm): the forced report starts as MLflow's
-    runner starts a step."""
+    """With no step to run that loads torch, main forks nothing from its warm server, whose
+    imports would take longer than the light steps' own (agnews.tracking.warm): the forced
+    report starts as MLflow's runner starts a step."""
     _, result = run_main(project, inline=False, force="report")
     assert ran(result) == ["report"]
     report = project["client"].get_run(result["steps"]["report"][0])
@@ -314,7 +314,7 @@ def test_ctrl_c_during_train_stops_main_and_its_forked_steps(project):
         time.sleep(0.2)
     assert train is not None, "train never started training"
     os.killpg(proc.pid, signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    proc.communicate(timeout=120)
     assert proc.returncode != 0
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
