@@ -19,7 +19,7 @@ SPLITS = ("train", "val", "test")  # the files ingest writes and every later ste
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 GATE_ON = ("point", "lower_bound")
 PROMOTE = ("better", "not_worse")
-SCORER_CHOICES = ("auto", "pytorch", "onnx", "onnx-int8")
+SCORER_CHOICES = ("auto", "pytorch", "onnx", "onnx-int8", "openvino")
 PRECISION_HELP = ("auto (measured on a CPU: the faster of fp32 and bf16; on a GPU: bf16 where "
                   "native, else fp16 with loss scaling), fp32, bf16, or fp16 (GPU only)")
 MODEL_REVISION_HELP = ("branch, tag or commit of a Hub model (ignored for a local folder); main "
@@ -128,8 +128,8 @@ class TrainConfig:
         "and PET_RDZV_ENDPOINT on each", 1)
     scorer: str = _help(
         "runtime the logged model scores with: auto (the fastest of PyTorch, ONNX Runtime fp32 "
-        "and int8 that passes the parity gate on the val and test rows), pytorch, onnx or "
-        "onnx-int8",
+        "and int8, and OpenVINO that passes the parity gate on the val and test rows), pytorch, "
+        "onnx, onnx-int8 or openvino",
         "auto")
 
     def __post_init__(self):

@@ -2,7 +2,8 @@
 """The parity gate's error rates, and each runtime's speed, on a trained model.
 
 Scores every row of the data's test split with PyTorch (fp32 and the precision `auto` picks),
-ONNX Runtime fp32 and ONNX Runtime int8 (exported and quantized as train does), prints each
+ONNX Runtime fp32 and ONNX Runtime int8 (exported and quantized as train does) and OpenVINO on
+the fp32 graph at the precision `auto` picks (as train judges it), prints each
 runtime's rows/s, agreement with PyTorch and accuracy on the whole split, then draws `--draws`
 random subsets of each size in `--sizes` and prints how often the gate passes each runtime on a
 subset of that size (a train run judges agreement on its val and test rows: 700 by
@@ -92,6 +93,7 @@ def main() -> None:
     from agnews.model.device import Precision
     from agnews.model.onnx_export import export_onnx
     from agnews.model.onnx_trial import quantize_int8, timed
+    from agnews.model.openvino_runtime import OpenVinoRuntime, open_session
     from agnews.model.padding import softmax
     from agnews.model.parity import judge
     from agnews.model.runtimes import OnnxRuntime, TorchRuntime, onnx_session, open_classifier
@@ -116,6 +118,7 @@ def main() -> None:
         runtimes["onnx"] = OnnxRuntime(onnx_session(fp32), "onnx")
         runtimes["onnx-int8"] = OnnxRuntime(onnx_session(
             quantize_int8(fp32, Path(tmp) / "model.int8.onnx")), "onnx-int8")
+        runtimes["openvino"] = OpenVinoRuntime(open_session(fp32, clf.runtime.precision.score))
         for block in filter(None, args.block_int8.split(",")):
             name = f"onnx int8 blocks of {block}"
             runtimes[name] = OnnxRuntime(onnx_session(
@@ -141,7 +144,7 @@ def main() -> None:
           f"judged as train judges ({args.draws} draws each):")
     print("| runtime | " + " | ".join(f"n={n}" for n in sizes) + " |")
     print("|---|" + "---|" * len(sizes))
-    for name in ("onnx", "onnx-int8"):
+    for name in ("onnx", "onnx-int8", "openvino"):
         probs = scored[name][0]
         rates = []
         for n in sizes:

@@ -8,6 +8,7 @@ length, probabilities from our own forward pass).
 from __future__ import annotations
 
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,19 +32,21 @@ INPUT_EXAMPLE = ["Stocks rally as oil prices fall for a third day",
                  "Underdogs win the cup final in extra time"]
 
 
-def pip_requirements(onnx: bool) -> list[str]:
+def pip_requirements(scorer: str = "pytorch") -> list[str]:
     """Exact versions of what the model needs to load; explicit because MLflow's inference
     of them imports torchvision, which this stack does not install. PyTorch stays in the list
-    for an ONNX model too: it is the fallback where the ONNX file does not open."""
+    for a graph runtime too: it is the fallback where the ONNX file does not open."""
     import accelerate
     import transformers
 
     needs = [f"torch=={torch_version()}", f"transformers=={transformers.__version__}",
              f"accelerate=={accelerate.__version__}"]
-    if onnx:
+    if scorer.startswith("onnx"):
         import onnxruntime
 
         needs.append(f"onnxruntime=={onnxruntime.__version__}")
+    elif scorer == "openvino":
+        needs.append(f"openvino=={version('openvino')}")  # not imported: see openvino_runtime
     return needs
 
 
@@ -76,6 +79,10 @@ def log_classifier(model, tokenizer, max_length: int, choice: RuntimeChoice | No
     from mlflow.types import ColSpec, Schema
 
     scorer = choice.scorer if choice is not None else "pytorch"
+    settings = {"max_length": max_length, "batch_size": 64, "chunk_rows": 1024,
+                "precision": "auto", "runtime": scorer}
+    if scorer == "openvino":
+        settings["inference_precision"] = choice.precision
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / ARTIFACT
         model.save_pretrained(folder)
@@ -89,11 +96,11 @@ def log_classifier(model, tokenizer, max_length: int, choice: RuntimeChoice | No
             name=MODEL_NAME, python_model=str(code), artifacts=artifacts,
             code_paths=[str(PROJECT_DIR / "agnews")], input_example=INPUT_EXAMPLE,
             signature=ModelSignature(inputs=Schema([ColSpec("string")])),
-            pip_requirements=pip_requirements(ONNX_ARTIFACT in artifacts),
+            pip_requirements=pip_requirements(scorer if ONNX_ARTIFACT in artifacts
+                                              else "pytorch"),
             # "runtime", not "scorer": MLflow logs model_config as params of the run, where
             # train's `scorer` parameter (what was asked, e.g. auto) already stands.
-            model_config={"max_length": max_length, "batch_size": 64, "chunk_rows": 1024,
-                          "precision": "auto", "runtime": scorer})
+            model_config=settings)
 
 
 def load_logged_classifier(model_uri: str, precision: str = "auto") -> Classifier:
@@ -123,7 +130,9 @@ def load_logged_classifier(model_uri: str, precision: str = "auto") -> Classifie
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
         files = {name: local / spec["path"] for name, spec in pyfunc.get("artifacts", {}).items()}
         return open_classifier(files[ARTIFACT], files.get(ONNX_ARTIFACT),
-                               logged_runtime(settings), max_length, precision, split=True)
+                               logged_runtime(settings), max_length, precision, split=True,
+                               logged_precision=str(settings.get("inference_precision",
+                                                                 "fp32")))
     except (MlflowException, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         hint = ("register one first (main's register step) or pass -P model_uri=runs:/<train "

@@ -1,13 +1,15 @@
 """After training: export the classifier to ONNX, quantize it, and pick the runtime that scores.
 
 `pick_runtime` scores the test rows with PyTorch (the reference), exports the model, then has
-ONNX Runtime score the same rows in fp32 and with int8 weights, in a process of its own
-(`agnews.model.onnx_trial`, started as the export begins), each timed, and lets the parity gate
-(`agnews.model.parity`) choose. Choosing for itself (`auto`), it stops a variant once PyTorch's
-time for the rows has passed, or sooner once its pace is on course for well past that time
-(either way it cannot be the fastest, so it is not judged), or once it has disagreed with
-PyTorch on more rows than the gate's bound allows (it has failed already). A model whose export,
-quantization or ONNX scoring fails scores with PyTorch, and the run says why in one line.
+ONNX Runtime score the same rows in fp32 and with int8 weights, and OpenVINO on the fp32 graph
+at PyTorch's scoring precision, in a process of its own (`agnews.model.onnx_trial`, started as
+the export begins), each timed, and lets the parity gate (`agnews.model.parity`) choose.
+Choosing for itself (`auto`), it stops a variant once PyTorch's time for the rows has passed, or
+sooner once its pace is on course for well past that time (either way it cannot be the fastest,
+so it is not judged), or once it has disagreed with PyTorch on more rows than the gate's bound
+allows (it has failed already). A model whose export, quantization or ONNX scoring fails scores
+with PyTorch, and the run says why in one line; where OpenVINO alone fails (not installed, or
+refusing the graph), the others are judged without it.
 
 The export is torch's TorchScript-based exporter (`dynamo=False`), the path optimum exports BERT
 models through: ONNX Runtime's quantizer cannot infer the shapes of the graph torch's newer
@@ -29,6 +31,7 @@ import torch
 from agnews import PROJECT_DIR
 from agnews.model.device import release_freed_memory
 from agnews.model.onnx_trial import save_rows, timed
+from agnews.model.openvino_runtime import inference_precision
 from agnews.model.parity import (
     MIN_AGREEMENT,
     REFERENCE,
@@ -39,6 +42,7 @@ from agnews.model.parity import (
     most_disagreements,
     rows_needed,
     slower,
+    unavailable,
 )
 from agnews.model.runtimes import SCORERS, TorchRuntime
 
@@ -54,6 +58,7 @@ class RuntimeChoice:
     onnx: Path | None = None          # the chosen ONNX file; None for PyTorch
     trials: list[Trial] = field(default_factory=list)
     warning: str = ""                 # set when an ONNX variant could not be made
+    precision: str = "fp32"           # what OpenVINO scored at (its logged precision)
 
 
 @dataclass
@@ -68,6 +73,7 @@ class Scored:
     rows: int
     disagreements: int | None = None
     projected: float | None = None
+    error: str = ""                   # the variant could not score at all
 
 
 def export_onnx(model, path: Path, attention: str = "eager") -> Path:
@@ -117,12 +123,14 @@ class OnnxTrials:
 
     def __init__(self, onnx: Path, ids: list, pad_id: int, batch_size: int, int8: Path | None,
                  folder: Path, stop_after: float | None = None,
-                 reference: np.ndarray | None = None, most: int | None = None):
+                 reference: np.ndarray | None = None, most: int | None = None,
+                 openvino: str | None = None):
         rows, self.out = folder / "rows.npz", folder / "scored.npz"
         save_rows(rows, ids, pad_id, batch_size, reference if most is not None else None)
         command = [sys.executable, "-m", "agnews.model.onnx_trial", str(onnx), str(rows),
                    str(self.out), "--wait"]
         command += ["--int8", str(int8)] if int8 else []
+        command += ["--openvino", openvino] if openvino else []
         command += ["--stop-after", repr(stop_after)] if stop_after is not None else []
         command += ["--most-disagreements", str(most)] if most is not None else []
         self.process = start_process(command)
@@ -142,9 +150,11 @@ class OnnxTrials:
             return kind(scored[key]) if key in scored else None
 
         results = {}
-        for name in ("onnx", "onnx-int8"):
+        for name in (s for s in SCORERS if s != REFERENCE):
             seconds = known(f"{name}.seconds", float) or 0.0
-            if f"{name}.logits" in scored:
+            if f"{name}.error" in scored:
+                results[name] = Scored(None, 0.0, 0, error=str(scored[f"{name}.error"]))
+            elif f"{name}.logits" in scored:
                 logits = scored[f"{name}.logits"]
                 results[name] = Scored(logits, seconds, len(logits))
             elif f"{name}.stopped_rows" in scored:
@@ -181,15 +191,19 @@ def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad
         release_freed_memory()  # the reference pass's, under the exporter's copies of the weights
         fp32 = folder / "model.onnx"
         int8 = folder / "model.int8.onnx" if "onnx-int8" in wanted else None
+        openvino = inference_precision(precision.score) if "openvino" in wanted else None
         # choosing for itself, a pass stops once it cannot be chosen: slower, or failed
         stop_after = seconds if asked == "auto" else None
         most = most_disagreements(len(ids)) if asked == "auto" else None
         scoring = None
         try:
             scoring = OnnxTrials(fp32, ids, pad_id, batch_size, int8, folder, stop_after,
-                                 reference.argmax(axis=1), most)
+                                 reference.argmax(axis=1), most, openvino)
             export_onnx(model, fp32)
             for name, run in scoring.results().items():
+                if run.error:
+                    trials.append(unavailable(name, len(ids), run.error))
+                    continue
                 if run.disagreements is not None:
                     trials.append(disagreeing(name, len(ids), run.rows, run.disagreements))
                     continue
@@ -198,7 +212,7 @@ def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad
                                          run.projected))
                     continue
                 trials.append(judge(name, reference, softmax(run.logits), labels, run.seconds))
-                onnx[name] = fp32 if name == "onnx" else int8
+                onnx[name] = int8 if name == "onnx-int8" else fp32
         except Exception as err:  # noqa: BLE001 - any failure to export means PyTorch scores
             if scoring is not None:
                 scoring.cancel()
@@ -212,4 +226,5 @@ def pick_runtime(model, precision, ids: list[list[int]], labels: np.ndarray, pad
     scorer, reason = choose(trials, asked if asked in onnx else "auto")
     if warning:
         reason = f"{warning}; {reason}"
-    return RuntimeChoice(scorer, reason, onnx.get(scorer), trials, warning)
+    return RuntimeChoice(scorer, reason, onnx.get(scorer), trials, warning,
+                         inference_precision(precision.score))

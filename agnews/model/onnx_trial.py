@@ -1,4 +1,5 @@
-"""Scoring the test rows with ONNX Runtime, fp32 and int8, in a process of its own.
+"""Scoring the test rows with the exported graph (ONNX Runtime fp32 and int8, OpenVINO) in a
+process of its own.
 
 Train's parity gate (`agnews.model.onnx_export.pick_runtime`) starts this module as it exports
 the model: here the graph is quantized to int8 and each variant scores the test rows, timed. A
@@ -9,7 +10,9 @@ and NumPy, which import in under a second. It also scores as evaluate will: with
 the process.
 
     python -m agnews.model.onnx_trial <model.onnx> <rows.npz> <out.npz> --int8 <model.int8.onnx> \
-        [--stop-after <seconds>] [--most-disagreements <rows>] [--wait]
+        [--openvino fp32|bf16] [--stop-after <seconds>] [--most-disagreements <rows>] [--wait]
+
+With `--openvino` the fp32 graph is scored by OpenVINO too, at that precision (train's).
 
 With `--wait` (as train starts it, before the export) it imports ONNX Runtime and its quantizer
 first, then waits for a line `go` on stdin, so its start-up runs while the graph is written.
@@ -25,6 +28,7 @@ it has disagreed with PyTorch on more rows than that: it has failed the gate wha
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
@@ -34,6 +38,8 @@ import numpy as np
 
 from agnews.model.padding import PAD_MULTIPLE, lengths_of, padded_width
 from agnews.model.runtimes import OnnxRuntime, onnx_session
+
+OPENVINO = "openvino"
 
 # Projected from its first batches (the longest texts, which cost more per token), a pass's
 # time overshot its real time by up to 32% after the first batch and at most 20% from the third
@@ -150,14 +156,27 @@ def timed(runtime, ids: list, batch_size: int, pad_id: int, stop_after: float | 
     return logits, time.perf_counter() - start
 
 
-def ready(quantizing: bool, stdin) -> bool:
+def ready(quantizing: bool, stdin, openvino: bool = False) -> bool:
     """Started while train still writes the graph: import what scoring (and quantizing) needs,
-    most of a second, then wait for train's "go" (False: it sent none, the export failed)."""
+    a second or so, then wait for train's "go" (False: it sent none, the export failed)."""
     import onnxruntime  # noqa: F401
 
     if quantizing:
         import onnxruntime.quantization  # noqa: F401
+    if openvino:
+        from agnews.model.openvino_runtime import import_openvino
+
+        with contextlib.suppress(ImportError):  # its variant says so when it runs
+            import_openvino()
     return stdin.readline().strip() == "go"
+
+
+def open_variant(name: str, path: Path, precision: str) -> OnnxRuntime:
+    if name == OPENVINO:
+        from agnews.model.openvino_runtime import OpenVinoRuntime, open_session
+
+        return OpenVinoRuntime(open_session(path, precision))
+    return OnnxRuntime(onnx_session(path), name)
 
 
 def main(argv=None, stdin=None) -> None:
@@ -166,22 +185,26 @@ def main(argv=None, stdin=None) -> None:
     parser.add_argument("rows", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--int8", type=Path, default=None)
+    parser.add_argument("--openvino", choices=("fp32", "bf16"), default=None)
     parser.add_argument("--stop-after", type=float, default=None)
     parser.add_argument("--most-disagreements", type=int, default=None)
     parser.add_argument("--wait", action="store_true",
                         help="import ONNX Runtime first, then score once a line 'go' comes on "
                              "stdin (its end without one: exit, scoring nothing)")
     args = parser.parse_args(argv)
-    if args.wait and not ready(args.int8 is not None, stdin or sys.stdin):
+    if args.wait and not ready(args.int8 is not None, stdin or sys.stdin,
+                               args.openvino is not None):
         return
     ids, pad_id, batch_size, reference = load_rows(args.rows)
     variants = {"onnx": args.onnx}
     if args.int8 is not None:
         variants["onnx-int8"] = quantize_int8(args.onnx, args.int8)
+    if args.openvino is not None:
+        variants[OPENVINO] = args.onnx
     results = {}
     for name, path in variants.items():
         try:
-            logits, seconds = timed(OnnxRuntime(onnx_session(path), name), ids, batch_size,
+            logits, seconds = timed(open_variant(name, path, args.openvino), ids, batch_size,
                                     pad_id, args.stop_after, reference, args.most_disagreements)
             results[f"{name}.logits"], results[f"{name}.seconds"] = logits, seconds
         except Stopped as stop:
@@ -190,6 +213,11 @@ def main(argv=None, stdin=None) -> None:
                 results[f"{name}.projected_seconds"] = stop.projected
             if stop.why == "disagrees":
                 results[f"{name}.disagreements"] = stop.disagreements
+        except Exception as err:  # noqa: BLE001 - one runtime that fails leaves the others
+            if name != OPENVINO:
+                raise  # ONNX Runtime failing on the graph: the export is what failed
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            results[f"{name}.error"] = f"{type(err).__name__}: {first}"
     np.savez(args.out, **results)
 
 

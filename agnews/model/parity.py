@@ -1,16 +1,16 @@
 """The parity gate: may a faster runtime score in place of the PyTorch model?
 
-A variant (ONNX Runtime fp32, or int8) passes when it predicts the same class as PyTorch on at
-least `MIN_AGREEMENT` of the rows, as the one-sided 95% lower bound of the agreement (Wilson)
-shows, and a paired test cannot tell that it is right less often: McNemar's exact one-sided
-test on the test rows where exactly one of the two is right (the test `register` promotes
-with), at `ALPHA`. Agreement needs no labels, so train judges it on the val and test rows (700
-by default, at most `MOST_ROWS` of them) and accuracy on the test rows among them. The bound,
-not the point estimate, because on a few hundred rows a point estimate often clears the floor
-for a runtime that truly falls short of it (docs/performance.md measures both rules' error
-rates). Of the variants that pass, the one with the most rows per second scores. Choosing
-for itself, train stops a variant's pass once it has disagreed on more rows than the bound
-allows (`most_disagreements`): the gate's verdict is then already no.
+A variant (ONNX Runtime fp32 or int8, OpenVINO) passes when it predicts the same class as
+PyTorch on at least `MIN_AGREEMENT` of the rows, as the one-sided 95% lower bound of the
+agreement (Wilson) shows, and a paired test cannot tell that it is right less often: McNemar's
+exact one-sided test on the test rows where exactly one of the two is right (the test `register`
+promotes with), at `ALPHA`. Agreement needs no labels, so train judges it on the val and test
+rows (700 by default, at most `MOST_ROWS` of them) and accuracy on the test rows among them. The
+bound, not the point estimate, because on a few hundred rows a point estimate often clears the
+floor for a runtime that truly falls short of it (docs/performance.md measures both rules' error
+rates). Of the variants that pass, the one with the most rows per second scores. Choosing for
+itself, train stops a variant's pass once it has disagreed on more rows than the bound allows
+(`most_disagreements`): the gate's verdict is then already no.
 """
 from __future__ import annotations
 
@@ -120,6 +120,14 @@ def disagreeing(name: str, rows: int, scored: int, disagreements: int,
                  f"disagreed with PyTorch on {disagreements} of the first {scored} of {rows} "
                  f"rows: at best {best:.2%} agreement, whose bound cannot show "
                  f"{min_agreement:.1%}; stopped there, failed", False)
+
+
+def unavailable(name: str, rows: int, error: str) -> Trial:
+    """A variant that could not score at all (its runtime missing or refusing the graph): not
+    judged, and the others go on without it."""
+    nan = float("nan")
+    return Trial(name, rows, nan, nan, nan, nan, nan, 0, 0, nan, False,
+                 f"did not score ({error})", False)
 
 
 def gate_rows(val_rows: int, test_labels: np.ndarray, seed: int, most: int = MOST_ROWS

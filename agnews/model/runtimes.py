@@ -1,13 +1,15 @@
 """The runtimes a logged classifier scores with, and opening one from the model's folder.
 
-Train logs the classifier's Hugging Face folder and, where ONNX Runtime passed the parity gate
-(`agnews.model.parity`) and was the fastest, its ONNX file; `model_config["runtime"]` names the
-variant: `pytorch`, `onnx` (fp32) or `onnx-int8`. Evaluate, predict, monitor and the served
-pyfunc all open the model through `open_classifier`, so each scores with the variant train
-chose. An ONNX variant needs neither torch nor transformers: the `tokenizers` library reads the
-saved tokenizer.json and ONNX Runtime the graph, so a step that scores through it starts in a
-fraction of the time. Where the ONNX file cannot be opened, scoring falls back to PyTorch with a
-one-line warning.
+Train logs the classifier's Hugging Face folder and, where a runtime on the exported graph
+passed the parity gate (`agnews.model.parity`) and was the fastest, its ONNX file;
+`model_config["runtime"]` names the variant: `pytorch`, `onnx` (ONNX Runtime, fp32),
+`onnx-int8` or `openvino` (OpenVINO on the fp32 graph, at the precision in
+`model_config["inference_precision"]`: `agnews.model.openvino_runtime`). Evaluate, predict,
+monitor and the served pyfunc all open the model through `open_classifier`, so each scores
+with the variant train chose. A graph runtime needs neither torch nor transformers: the
+`tokenizers` library reads the saved tokenizer.json and the runtime the graph, so a step that
+scores through it starts in a fraction of the time. Where the ONNX file cannot be opened (or
+the runtime is not installed), scoring falls back to PyTorch with a one-line warning.
 """
 from __future__ import annotations
 
@@ -21,10 +23,10 @@ import numpy as np
 
 from agnews.model.padding import PAD_MULTIPLE, longest_first, padded_batches, softmax
 
-# Deferred imports: torch, transformers (the PyTorch runtime only) and onnxruntime (the ONNX
-# runtimes only), so that opening one never pays for the other.
+# Deferred imports: torch, transformers (the PyTorch runtime only), onnxruntime and openvino
+# (their runtimes only), so that opening one never pays for the others.
 
-SCORERS = ("pytorch", "onnx", "onnx-int8")
+SCORERS = ("pytorch", "onnx", "onnx-int8", "openvino")
 # Texts tokenized and scored at a time: enough for batches of similar lengths, few enough
 # that a million texts cost no more memory than four thousand.
 CHUNK_ROWS = 4096
@@ -59,18 +61,19 @@ class TorchRuntime:
 class OnnxRuntime:
     """The model exported to ONNX (fp32, or with int8 weights), scored by ONNX Runtime."""
 
-    session: object  # onnxruntime.InferenceSession
+    session: object  # onnxruntime.InferenceSession (or what has its run)
     name: str        # onnx | onnx-int8
+    # Widths rounded to at least this: ONNX Runtime keeps buffers for every input shape it
+    # meets, so a pass over thousands of texts of every length would grow its memory.
+    multiple: int = PAD_MULTIPLE
 
     def logits(self, seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
                progress=None, multiple: int = 1, on_batch=None) -> np.ndarray:
         """`on_batch(row indices, their logits)`, where given, hears each batch as it is
         scored (train's parity gate stops a pass from it)."""
         out: np.ndarray | None = None
-        # Widths always rounded to PAD_MULTIPLE: ONNX Runtime keeps buffers for every input shape
-        # it meets, so a pass over thousands of texts of every length would grow its memory.
         for idx, ids, mask in padded_batches(seqs, batch_size, pad_id, longest_first(seqs),
-                                             max(multiple, PAD_MULTIPLE)):
+                                             max(multiple, self.multiple)):
             logits = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
             if out is None:
                 out = np.zeros((len(seqs), logits.shape[1]), dtype=np.float32)
@@ -116,7 +119,7 @@ def onnx_session(path: Path, memory_patterns: bool = False):
 class Classifier:
     """A logged classifier opened for scoring: raw texts in, class probabilities out."""
 
-    runtime: TorchRuntime | OnnxRuntime
+    runtime: TorchRuntime | OnnxRuntime  # OpenVinoRuntime is an OnnxRuntime
     tokenizer: object  # transformers' tokenizer or agnews' FastTokenizer: called alike
     max_length: int    # the truncation it was logged with: what a served model would see
     labels: list[str]
@@ -150,11 +153,19 @@ def folder_labels(folder: Path) -> list[str]:
     return [id2label[str(i)] for i in range(len(id2label))]
 
 
-def open_onnx(folder: Path, onnx: Path, scorer: str, max_length: int) -> Classifier:
+def open_onnx(folder: Path, onnx: Path, scorer: str, max_length: int,
+              precision: str = "fp32") -> Classifier:
+    """The graph `onnx` scored by ONNX Runtime, or by OpenVINO at `precision` (fp32, bf16)."""
     from agnews.model.fast_tokenizer import FastTokenizer
 
-    return Classifier(OnnxRuntime(onnx_session(onnx), scorer), FastTokenizer.from_folder(folder),
-                      max_length, folder_labels(folder))
+    if scorer == "openvino":
+        from agnews.model.openvino_runtime import OpenVinoRuntime, open_session
+
+        runtime: OnnxRuntime = OpenVinoRuntime(open_session(onnx, precision))
+    else:
+        runtime = OnnxRuntime(onnx_session(onnx), scorer)
+    return Classifier(runtime, FastTokenizer.from_folder(folder), max_length,
+                      folder_labels(folder))
 
 
 def open_torch(model, tokenizer, max_length: int, precision: str,
@@ -173,15 +184,18 @@ def open_torch(model, tokenizer, max_length: int, precision: str,
 
 
 def open_classifier(folder: Path, onnx: Path | None, scorer: str, max_length: int,
-                    precision: str = "auto", split: bool = False) -> Classifier:
-    """The classifier in `folder` (a Hugging Face folder) scored by `scorer`; an ONNX scorer
+                    precision: str = "auto", split: bool = False,
+                    logged_precision: str = "fp32") -> Classifier:
+    """The classifier in `folder` (a Hugging Face folder) scored by `scorer`; a graph scorer
     whose file is missing or does not open falls back to PyTorch, saying so in one line.
-    `split`: as `TorchRuntime`'s."""
+    `split`: as `TorchRuntime`'s. OpenVINO scores at `precision` where one is asked for, else
+    at `logged_precision`, the one the gate judged it at."""
     if scorer != "pytorch":
         try:
             if onnx is None:
                 raise FileNotFoundError("the model holds no ONNX file")
-            return open_onnx(folder, onnx, scorer, max_length)
+            return open_onnx(folder, onnx, scorer, max_length,
+                             logged_precision if precision == "auto" else precision)
         except Exception as err:  # noqa: BLE001 - any failure to open it means PyTorch serves
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
             print(f"agnews: warning: the model's {scorer} scorer did not open ({first}): "

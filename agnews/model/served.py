@@ -69,8 +69,9 @@ class TextClassifier(mlflow.pyfunc.PythonModel):
     """Loads the classifier folder logged as the artifact `classifier` (and the ONNX file
     logged as `onnx`, where train's parity gate chose one); `model_config` holds `max_length`
     (the truncation training used), `batch_size`, `chunk_rows`, `precision` and `runtime`
-    (pytorch, onnx or onnx-int8; `scorer` in versions logged before that name, none and
-    PyTorch only in versions logged before the parity gate)."""
+    (pytorch, onnx, onnx-int8 or openvino; `scorer` in versions logged before that name, none
+    and PyTorch only in versions logged before the parity gate) and, for openvino,
+    `inference_precision`."""
 
     def load_context(self, context) -> None:
         from agnews.model.runtimes import logged_runtime, open_classifier
@@ -81,7 +82,9 @@ class TextClassifier(mlflow.pyfunc.PythonModel):
                                    Path(onnx) if onnx else None,
                                    logged_runtime(config),
                                    int(config.get("max_length", 512)),
-                                   str(config.get("precision", "auto")))
+                                   str(config.get("precision", "auto")),
+                                   logged_precision=str(config.get("inference_precision",
+                                                                   "fp32")))
         self.batch_size = int(config.get("batch_size", 64))
         self.chunk_rows = int(config.get("chunk_rows", 1024))
 

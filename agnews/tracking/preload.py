@@ -17,7 +17,8 @@ import importlib
 from agnews.heap import defer_full_collections, resume_full_collections
 
 MODULES = (
-    # the libraries, in the order the steps first need them
+    # the libraries, in the order the steps first need them (not OpenVINO: its import starts
+    # a native thread, which a forked step would lack, and takes a fraction of a second)
     "mlflow", "mlflow.pyfunc", "mlflow.models", "mlflow.store.tracking.sqlalchemy_store",
     "mlflow.store.model_registry.sqlalchemy_store", "pandas", "pyarrow.parquet", "datasets",
     "matplotlib.pyplot", "seaborn", "sklearn.metrics", "tokenizers", "torch", "transformers",
@@ -26,7 +27,8 @@ MODULES = (
     "steps.ingest", "steps.tokenize", "steps.train", "steps.evaluate", "steps.register",
     "steps.report", "agnews.data.plots", "agnews.tracking.fingerprint", "agnews.tracking.runs",
     "agnews.model.fast_tokenizer", "agnews.model.pretrained", "agnews.model.logged_model",
-    "agnews.model.onnx_export", "agnews.model.parity", "agnews.training.plots",
+    "agnews.model.onnx_export", "agnews.model.parity", "agnews.model.openvino_runtime",
+    "agnews.training.plots",
     "agnews.evaluation.plots", "agnews.evaluation.intervals",
 )
 

@@ -121,7 +121,7 @@ def test_the_models_settings_sit_beside_trains_parameters_without_replacing_them
     goes in under its own name, and the scorer the user asked for stays as asked."""
     params = pipeline.children["train"].data.params
     assert params["scorer"] == pipeline.params.get("scorer", "auto")
-    assert params["runtime"] in ("pytorch", "onnx", "onnx-int8")
+    assert params["runtime"] in ("pytorch", "onnx", "onnx-int8", "openvino")
     assert params["runtime"] == pipeline.children["train"].data.tags["scorer"]
 
 

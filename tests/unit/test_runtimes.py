@@ -78,8 +78,9 @@ def test_every_runtime_is_judged_and_one_that_passed_scores(tiny, tmp_path, monk
     reference_seconds(monkeypatch, 1e6)  # PyTorch slowest: no variant stops, each is judged
     choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path)
     trials = {t.name: t for t in choice.trials}
-    assert list(trials) == ["pytorch", "onnx", "onnx-int8"]
+    assert list(trials) == ["pytorch", "onnx", "onnx-int8", "openvino"]
     assert trials["pytorch"].agreement == trials["onnx"].agreement == 1.0
+    assert trials["openvino"].agreement == 1.0 and trials["openvino"].passed  # fp32, as asked
     assert trials[choice.scorer].passed and not choice.warning
     assert choice.scorer in choice.reason or "fastest" in choice.reason
     assert (choice.onnx is None) == (choice.scorer == "pytorch")
@@ -108,7 +109,7 @@ def stopped_variants(choice) -> list:
     """The ONNX trials of a choice that kept PyTorch, each stopped before its last row."""
     assert choice.scorer == "pytorch" and choice.onnx is None and not choice.warning
     stopped = [t for t in choice.trials if t.name != "pytorch"]
-    assert [t.name for t in stopped] == ["onnx", "onnx-int8"]
+    assert [t.name for t in stopped] == ["onnx", "onnx-int8", "openvino"]
     assert all(not t.judged and not t.passed for t in stopped)
     return stopped
 

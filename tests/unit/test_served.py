@@ -72,7 +72,7 @@ def test_a_model_logged_by_the_transformers_flavor_still_loads(champion, tiny_mo
         info = mlflow.transformers.log_model(
             {"model": load_classifier(str(tiny_model)), "tokenizer": load_tokenizer(
                 str(tiny_model))}, name="model", task="text-classification",
-            input_example=INPUT_EXAMPLE, pip_requirements=pip_requirements(onnx=False),
+            input_example=INPUT_EXAMPLE, pip_requirements=pip_requirements(),
             model_config={"truncation": True, "max_length": 32, "top_k": None})
     clf = load_logged_classifier(info.model_uri, "fp32")
     assert clf.max_length == 32
