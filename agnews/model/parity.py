@@ -25,9 +25,11 @@ MIN_AGREEMENT = 0.995
 ALPHA = 0.05
 BOUND_LEVEL = 0.90  # the two-sided level whose lower end is the one-sided 95% bound
 # At most this many rows are judged (drawn at random from val and test): enough for the bound
-# to tell 99.5% apart (docs/performance.md), while each runtime's pass stays a few seconds
-# whatever the size of the test split.
-MOST_ROWS = 1000
+# to pass a runtime that truly agrees on 99.96% (bf16 kernels other than PyTorch's) in every
+# measured draw, where 1,000 rows (one disagreement allowed) refused it in one draw in 23, while
+# each runtime's pass stays a few seconds whatever the size of the test split
+# (docs/performance.md).
+MOST_ROWS = 2000
 REFERENCE = "pytorch"
 
 

@@ -197,3 +197,17 @@ def test_openvino_opens_without_its_tools_thread_or_files(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["1", "False", "False"]
     assert not (tmp_path / "intel").exists()
+
+
+def test_openvino_scores_at_exact_widths_whatever_the_caller_rounds_to():
+    widths = []
+
+    class Session:  # stands for OpenVinoSession: records the widths it is given
+        precision = "fp32"
+
+        def run(self, outputs, feeds):
+            widths.append(feeds["input_ids"].shape[1])
+            return [np.zeros((len(feeds["input_ids"]), 4), dtype=np.float32)]
+
+    OpenVinoRuntime(Session()).logits([[5] * 5, [5] * 21], 1, 0, multiple=16)
+    assert sorted(widths) == [5, 21]

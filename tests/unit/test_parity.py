@@ -169,12 +169,12 @@ def test_a_variant_stopped_for_disagreeing_fails_and_logs_no_made_up_numbers(ans
     assert trials[1].metrics() == {}
 
 
-def test_the_gate_judges_val_and_test_rows_and_at_most_a_seeded_thousand():
+def test_the_gate_judges_val_and_test_rows_and_at_most_a_seeded_two_thousand():
     keep, labels = gate_rows(200, np.arange(500) % 4, seed=1)
     assert list(keep) == list(range(700)) and list(labels[:200]) == [-1] * 200
     assert list(labels[200:]) == list(np.arange(500) % 4)
     keep, labels = gate_rows(200, np.arange(7600) % 4, seed=1)
-    assert len(keep) == MOST_ROWS == 1000 and np.all(np.diff(keep) > 0)
+    assert len(keep) == MOST_ROWS == 2000 and np.all(np.diff(keep) > 0)
     assert np.array_equal(keep, gate_rows(200, np.arange(7600) % 4, seed=1)[0])  # a rerun
     assert not np.array_equal(keep, gate_rows(200, np.arange(7600) % 4, seed=2)[0])
     assert np.array_equal(labels[keep >= 200], (keep[keep >= 200] - 200) % 4)
@@ -187,7 +187,7 @@ def test_the_gate_sample_is_the_drawn_val_then_test_rows_with_their_labels():
         return TokenRows.from_frame(pd.DataFrame({"input_ids": [[first_id + i] for i in range(n)],
                                                   "label": np.arange(n) % 4}))
 
-    ids, labels = gate_sample(rows(300, 0), rows(1500, 10_000), seed=3)
-    keep, expected = gate_rows(300, np.arange(1500) % 4, seed=3)
+    ids, labels = gate_sample(rows(300, 0), rows(2500, 10_000), seed=3)
+    keep, expected = gate_rows(300, np.arange(2500) % 4, seed=3)
     assert [row[0] for row in ids] == [k if k < 300 else 10_000 + k - 300 for k in keep]
     assert np.array_equal(labels, expected) and len(ids) == MOST_ROWS
