@@ -51,6 +51,26 @@ def tiny_model(tmp_path_factory) -> Path:
     return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
+@pytest.fixture(scope="module")
+def tiny_scored(tiny_model, ag_news):
+    """The tiny model with a seeded head, its tokenizer, 1,000 real texts, their ids and
+    PyTorch's class of each: enough rows for a runtime that agrees exactly to clear the parity
+    gate's bound (the runtimes' tests)."""
+    import torch
+    from support import sample_texts
+
+    from agnews.model.batching import predict_logits
+    from agnews.model.pretrained import load_classifier, load_tokenizer
+
+    torch.manual_seed(0)
+    model = load_classifier(str(tiny_model)).eval()
+    tokenizer = load_tokenizer(str(tiny_model))
+    texts = sample_texts(ag_news)[:1000]
+    ids = tokenizer(texts, truncation=True, max_length=32)["input_ids"]
+    labels = predict_logits(model, ids, 16, tokenizer.pad_token_id).argmax(axis=1)
+    return model, tokenizer, texts, ids, labels
+
+
 @pytest.fixture
 def tracking(tmp_path, monkeypatch):
     """A fresh sqlite tracking store and an experiment whose artifacts live in tmp_path."""

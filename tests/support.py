@@ -76,3 +76,50 @@ def copy_project(dest: Path) -> Path:
     for folder in ("steps", "agnews"):
         shutil.copytree(ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
     return dest
+
+
+class TrialInProcess:
+    """The ONNX trial process (`agnews.model.onnx_trial`) as `OnnxTrials` drives it, run in
+    this process instead: for tests that patch what it uses (a clock, a missing runtime).
+    Stands in for `agnews.model.onnx_export.start_process`."""
+
+    returncode = 0
+
+    def __init__(self, command: list[str]):
+        self.args = command[3:]  # [python, -m, agnews.model.onnx_trial, *args]
+
+    def poll(self) -> int:
+        return 0
+
+    def communicate(self, text: str, timeout=None) -> tuple[str, str]:
+        import io
+
+        from agnews.model import onnx_trial
+
+        onnx_trial.main(self.args, stdin=io.StringIO(text))
+        return "", ""
+
+
+SCORE_ALONE = """
+import json, sys
+from agnews.model.logged_model import load_logged_classifier, score_texts
+clf = load_logged_classifier(sys.argv[1])
+probs = score_texts(clf, json.loads(sys.argv[2]), 8)
+print(json.dumps({"scorer": clf.scorer, "probs": probs.tolist(), "tags": clf.runtime.tags(),
+                  "loaded": sorted(m for m in ("torch", "transformers", "openvino.tools.ovc")
+                                   if m in sys.modules)}))
+"""
+
+
+def score_alone(model_uri: str, texts: list[str]) -> dict:
+    """A logged model opened and scored in a fresh process, as a step would: its scorer, the
+    probabilities, its runtime's tags and which of torch, transformers and OpenVINO's
+    conversion tools it imported."""
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", SCORE_ALONE, model_uri, json.dumps(texts)],
+                         cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -4,8 +4,6 @@ threads at once; a model logged with it scores through it without torch; and whe
 run, the other runtimes are judged without it."""
 from __future__ import annotations
 
-import io
-import json
 import subprocess
 import sys
 import threading
@@ -13,8 +11,7 @@ import threading
 import mlflow
 import numpy as np
 import pytest
-import torch
-from support import ROOT, sample_texts, subprocess_env
+from support import ROOT, TrialInProcess, score_alone, subprocess_env
 
 from agnews.model import onnx_export, openvino_runtime
 from agnews.model.batching import predict_logits
@@ -22,33 +19,21 @@ from agnews.model.device import Precision
 from agnews.model.logged_model import load_logged_classifier, log_classifier, score_texts
 from agnews.model.onnx_export import export_onnx, pick_runtime
 from agnews.model.openvino_runtime import OpenVinoRuntime, inference_precision, open_session
-from agnews.model.pretrained import load_classifier, load_tokenizer
 from agnews.model.runtimes import TorchRuntime
 
 FP32 = Precision("fp32", "fp32", "asked for by the test")
 BF16 = Precision("bf16", "bf16", "asked for by the test")
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_model, ag_news):
-    """The tiny model with a seeded head, its tokenizer, 1,000 real texts' ids and PyTorch's
-    classes for them (enough rows for an exact runtime to clear the gate's bound)."""
-    torch.manual_seed(0)
-    model = load_classifier(str(tiny_model)).eval()
-    tokenizer = load_tokenizer(str(tiny_model))
-    texts = sample_texts(ag_news)[:1000]
-    ids = tokenizer(texts, truncation=True, max_length=32)["input_ids"]
-    labels = predict_logits(model, ids, 16, tokenizer.pad_token_id).argmax(axis=1)
-    return model, tokenizer, texts, ids, labels
 
 
 @pytest.fixture(scope="module")
-def graph(tiny, tmp_path_factory):
-    return export_onnx(tiny[0], tmp_path_factory.mktemp("openvino") / "model.onnx")
+def graph(tiny_scored, tmp_path_factory):
+    return export_onnx(tiny_scored[0], tmp_path_factory.mktemp("openvino") / "model.onnx")
 
 
-def test_openvino_scores_the_graph_as_pytorch_scores_the_model(tiny, graph):
-    model, tokenizer, _, ids, _ = tiny
+def test_openvino_scores_the_graph_as_pytorch_scores_the_model(tiny_scored, graph):
+    model, tokenizer, _, ids, _ = tiny_scored
     pad = tokenizer.pad_token_id
     expected = predict_logits(model, ids, 16, pad, "fp32")
     fp32 = OpenVinoRuntime(open_session(graph, "fp32"))
@@ -64,10 +49,10 @@ def test_only_bf16_asks_openvino_for_bf16():
     assert [inference_precision(p) for p in ("bf16", "fp32", "fp16")] == ["bf16", "fp32", "fp32"]
 
 
-def test_one_runtime_serves_several_threads_at_once(tiny, graph):
+def test_one_runtime_serves_several_threads_at_once(tiny_scored, graph):
     """A served model answers from several threads: each gets its own infer request, and
     every answer is the one a lone caller gets."""
-    _, tokenizer, _, ids, _ = tiny
+    _, tokenizer, _, ids, _ = tiny_scored
     runtime = OpenVinoRuntime(open_session(graph, "fp32"))
     parts = [ids[i * 100:(i + 1) * 100] for i in range(6)]
     alone = [runtime.logits(part, 16, tokenizer.pad_token_id) for part in parts]
@@ -86,8 +71,8 @@ def test_one_runtime_serves_several_threads_at_once(tiny, graph):
         np.testing.assert_array_equal(answers[i], expected)
 
 
-def test_openvino_is_judged_at_the_precision_pytorch_scores_at(tiny, tmp_path, monkeypatch):
-    model, tokenizer, _, ids, labels = tiny
+def test_openvino_is_judged_at_the_precision_pytorch_scores_at(tiny_scored, tmp_path, monkeypatch):
+    model, tokenizer, _, ids, labels = tiny_scored
     commands = []
     real = onnx_export.start_process
     monkeypatch.setattr(onnx_export, "start_process",
@@ -101,27 +86,12 @@ def test_openvino_is_judged_at_the_precision_pytorch_scores_at(tiny, tmp_path, m
     assert choice.onnx == tmp_path / "model.onnx"  # the fp32 graph: OpenVINO compiles it
 
 
-def test_where_openvino_cannot_run_the_others_are_judged_without_it(tiny, tmp_path,
+def test_where_openvino_cannot_run_the_others_are_judged_without_it(tiny_scored, tmp_path,
                                                                    monkeypatch):
-    from agnews.model import onnx_trial
-
-    model, tokenizer, _, ids, labels = tiny
+    model, tokenizer, _, ids, labels = tiny_scored
 
     def missing():
         raise ModuleNotFoundError("No module named 'openvino'")
-
-    class InProcess:  # the trial process's part, in this process, where OpenVINO is "missing"
-        returncode = 0
-
-        def __init__(self, command):
-            self.args = command[3:]  # [python, -m, agnews.model.onnx_trial, *args]
-
-        def poll(self):
-            return 0
-
-        def communicate(self, text, timeout=None):
-            onnx_trial.main(self.args, stdin=io.StringIO(text))
-            return "", ""
 
     real = onnx_export.timed
 
@@ -131,7 +101,7 @@ def test_where_openvino_cannot_run_the_others_are_judged_without_it(tiny, tmp_pa
 
     monkeypatch.setattr(onnx_export, "timed", slow_pytorch)
     monkeypatch.setattr(openvino_runtime, "import_openvino", missing)
-    monkeypatch.setattr(onnx_export, "start_process", InProcess)
+    monkeypatch.setattr(onnx_export, "start_process", TrialInProcess)  # OpenVINO "missing"
     choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path)
     trials = {t.name: t for t in choice.trials}
     assert list(trials) == ["pytorch", "onnx", "onnx-int8", "openvino"]
@@ -142,19 +112,9 @@ def test_where_openvino_cannot_run_the_others_are_judged_without_it(tiny, tmp_pa
     assert choice.scorer != "openvino"
 
 
-SCORE = """
-import json, sys
-from agnews.model.logged_model import load_logged_classifier, score_texts
-clf = load_logged_classifier(sys.argv[1])
-probs = score_texts(clf, json.loads(sys.argv[2]), 8)
-print(json.dumps({"scorer": clf.scorer, "probs": probs.tolist(), "tags": clf.runtime.tags(),
-                  "loaded": sorted(m for m in ("torch", "transformers", "openvino.tools.ovc")
-                                   if m in sys.modules)}))
-"""
-
-
-def test_a_model_logged_with_openvino_scores_through_it_without_torch(tiny, tracking, tmp_path):
-    model, tokenizer, texts, ids, labels = tiny
+def test_a_model_logged_with_openvino_scores_through_it_without_torch(tiny_scored, tracking,
+                                                                     tmp_path):
+    model, tokenizer, texts, ids, labels = tiny_scored
     choice = pick_runtime(model, BF16, ids, labels, tokenizer.pad_token_id, 16, tmp_path,
                           "openvino")
     with mlflow.start_run():
@@ -165,11 +125,7 @@ def test_a_model_logged_with_openvino_scores_through_it_without_torch(tiny, trac
     with open(requirements, encoding="utf-8") as fh:
         assert any(line.startswith("openvino==") for line in fh)
     expected = score_texts(load_logged_classifier(info.model_uri), texts[:20], 8)
-    out = subprocess.run([sys.executable, "-c", SCORE, info.model_uri, json.dumps(texts[:20])],
-                         cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr
-    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    answer = score_alone(info.model_uri, texts[:20])
     # no torch, and none of OpenVINO's conversion tools (whose import sends a usage event)
     assert answer["scorer"] == "openvino" and answer["loaded"] == []
     assert answer["tags"]["precision_score"] == "bf16"  # as judged, on this machine too

@@ -3,17 +3,14 @@ export scores what PyTorch scores, train's choice travels with the logged model,
 scores through ONNX Runtime loads without torch, and every failure falls back to PyTorch."""
 from __future__ import annotations
 
-import io
 import json
 import re
-import subprocess
-import sys
 
 import mlflow
 import numpy as np
 import pytest
 import torch
-from support import ROOT, sample_texts, subprocess_env
+from support import TrialInProcess, score_alone
 
 from agnews.model import onnx_export
 from agnews.model.batching import predict_logits
@@ -21,27 +18,16 @@ from agnews.model.device import Precision
 from agnews.model.logged_model import load_logged_classifier, log_classifier, score_texts
 from agnews.model.onnx_export import RuntimeChoice, export_onnx, pick_runtime
 from agnews.model.onnx_trial import PROJECTION_MARGIN, Stopped, Watch, quantize_int8
-from agnews.model.pretrained import load_classifier, load_tokenizer
+from agnews.model.pretrained import load_classifier
 from agnews.model.runtimes import OnnxRuntime, TorchRuntime, onnx_session
 
 FP32 = Precision("fp32", "fp32", "asked for by the test")
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_model, ag_news):
-    """The tiny model with a seeded head, its tokenizer, and 1,000 real texts' ids and labels
-    (enough rows for an exact runtime's agreement bound to clear the gate's 99.5%)."""
-    torch.manual_seed(0)
-    model = load_classifier(str(tiny_model)).eval()
-    tokenizer = load_tokenizer(str(tiny_model))
-    texts = sample_texts(ag_news)[:1000]
-    ids = tokenizer(texts, truncation=True, max_length=32)["input_ids"]
-    labels = predict_logits(model, ids, 16, tokenizer.pad_token_id).argmax(axis=1)
-    return model, tokenizer, texts, ids, labels
 
 
-def test_the_onnx_export_scores_what_pytorch_scores(tiny, tmp_path):
-    model, tokenizer, _, ids, _ = tiny
+def test_the_onnx_export_scores_what_pytorch_scores(tiny_scored, tmp_path):
+    model, tokenizer, _, ids, _ = tiny_scored
     expected = predict_logits(model, ids, 16, tokenizer.pad_token_id, "fp32")
     path = export_onnx(model, tmp_path / "model.onnx")
     got = OnnxRuntime(onnx_session(path), "onnx").logits(ids, 16, tokenizer.pad_token_id)
@@ -54,10 +40,10 @@ def test_the_onnx_export_scores_what_pytorch_scores(tiny, tmp_path):
     assert 0 < np.abs(quantized - expected).max() < 0.5  # rounded weights: close, not equal
 
 
-def test_the_export_traces_plain_attention_and_leaves_the_model_as_loaded(tiny, tmp_path):
+def test_the_export_traces_plain_attention_and_leaves_the_model_as_loaded(tiny_scored, tmp_path):
     import onnx
 
-    model, tokenizer, _, ids, _ = tiny
+    model, tokenizer, _, ids, _ = tiny_scored
     loaded = model.config._attn_implementation
     graphs = {attention: export_onnx(model, tmp_path / f"{attention}.onnx", attention)
               for attention in ("sdpa", "eager")}
@@ -73,8 +59,8 @@ def test_the_export_traces_plain_attention_and_leaves_the_model_as_loaded(tiny, 
     np.testing.assert_allclose(logits["eager"], logits["sdpa"], atol=1e-4)
 
 
-def test_every_runtime_is_judged_and_one_that_passed_scores(tiny, tmp_path, monkeypatch):
-    model, tokenizer, _, ids, labels = tiny
+def test_every_runtime_is_judged_and_one_that_passed_scores(tiny_scored, tmp_path, monkeypatch):
+    model, tokenizer, _, ids, labels = tiny_scored
     reference_seconds(monkeypatch, 1e6)  # PyTorch slowest: no variant stops, each is judged
     choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path)
     trials = {t.name: t for t in choice.trials}
@@ -114,8 +100,8 @@ def stopped_variants(choice) -> list:
     return stopped
 
 
-def test_a_variant_slower_than_pytorch_is_stopped_not_judged(tiny, tmp_path, monkeypatch):
-    model, tokenizer, _, ids, labels = tiny
+def test_a_variant_slower_than_pytorch_is_stopped_not_judged(tiny_scored, tmp_path, monkeypatch):
+    model, tokenizer, _, ids, labels = tiny_scored
     reference_seconds(monkeypatch, 1e-6)  # every ONNX variant is slower
     choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path)
     for trial in stopped_variants(choice):
@@ -151,13 +137,13 @@ def test_a_pace_within_the_margin_runs_to_the_deadline_and_one_inside_it_to_the_
     assert watched(0.09) is None  # 0.9 s: scored to the end, then judged
 
 
-def test_a_variant_on_course_to_be_slower_stops_on_its_pace_and_says_so(tiny, tmp_path,
+def test_a_variant_on_course_to_be_slower_stops_on_its_pace_and_says_so(tiny_scored, tmp_path,
                                                                        monkeypatch):
     import functools
 
     from agnews.model import onnx_trial
 
-    model, tokenizer, _, ids, labels = tiny
+    model, tokenizer, _, ids, labels = tiny_scored
     reference_seconds(monkeypatch, 1.0)
     # The trial process's watch reads a clock on which each batch takes 0.2 s: by the third
     # batch (0.6 s, before PyTorch's 1.0 s) a variant is on course for about 12 s. The trial
@@ -165,21 +151,7 @@ def test_a_variant_on_course_to_be_slower_stops_on_its_pace_and_says_so(tiny, tm
     ticks = (0.2 * i for i in range(10_000))
     monkeypatch.setattr(onnx_trial, "Watch",
                         functools.partial(onnx_trial.Watch, clock=lambda: next(ticks)))
-
-    class InProcess:  # the trial process's part, as OnnxTrials drives it
-        returncode = 0
-
-        def __init__(self, command):
-            self.args = command[3:]  # [python, -m, agnews.model.onnx_trial, *args]
-
-        def poll(self):
-            return 0
-
-        def communicate(self, text, timeout=None):
-            onnx_trial.main(self.args, stdin=io.StringIO(text))
-            return "", ""
-
-    monkeypatch.setattr(onnx_export, "start_process", InProcess)
+    monkeypatch.setattr(onnx_export, "start_process", TrialInProcess)
     choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path)
     for trial in stopped_variants(choice):
         match = re.fullmatch(r"slower than PyTorch: on course for (\S+) s for all 1000 rows "
@@ -189,8 +161,9 @@ def test_a_variant_on_course_to_be_slower_stops_on_its_pace_and_says_so(tiny, tm
         assert float(match[1]) > 1.0 * (1 + PROJECTION_MARGIN)
 
 
-def test_a_variant_that_disagrees_too_often_is_stopped_and_fails(tiny, tmp_path, monkeypatch):
-    model, tokenizer, _, ids, labels = tiny
+def test_a_variant_that_disagrees_too_often_is_stopped_and_fails(tiny_scored, tmp_path,
+                                                                 monkeypatch):
+    model, tokenizer, _, ids, labels = tiny_scored
     reference_seconds(monkeypatch, 1e6, changed_every=10)  # slowest, so none stops for speed
     choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path)
     for trial in stopped_variants(choice):
@@ -202,9 +175,9 @@ def test_a_variant_that_disagrees_too_often_is_stopped_and_fails(tiny, tmp_path,
         assert int(match[1]) >= 2 and int(match[2]) <= 64
 
 
-def test_a_variant_asked_for_is_judged_on_every_row_however_it_disagrees(tiny, tmp_path,
+def test_a_variant_asked_for_is_judged_on_every_row_however_it_disagrees(tiny_scored, tmp_path,
                                                                         monkeypatch):
-    model, tokenizer, _, ids, labels = tiny
+    model, tokenizer, _, ids, labels = tiny_scored
     reference_seconds(monkeypatch, 1e6, changed_every=10)
     choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path, "onnx")
     trial = {t.name: t for t in choice.trials}["onnx"]
@@ -213,16 +186,16 @@ def test_a_variant_asked_for_is_judged_on_every_row_however_it_disagrees(tiny, t
     assert choice.scorer == "onnx" and "it FAILED the parity gate" in choice.reason
 
 
-def test_a_variant_asked_for_is_judged_whatever_its_speed(tiny, tmp_path, monkeypatch):
-    model, tokenizer, _, ids, labels = tiny
+def test_a_variant_asked_for_is_judged_whatever_its_speed(tiny_scored, tmp_path, monkeypatch):
+    model, tokenizer, _, ids, labels = tiny_scored
     reference_seconds(monkeypatch, 1e-6)  # every ONNX variant is slower
     choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path, "onnx")
     trials = {t.name: t for t in choice.trials}
     assert choice.scorer == "onnx" and trials["onnx"].judged and trials["onnx"].agreement == 1.0
 
 
-def test_too_few_rows_to_pass_the_gate_try_no_other_runtime(tiny, tmp_path, monkeypatch):
-    model, tokenizer, _, ids, labels = tiny
+def test_too_few_rows_to_pass_the_gate_try_no_other_runtime(tiny_scored, tmp_path, monkeypatch):
+    model, tokenizer, _, ids, labels = tiny_scored
     monkeypatch.setattr(torch.onnx, "export", None)  # would fail if it were reached
     choice = pick_runtime(model, FP32, ids[:500], labels[:500], tokenizer.pad_token_id, 16,
                           tmp_path)
@@ -231,9 +204,9 @@ def test_too_few_rows_to_pass_the_gate_try_no_other_runtime(tiny, tmp_path, monk
                                     "show 99.5% (that needs 539 rows)")
 
 
-def test_a_model_that_does_not_export_scores_with_pytorch_and_says_why(tiny, tmp_path,
+def test_a_model_that_does_not_export_scores_with_pytorch_and_says_why(tiny_scored, tmp_path,
                                                                         monkeypatch):
-    model, tokenizer, _, ids, labels = tiny
+    model, tokenizer, _, ids, labels = tiny_scored
 
     def refuse(*args, **kwargs):  # what torch.onnx raises for an operator it cannot write
         raise RuntimeError("Exporting the operator 'aten::scaled_dot_product' to ONNX opset "
@@ -258,28 +231,14 @@ def test_a_model_that_does_not_export_scores_with_pytorch_and_says_why(tiny, tmp
                               "not supported.): it scores with PyTorch")
 
 
-SCORE = """
-import json, sys
-from agnews.model.logged_model import load_logged_classifier, score_texts
-clf = load_logged_classifier(sys.argv[1])
-probs = score_texts(clf, json.loads(sys.argv[2]), 8)
-print(json.dumps({"scorer": clf.scorer, "probs": probs.tolist(),
-                  "loaded": sorted(m for m in ("torch", "transformers") if m in sys.modules)}))
-"""
-
-
-def test_a_model_logged_with_onnx_scores_through_it_without_torch(tiny, tracking, tmp_path):
-    model, tokenizer, texts, ids, labels = tiny
+def test_a_model_logged_with_onnx_scores_through_it_without_torch(tiny_scored, tracking, tmp_path):
+    model, tokenizer, texts, ids, labels = tiny_scored
     choice = pick_runtime(model, FP32, ids, labels, tokenizer.pad_token_id, 16, tmp_path, "onnx")
     assert choice.scorer == "onnx"
     with mlflow.start_run():
         info = log_classifier(model, tokenizer, 32, choice)
     expected = score_texts(load_logged_classifier(info.model_uri), texts[:20], 8)
-    out = subprocess.run([sys.executable, "-c", SCORE, info.model_uri, json.dumps(texts[:20])],
-                         cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr
-    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    answer = score_alone(info.model_uri, texts[:20])
     assert answer["scorer"] == "onnx" and answer["loaded"] == []
     np.testing.assert_allclose(answer["probs"], expected, atol=1e-5)
     served = mlflow.pyfunc.load_model(info.model_uri).predict(texts[:20])
@@ -287,9 +246,9 @@ def test_a_model_logged_with_onnx_scores_through_it_without_torch(tiny, tracking
         model.config.id2label[i] for i in expected.argmax(axis=1)]
 
 
-def test_an_onnx_file_that_does_not_open_falls_back_to_pytorch_in_one_line(tiny, tracking,
+def test_an_onnx_file_that_does_not_open_falls_back_to_pytorch_in_one_line(tiny_scored, tracking,
                                                                           tmp_path, capsys):
-    model, tokenizer, texts, _, _ = tiny
+    model, tokenizer, texts, _, _ = tiny_scored
     broken = tmp_path / "model.onnx"
     broken.write_bytes(b"not an onnx graph")
     with mlflow.start_run():
