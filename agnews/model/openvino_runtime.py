@@ -59,8 +59,10 @@ class OpenVinoSession:
     def __init__(self, path: Path, precision: str):
         openvino = import_openvino()
         self.precision = precision
-        # LATENCY: one stream on all the cores, each batch as fast as it goes (THROUGHPUT's
-        # streams split the cores between batches and scored no faster: docs/performance.md)
+        # LATENCY: one stream on all the cores, each batch as fast as it goes. THROUGHPUT's
+        # streams (a core each, batches at once) scored no faster on the stand-in and 1.07x on
+        # TinyBERT's shape, and destroying such a compiled model hung once in the tests
+        # (docs/performance.md)
         self.compiled = openvino.Core().compile_model(str(path), "CPU", {
             "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
             "PERFORMANCE_HINT": "LATENCY"})
