@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-import numpy as np
-
 from agnews.model.runtimes import OnnxRuntime
 
 NAME = "openvino"
@@ -78,17 +76,12 @@ class OpenVinoSession:
 
 @dataclass
 class OpenVinoRuntime(OnnxRuntime):
-    """OnnxRuntime's batches, scored by OpenVINO, always at exact widths: a `multiple` asked
-    for keeps a runtime's memory from growing with every shape it meets, and OpenVINO's barely
-    grew (tens of MB over 120,000 texts of every length) while exact widths scored a tenth
-    faster (docs/performance.md)."""
+    """OnnxRuntime's batches, scored by OpenVINO, always at exact widths: its memory barely
+    grew with the shapes it met (tens of MB over 120,000 texts of every length) while exact
+    widths scored a tenth faster (docs/performance.md)."""
 
     name: str = NAME
     multiple: int = 1
-
-    def logits(self, seqs, batch_size: int, pad_id: int, progress=None, multiple: int = 1,
-               on_batch=None) -> np.ndarray:
-        return super().logits(seqs, batch_size, pad_id, progress, 1, on_batch)
 
     def tags(self) -> dict[str, str]:
         from agnews.tracking.lineage import cpu_model

@@ -63,8 +63,9 @@ class OnnxRuntime:
 
     session: object  # onnxruntime.InferenceSession (or what has its run)
     name: str        # onnx | onnx-int8
-    # Widths rounded to at least this: ONNX Runtime keeps buffers for every input shape it
-    # meets, so a pass over thousands of texts of every length would grow its memory.
+    # Widths rounded to this, whatever the caller's `multiple` (which bounds PyTorch's kernel
+    # caches): ONNX Runtime keeps buffers for every input shape it meets, so a pass over
+    # thousands of texts of every length would grow its memory. OpenVINO's does not: 1.
     multiple: int = PAD_MULTIPLE
 
     def logits(self, seqs: Sequence[Sequence[int]], batch_size: int, pad_id: int,
@@ -73,7 +74,7 @@ class OnnxRuntime:
         scored (train's parity gate stops a pass from it)."""
         out: np.ndarray | None = None
         for idx, ids, mask in padded_batches(seqs, batch_size, pad_id, longest_first(seqs),
-                                             max(multiple, self.multiple)):
+                                             self.multiple):
             logits = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
             if out is None:
                 out = np.zeros((len(seqs), logits.shape[1]), dtype=np.float32)
