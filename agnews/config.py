@@ -116,7 +116,9 @@ class TrainConfig:
         "optimiser steps between two points of the live train_loss_step / learning_rate "
         "curves; 0 = about 40 points per run", 0)
     select_best: bool = _help(
-        "keep the weights of the epoch with the lowest val_loss (true) or of the last epoch", True)
+        "keep the last epoch's weights unless an earlier epoch is significantly more accurate "
+        "on the validation rows (true: McNemar, alpha 0.05 over the earlier epochs), or the "
+        "last epoch's always (false)", True)
     precision: str = _help(PRECISION_HELP, "auto")
     checkpoint_dir: str = _help(
         "folder for a checkpoint after every epoch; a train restarted with the same folder "

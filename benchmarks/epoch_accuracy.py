@@ -16,7 +16,9 @@ parameter names:
 `--layer-decay` and `--warmup` try schedules the project does not offer as parameters (they
 did not help: docs/performance.md, "All the data"): each transformer layer's rate is the one
 above it times the decay (the head and the top layer at `learning_rate`), and the rate rises
-linearly over that share of the steps before it decays. Run by hand (about 5 minutes an epoch
+linearly over that share of the steps before it decays; `--ema` also scores a moving average of the
+weights (it did not help either). `--save-probs` keeps each epoch's test probabilities for
+`benchmarks/epoch_selection.py`. Run by hand (about 5 minutes an epoch
 on 2 cores with the stand-in), never in the test suite; one run is one draw of the training's
 randomness.
 """
@@ -77,11 +79,18 @@ def main() -> None:
     parser.add_argument("--val-size", type=int, default=200)
     parser.add_argument("--layer-decay", type=float, default=1.0)
     parser.add_argument("--warmup", type=float, default=0.0, help="share of the steps")
+    parser.add_argument("--save-probs", default="",
+                        help="an .npz for each epoch's test probabilities and the labels "
+                             "(benchmarks/epoch_selection.py reads it)")
+    parser.add_argument("--ema", type=float, default=0.0,
+                        help="also score an exponential moving average of the weights with "
+                             "this decay per step (torch.optim.swa_utils); 0 = none")
     args = parser.parse_args()
     from train_throughput import setting
 
     values, max_length = setting(args.setting)
 
+    import numpy as np
     import torch
 
     from agnews.config import DataConfig, TrainConfig
@@ -110,15 +119,33 @@ def main() -> None:
           f"{args.warmup}; train {len(rows['train'])}, val {len(rows['val'])}, test "
           f"{len(rows['test'])} rows", flush=True)
 
+    labels, probs = rows["test"].labels, {}
+    ema = None
+    if args.ema:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema))
+
     class TestEveryEpoch(Callback):
         def __init__(self):
             self.precision = "fp32"
 
+        def on_batch(self, epoch: int, rows: int, loss: float) -> None:
+            if ema is not None:
+                ema.update_parameters(model)
+
+        def probs(self, net) -> np.ndarray:
+            return loop.softmax(loop.predict_logits(net, rows["test"], cfg.eval_batch_size,
+                                                    tokenizer.pad_token_id, self.precision))
+
         def on_epoch(self, epoch: int, row: dict[str, float]) -> bool:
             start = time.perf_counter()
-            test = loop.score(model, rows["test"], cfg.eval_batch_size,
-                              tokenizer.pad_token_id, self.precision)
-            print(json.dumps({"epoch": epoch, "test_accuracy": round(test["accuracy"], 4),
+            probs[f"epoch{epoch}"] = self.probs(model)
+            test = {"accuracy": float((probs[f"epoch{epoch}"].argmax(1) == labels).mean())}
+            extra = {}
+            if ema is not None:
+                extra["ema_accuracy"] = round(float(
+                    (self.probs(ema.module).argmax(1) == labels).mean()), 4)
+            print(json.dumps({"epoch": epoch, "test_accuracy": round(test["accuracy"], 4), **extra,
                               "val_loss": round(row["val_loss"], 4),
                               "epoch_s": round(row["epoch_seconds"], 1),
                               "samples_per_s": round(row["train_samples_per_second"], 1),
@@ -137,7 +164,9 @@ def main() -> None:
     loop.optimisation = optimisation
     result = loop.fit(model, rows["train"], rows["val"], cfg, tokenizer.pad_token_id,
                       [callback])
-    print(f"kept epoch {result.best_epoch} (lowest val_loss); precision "
+    if args.save_probs:
+        np.savez(args.save_probs, labels=labels, **probs)
+    print(f"kept epoch {result.best_epoch} (McNemar p {result.selection_p:.2g}); precision "
           f"{result.precision.train} training, {result.precision.score} scoring")
 
 

@@ -88,6 +88,16 @@ def sweep_pruning(trial: TrialConfig, epochs: int) -> Callback | None:
     return TrialPruning(trial.sweep_study, trial.sweep_storage, trial.sweep_trial, epochs)
 
 
+def kept_because(result: FitResult, cfg: TrainConfig) -> str:
+    if not cfg.select_best:
+        return "the last; select_best=false"
+    if result.best_epoch < len(result.history):
+        return ("significantly more accurate than the last on the validation rows, McNemar "
+                f"p={result.selection_p:.2g}")
+    return ("the last: no earlier epoch significantly more accurate on the validation rows"
+            + (f", McNemar p={result.selection_p:.2g}" if result.selection_p < 1 else ""))
+
+
 def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str, TokenRows],
                 meta: dict, cfg: TrainConfig, processes: Processes,
                 beaten: tuple[int, float] | None = None) -> None:
@@ -101,8 +111,7 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str,
                      "micro_batch_tokens_used": str(result.micro_batch_tokens),
                      "dropout_masks": result.dropout_masks,
                      "num_processes": str(processes.world), "best_epoch": str(result.best_epoch)})
-    print(f"train: kept the weights of epoch {result.best_epoch}"
-          + (" (lowest val_loss)" if cfg.select_best else " (last; select_best=false)"))
+    print(f"train: kept the weights of epoch {result.best_epoch} ({kept_because(result, cfg)})")
     # Loaded only now: what training does not need stays out of its peak memory.
     from transformers import AutoTokenizer
 

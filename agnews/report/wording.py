@@ -29,7 +29,8 @@ TEXT: dict[str, dict[str, str]] = {
         "process": "{model} with a new 4-way classification head, AdamW at peak learning rate "
                    "{lr} decaying linearly to 0, batch {batch}, {epochs} epoch(s); the kept "
                    "epoch is {best} ({rule}). Every parameter of this run:",
-        "rule_best": "lowest validation loss", "rule_last": "the last epoch, select_best=false",
+        "rule_best": "the last, unless an earlier one is significantly more accurate on the "
+                     "validation rows (McNemar)", "rule_last": "the last epoch, select_best=false",
         "compute": "Trained on {device} in {train}, scored in {score} ({reason}).",
         "scorer": "Evaluate, predict, monitor and the served model score with {scorer}: "
                   "{reason}.",
@@ -152,7 +153,8 @@ TEXT: dict[str, dict[str, str]] = {
                    "aprendizaje máxima {lr} que decae linealmente a 0, lote de {batch}, {epochs} "
                    "época(s); la época conservada es la {best} ({rule}). Todos los parámetros de "
                    "esta ejecución:",
-        "rule_best": "menor pérdida de validación", "rule_last": "la última, select_best=false",
+        "rule_best": "la última, salvo que una anterior acierte significativamente más en "
+                     "validación (McNemar)", "rule_last": "la última, select_best=false",
         "compute": "Entrenado en {device} en {train}, evaluado en {score} ({reason}).",
         "scorer": "Evaluate, predict, monitor y el modelo servido puntúan con {scorer}: "
                   "{reason}.",

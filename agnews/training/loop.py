@@ -1,5 +1,5 @@
 """The training loop: AdamW with a linear decay, length-grouped batches, per-epoch train and
-validation metrics, the best epoch kept, and a checkpoint after every epoch to resume from."""
+validation metrics, the epoch to keep, and a checkpoint after every epoch to resume from."""
 from __future__ import annotations
 
 import logging
@@ -37,6 +37,7 @@ from agnews.training.distributed import Processes, sharded_probs
 from agnews.training.dropout import dropout_masks
 from agnews.training.freezing import freeze
 from agnews.training.gradients import backward
+from agnews.training.selection import Choice, choose_epoch, is_candidate
 
 # Deferred import: transformers (seconds) only for the learning-rate schedule, once per fit.
 
@@ -56,6 +57,7 @@ class FitResult:
     micro_batch_tokens: int           # the token cap training split batches at (0 = none)
     stopped_at: int | None = None     # the epoch after which a callback stopped training
     dropout_masks: str = "torch"      # whose dropout masks training drew, and why
+    selection_p: float = 1.0          # McNemar's p that the candidate epoch beats the last
 
 
 @dataclass
@@ -67,9 +69,13 @@ class TrainState:
     history: list = field(default_factory=list)   # one metrics row per epoch
     steps: list = field(default_factory=list)     # one row per logged optimiser step
     window: list = field(default_factory=list)    # step losses since the last logged point
-    best_loss: float = float("inf")   # the lowest val_loss so far, and its epoch
-    best_epoch: int = 0
-    best_state: dict | None = None    # that epoch's trainable weights, while not the last
+    # The most accurate epoch on the validation rows before the last (`agnews.training.
+    # selection`): its number, per-row correctness and trainable weights; and the latest
+    # epoch's correctness, which the last epoch is judged on.
+    candidate_epoch: int = 0
+    candidate_right: list | None = None
+    candidate_state: dict | None = None
+    last_right: list | None = None
 
 
 @dataclass
@@ -104,17 +110,23 @@ def log_interval(cfg: TrainConfig, steps_per_epoch: int) -> int:
     return max(1, total_steps(cfg, steps_per_epoch) // POINTS_PER_RUN)
 
 
-def score(model, rows: TokenRows | pd.DataFrame, batch_size: int, pad_id: int,
-          precision: str = "fp32", processes: Processes = Processes()) -> dict[str, float]:
-    """Loss, accuracy, F1, precision and recall of `model` on tokenized rows (each training
-    process scores its share; every process gets the metrics of all rows)."""
-    rows = as_token_rows(rows)
-
+def probabilities(model, rows: TokenRows, batch_size: int, pad_id: int,
+                  precision: str = "fp32", processes: Processes = Processes()) -> np.ndarray:
+    """Class probabilities of every row (each training process scores its share; every
+    process gets them all)."""
     def scored(part: np.ndarray) -> np.ndarray:
         mine = rows if len(part) == len(rows) else rows.subset(part)
         return softmax(predict_logits(model, mine, batch_size, pad_id, precision))
 
-    return classification_metrics(rows.labels, sharded_probs(scored, len(rows), processes))
+    return sharded_probs(scored, len(rows), processes)
+
+
+def score(model, rows: TokenRows | pd.DataFrame, batch_size: int, pad_id: int,
+          precision: str = "fp32", processes: Processes = Processes()) -> dict[str, float]:
+    """Loss, accuracy, F1, precision and recall of `model` on tokenized rows."""
+    rows = as_token_rows(rows)
+    return classification_metrics(rows.labels, probabilities(model, rows, batch_size, pad_id,
+                                                             precision, processes))
 
 
 def resume_from(checkpoint: Path, state: TrainState, model, opt: Optimisation,
@@ -192,29 +204,40 @@ def train_epoch(net, train: TokenRows, cfg: TrainConfig, pad_id: int, opt: Optim
 
 
 def evaluate_epoch(model, splits: dict[str, TokenRows], cfg: TrainConfig, pad_id: int,
-                   precision: Precision, processes: Processes) -> dict[str, float]:
-    """`<split>_loss`, `_accuracy`, `_f1`, `_precision`, `_recall` of each split, in eval mode."""
+                   precision: Precision, processes: Processes
+                   ) -> tuple[dict[str, float], np.ndarray]:
+    """`<split>_loss`, `_accuracy`, `_f1`, `_precision`, `_recall` of each split, in eval mode,
+    and which validation rows the model answers right."""
     release_freed_memory()  # the epoch's activations, before scoring's widest batches come
-    row = {}
+    row, right = {}, np.zeros(0, bool)
     for split, rows in splits.items():
-        row.update({f"{split}_{k}": v for k, v in score(
-            model, rows, cfg.eval_batch_size, pad_id, precision.score, processes).items()})
-    return row
+        probs = probabilities(model, rows, cfg.eval_batch_size, pad_id, precision.score,
+                              processes)
+        row.update({f"{split}_{k}": v
+                    for k, v in classification_metrics(rows.labels, probs).items()})
+        if split == "val":
+            right = probs.argmax(axis=1) == rows.labels
+    return row, right
 
 
-def keep_if_best(state: TrainState, model, row: dict[str, float], epoch: int,
-                 cfg: TrainConfig) -> None:
-    """Remember the epoch with the lowest val_loss, and its trainable weights unless it is the
-    last epoch (whose weights the model holds anyway)."""
-    # Validation loss, not F1, picks the epoch (as the Hugging Face Trainer's default): on 200
-    # rows F1 moves in steps of 0.005 and once kept a half-trained epoch whose F1 was 0.0004
-    # higher, costing 1.3 points of test accuracy; the loss is continuous.
-    if row["val_loss"] < state.best_loss:
-        state.best_loss, state.best_epoch = row["val_loss"], epoch
-        if cfg.select_best and epoch < cfg.epochs:
-            # Only what training changes: frozen weights and buffers stay as they are.
-            state.best_state = {k: p.detach().clone()
-                                for k, p in model.named_parameters() if p.requires_grad}
+def remember(state: TrainState, model, right: np.ndarray, epoch: int, cfg: TrainConfig) -> None:
+    """Note the epoch's validation answers; if it is the most accurate so far and not the last
+    epoch (whose weights the model holds anyway), keep its trainable weights as the candidate."""
+    state.last_right = right.tolist()
+    if cfg.select_best and epoch < cfg.epochs and is_candidate(right, state.candidate_right):
+        state.candidate_epoch, state.candidate_right = epoch, right.tolist()
+        # Only what training changes: frozen weights and buffers stay as they are.
+        state.candidate_state = {k: p.detach().clone()
+                                 for k, p in model.named_parameters() if p.requires_grad}
+
+
+def kept_epoch(state: TrainState, cfg: TrainConfig) -> Choice:
+    """The epoch whose weights training ends with: the last, unless `select_best` and the
+    candidate is significantly more accurate on the validation rows."""
+    if not cfg.select_best or state.last_right is None or state.candidate_right is None:
+        return Choice(state.epoch, 1.0)
+    return choose_epoch(state.epoch, np.array(state.last_right), state.candidate_epoch,
+                        np.array(state.candidate_right))
 
 
 def restore(checkpoint: Path | None, state: TrainState, model, opt: Optimisation,
@@ -252,8 +275,9 @@ def fit(model, train: TokenRows | pd.DataFrame, val: TokenRows | pd.DataFrame,
 
     The callbacks hear of every optimiser step, every `log_interval` steps' point and every
     epoch's metrics as training runs (`agnews.training.callbacks`); one may stop training after
-    an epoch. With `cfg.select_best`, the model ends holding the weights of the epoch with the
-    lowest `val_loss`, kept in memory as training goes.
+    an epoch. With `cfg.select_best`, the model ends holding the weights of the last epoch, or
+    of an earlier one significantly more accurate on the validation rows
+    (`agnews.training.selection`), kept in memory as training goes.
 
     With `checkpoint`, everything training depends on (weights, optimiser, schedule, random
     states, `TrainState`) is saved there after every epoch; if the file exists when fit starts,
@@ -279,11 +303,11 @@ def fit(model, train: TokenRows | pd.DataFrame, val: TokenRows | pd.DataFrame,
     with dropout_masks(model) as masks:
         stopped_at = epochs(model, train, val, train_eval, cfg, pad_id, opt, state, rng,
                             callbacks, checkpoint, processes)
-    best_epoch = state.best_epoch if cfg.select_best else state.epoch
-    if best_epoch < state.epoch:
-        model.load_state_dict(state.best_state, strict=False)
-    return FitResult(state.history, state.steps, best_epoch, opt.precision,
-                     opt.micro_batch_tokens, stopped_at, masks)
+    choice = kept_epoch(state, cfg)
+    if choice.epoch < state.epoch:
+        model.load_state_dict(state.candidate_state, strict=False)
+    return FitResult(state.history, state.steps, choice.epoch, opt.precision,
+                     opt.micro_batch_tokens, stopped_at, masks, choice.p_value)
 
 
 def epochs(model, train: TokenRows, val: TokenRows, train_eval: TokenRows, cfg: TrainConfig,
@@ -301,13 +325,13 @@ def epochs(model, train: TokenRows, val: TokenRows, train_eval: TokenRows, cfg: 
         losses, rows = train_epoch(net, train, cfg, pad_id, opt, state, rng, callbacks,
                                    processes)
         seconds = time.perf_counter() - start
+        metrics, right = evaluate_epoch(model, {"train": train_eval, "val": val}, cfg, pad_id,
+                                        opt.precision, processes)
         row = {"train_running_loss": float(np.mean(losses)), "epoch_seconds": seconds,
-               "train_samples_per_second": rows / seconds,
-               **evaluate_epoch(model, {"train": train_eval, "val": val}, cfg, pad_id,
-                                opt.precision, processes)}
+               "train_samples_per_second": rows / seconds, **metrics}
         state.history.append(row)
         state.epoch += 1
-        keep_if_best(state, model, row, state.epoch, cfg)
+        remember(state, model, right, state.epoch, cfg)
         if checkpoint is not None and processes.main:
             save_checkpoint(checkpoint, vars(state), model, opt.optimizer, opt.scheduler,
                             opt.scaler, rng)
