@@ -105,6 +105,9 @@ class TrainConfig:
         "gradients accumulated (same update, lower peak memory); 0 = never split; auto = 512 "
         "on a CPU, 0 on a GPU", "auto")
     learning_rate: float = _help("peak AdamW learning rate, decayed linearly to 0", 1.5e-4)
+    label_smoothing: float = _help(
+        "share of each training label's weight spread evenly over all classes in the training "
+        "loss (the reported losses stay plain cross-entropy); 0 = none", 0.0)
     freeze_embeddings: bool = _help(
         "keep the pretrained word-embedding matrix fixed: its gradient and optimiser state "
         "are a large share of training memory and it barely moves on a few thousand rows", True)
@@ -146,6 +149,9 @@ class TrainConfig:
         _require(self.epochs > 0, f"epochs={self.epochs} must be at least 1: pass -P epochs=2")
         _require(self.freeze_layers >= 0,
                  f"freeze_layers={self.freeze_layers} is negative: pass 0 to train every layer")
+        _require(0 <= self.label_smoothing < 1,
+                 f"label_smoothing={self.label_smoothing} is outside [0, 1): pass e.g. 0.1, or "
+                 "0 for none")
         _require(self.max_steps >= 0,
                  f"max_steps={self.max_steps} is negative: pass 0 to let the epochs decide")
         _require(self.train_batch_size > 0,

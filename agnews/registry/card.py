@@ -22,8 +22,8 @@ CARD_METRICS = (("test_accuracy", "accuracy", "Accuracy"),
                 ("test_log_loss", "log_loss", "Log loss"),
                 ("test_ece", "ece", "Expected calibration error (10 bins)"))
 SETTINGS = ("train_size", "val_size", "max_length", "epochs", "train_batch_size",
-            "learning_rate", "micro_batch_tokens", "freeze_embeddings", "freeze_layers",
-            "select_best", "seed")
+            "learning_rate", "label_smoothing", "micro_batch_tokens", "freeze_embeddings",
+            "freeze_layers", "select_best", "seed")
 AG_NEWS_TERMS = ("AG News is built from the AG corpus, which its authors share for "
                  "non-commercial research and educational use.")
 

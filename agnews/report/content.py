@@ -32,7 +32,8 @@ CURVE_COLUMNS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "tr
 # reruns on exactly the data and model this run read, even after the Hub has moved on.
 MAIN_PARAMS = ("data", "data_revision", "model", "model_revision", "train_size", "val_size",
                "test_size", "max_length", "epochs", "train_batch_size", "eval_batch_size",
-               "micro_batch_tokens", "learning_rate", "freeze_embeddings", "freeze_layers", "seed",
+               "micro_batch_tokens", "learning_rate", "label_smoothing", "freeze_embeddings",
+               "freeze_layers", "seed",
                "log_every_steps", "select_best", "precision",
                "registered_model", "min_test_accuracy", "min_test_f1", "gate_on", "promote",
                "promote_alpha", "promote_margin", "report_lang")

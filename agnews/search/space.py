@@ -16,7 +16,8 @@ from agnews.errors import UserError
 
 # What a trial may vary: training settings, and the number of training rows.
 TUNABLE = {f.name: f.type for f in dataclasses.fields(TrainConfig)
-           if f.name in ("learning_rate", "epochs", "train_batch_size", "freeze_embeddings",
+           if f.name in ("learning_rate", "label_smoothing", "epochs", "train_batch_size",
+                         "freeze_embeddings",
                          "freeze_layers", "micro_batch_tokens", "select_best")}
 TUNABLE["train_size"] = {f.name: f.type for f in dataclasses.fields(DataConfig)}["train_size"]
 # A searched cap is a token count; a space that leaves it out trains with auto.

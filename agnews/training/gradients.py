@@ -20,11 +20,13 @@ def rows_of(share: slice, part: slice) -> slice:
 
 
 def backward(net, idx: np.ndarray, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
-             micro_batch_tokens: int, precision: str, scaler, processes: Processes) -> float:
+             micro_batch_tokens: int, precision: str, scaler, processes: Processes,
+             label_smoothing: float = 0.0) -> float:
     """The backward passes of one batch (rows `idx` of `labels`, padded as `ids`/`mask`):
     this process's share of the rows, in micro-batches of at most `micro_batch_tokens`, leaves
     in every parameter's `.grad` the gradient of the whole batch's mean loss (summed over
-    processes by DDP). Returns that mean loss."""
+    processes by DDP). Returns that mean loss
+    (cross-entropy with `label_smoothing`)."""
     device = next(net.parameters()).device
     loss, share = 0.0, processes.share(len(idx))
     # A process with no row in a short last batch still joins the gradient average, with one
@@ -41,9 +43,12 @@ def backward(net, idx: np.ndarray, ids: torch.Tensor, mask: torch.Tensor, labels
             # processes DDP averages over): the summed gradients equal those of the whole
             # batch's mean loss.
             with autocast(precision, device):
-                part_loss = net(input_ids=ids[rows].to(device),
-                                attention_mask=mask[rows].to(device),
-                                labels=labels[idx[rows]].to(device)).loss
+                # The loss here, not the model's own: transformers' classifiers take no
+                # label smoothing; without it this is the same cross-entropy.
+                logits = net(input_ids=ids[rows].to(device),
+                             attention_mask=mask[rows].to(device)).logits
+                part_loss = torch.nn.functional.cross_entropy(
+                    logits, labels[idx[rows]].to(device), label_smoothing=label_smoothing)
             part_loss = part_loss * (weight * len(idx[rows]) / len(idx))
             scaler.scale(part_loss * processes.world).backward()
         loss += part_loss.item()

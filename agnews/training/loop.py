@@ -181,7 +181,7 @@ def train_epoch(net, train: TokenRows, cfg: TrainConfig, pad_id: int, opt: Optim
         if 0 < cfg.max_steps <= state.step:
             break
         loss = backward(net, idx, ids, mask, labels, opt.micro_batch_tokens,
-                        opt.precision.train, opt.scaler, processes)
+                        opt.precision.train, opt.scaler, processes, cfg.label_smoothing)
         opt.scaler.step(opt.optimizer)  # skips the step if fp16 gradients overflowed
         opt.scaler.update()
         lr = opt.scheduler.get_last_lr()[0]  # the rate this step used

@@ -31,6 +31,8 @@ from steps.sweep import EXCLUDED as SWEEP_EXCLUDED
     (TrainConfig, {"train_batch_size": 0}, "train_batch_size=0"),
     (TrainConfig, {"eval_batch_size": 0}, "eval_batch_size=0"),
     (TrainConfig, {"learning_rate": 0.0}, "learning_rate"),
+    (TrainConfig, {"label_smoothing": 1.0}, "label_smoothing=1.0 is outside"),
+    (TrainConfig, {"label_smoothing": -0.1}, "label_smoothing=-0.1 is outside"),
     (EvalConfig, {"eval_batch_size": 0}, "eval_batch_size=0"),
     (TokenizeConfig, {"max_length": 7}, "max_length=7"),
     (DataConfig, {"train_size": -5}, "train_size=-5"),

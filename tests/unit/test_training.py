@@ -433,3 +433,28 @@ def test_freeze_layers_works_where_the_embeddings_are_not_named_as_in_bert():
     assert not model.transformer.wte.weight.requires_grad
     assert not any(p.requires_grad for p in model.transformer.h[0].parameters())
     assert all(p.requires_grad for p in model.transformer.h[1].parameters())
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_the_training_loss_is_the_models_cross_entropy_with_the_label_smoothing_asked(
+        tiny_model, tokenizer, smoothing):
+    from agnews.data.tokenized import TokenRows
+    from agnews.model.device import grad_scaler
+    from agnews.training.gradients import backward
+
+    train, _ = learnable_frames(tokenizer)
+    rows = TokenRows.from_frame(train)
+    idx, ids, mask = next(iter(batches(rows, 8, tokenizer.pad_token_id, np.arange(8))))
+    labels = torch.from_numpy(rows.labels)
+    torch.manual_seed(0)
+    model = load_classifier(str(tiny_model)).eval()  # no dropout: both passes see one model
+    with torch.no_grad():  # sure answers, so that smoothing moves the loss well past rounding
+        model.classifier.weight.mul_(50)
+    loss = backward(model, idx, ids, mask, labels, 0, "fp32",
+                    grad_scaler("fp32", torch.device("cpu")), Processes(), smoothing)
+    with torch.no_grad():
+        own = model(input_ids=ids, attention_mask=mask, labels=labels[idx])
+    smoothed = torch.nn.functional.cross_entropy(own.logits, labels[idx],
+                                                 label_smoothing=smoothing)
+    assert loss == pytest.approx(smoothed.item(), rel=1e-5)
+    assert (loss == pytest.approx(own.loss.item(), rel=1e-5)) == (smoothing == 0.0)
