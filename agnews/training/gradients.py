@@ -25,8 +25,7 @@ def backward(net, idx: np.ndarray, ids: torch.Tensor, mask: torch.Tensor, labels
     """The backward passes of one batch (rows `idx` of `labels`, padded as `ids`/`mask`):
     this process's share of the rows, in micro-batches of at most `micro_batch_tokens`, leaves
     in every parameter's `.grad` the gradient of the whole batch's mean loss (summed over
-    processes by DDP). Returns that mean loss
-    (cross-entropy with `label_smoothing`)."""
+    processes by DDP). Returns that mean loss (cross-entropy with `label_smoothing`)."""
     device = next(net.parameters()).device
     loss, share = 0.0, processes.share(len(idx))
     # A process with no row in a short last batch still joins the gradient average, with one
