@@ -3,8 +3,9 @@ more accurate on the validation rows than chance explains.
 
 With the learning rate decaying linearly to zero, the last epoch is the one the schedule aims
 at, and a few hundred validation rows cannot tell epochs a fraction of a point apart: the
-lowest `val_loss` on 200 rows kept the first of four epochs of `-P preset=full` training,
-2.5 points of test accuracy below the last (docs/performance.md, "Which epoch is kept").
+lowest `val_loss` on 200 rows kept the first of four epochs of the full-data preset's
+settings, 2.5 points of test accuracy below the last (docs/performance.md, "Which epoch is
+kept").
 So the candidate is the most accurate earlier epoch on the validation rows, and it is kept
 only if McNemar's exact test (the register step's `mcnemar_better`, on the rows the two
 epochs answer differently) finds it more often right than the last at `ALPHA` divided by the
