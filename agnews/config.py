@@ -107,7 +107,8 @@ class TrainConfig:
     learning_rate: float = _help("peak AdamW learning rate, decayed linearly to 0", 1.5e-4)
     label_smoothing: float = _help(
         "share of each training label's weight spread evenly over all classes in the training "
-        "loss (the reported losses stay plain cross-entropy); 0 = none", 0.0)
+        "loss (train_loss_step and train_running_loss include it; each epoch's train_loss and "
+        "val_loss stay plain cross-entropy); 0 = none", 0.0)
     freeze_embeddings: bool = _help(
         "keep the pretrained word-embedding matrix fixed: its gradient and optimiser state "
         "are a large share of training memory and it barely moves on a few thousand rows", True)
