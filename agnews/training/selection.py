@@ -4,14 +4,14 @@ more accurate on the validation rows than chance explains.
 With the learning rate decaying linearly to zero, the last epoch is the one the schedule aims
 at, and a few hundred validation rows cannot tell epochs a fraction of a point apart: the
 lowest `val_loss` on 200 rows kept the first of four epochs of the full-data preset's
-settings, 2.5 points of test accuracy below the last (docs/performance.md, "Which epoch is
-kept").
-So the candidate is the most accurate earlier epoch on the validation rows, and it is kept
-only if McNemar's exact test (the register step's `mcnemar_better`, on the rows the two
-epochs answer differently) finds it more often right than the last at `ALPHA` divided by the
-number of earlier epochs: the candidate is the best of them on these same rows, and testing it
-at `ALPHA` itself kept an earlier one of four equally accurate epochs in up to 10% of draws
-(Bonferroni's correction; the benchmark measures the rate it leaves).
+settings, points of test accuracy below the last (docs/performance.md, "Which epoch is kept",
+with the rates below). So the candidate is the most accurate earlier epoch on the validation
+rows, and it is kept only if McNemar's exact test (the register step's `mcnemar_better`, on
+the rows the two epochs answer differently) finds it more often right than the last at `ALPHA`
+divided by the number of earlier epochs: the candidate is the best of them on these same rows,
+so testing it at `ALPHA` itself would keep one of several equally accurate epochs more often
+than `ALPHA` says (Bonferroni's correction; `benchmarks/epoch_selection.py` measures the rate
+it leaves).
 """
 from __future__ import annotations
 
