@@ -139,10 +139,10 @@ def log_trained(result: FitResult, model, tokenizer_dir: Path, splits: dict[str,
     # The plots last: matplotlib, loaded for them, would otherwise add its memory under the
     # parity gate's scoring pass, this process's peak (docs/performance.md, "Where train's
     # peak was").
-    log_curves(result)
+    log_curves(result, cfg.label_smoothing)
 
 
-def log_curves(result: FitResult) -> None:
+def log_curves(result: FitResult, label_smoothing: float = 0.0) -> None:
     """The training plots: `plots/loss_curves.png`, `metric_evolution.png`, `learning_rate.png`."""
     from agnews.tracking.runs import log_figure
     from agnews.training.plots import learning_rate_schedule, loss_curves, metric_evolution
@@ -150,7 +150,7 @@ def log_curves(result: FitResult) -> None:
     history = pd.DataFrame(result.history)
     history.insert(0, "epoch", range(1, len(history) + 1))
     steps = pd.DataFrame(result.steps)
-    log_figure(loss_curves(history, steps), "plots/loss_curves.png")
+    log_figure(loss_curves(history, steps, label_smoothing), "plots/loss_curves.png")
     log_figure(metric_evolution(history, result.best_epoch), "plots/metric_evolution.png")
     if not steps.empty:
         log_figure(learning_rate_schedule(steps), "plots/learning_rate.png")

@@ -17,16 +17,19 @@ matplotlib.use("Agg")
 TRAIN, VAL = "#1f77b4", "#ff7f0e"
 
 
-def loss_curves(history: pd.DataFrame, steps: pd.DataFrame | None = None) -> Figure:
+def loss_curves(history: pd.DataFrame, steps: pd.DataFrame | None = None,
+                label_smoothing: float = 0.0) -> Figure:
     """Train vs validation loss per epoch, over the per-step training loss if given.
 
     Per-step points are drawn at fractional epochs (step / steps per epoch) so both share
-    one x axis.
+    one x axis. The per-step loss is the one training minimised, so with `label_smoothing` it
+    sits above the plain cross-entropy of the epoch points, and its label says so.
     """
     fig, ax = plt.subplots(figsize=(7, 4.2))
     if steps is not None and not steps.empty:
         ax.plot(steps["epoch"], steps["train_loss_step"], "-", color=TRAIN, alpha=0.3, lw=1,
-                label="train, per step (mean since last point)")
+                label="train, per step (mean since last point)" + (
+                    f"; label smoothing {label_smoothing:g}" if label_smoothing else ""))
     ax.plot(history["epoch"], history["train_loss"], "o-", color=TRAIN,
             label="train (end of epoch)")
     ax.plot(history["epoch"], history["val_loss"], "o-", color=VAL, label="validation")

@@ -244,3 +244,12 @@ def test_the_vectorized_bootstrap_statistics_are_sklearns_metrics():
     # a resample that drew no row of some class has no AUC for it: NaN, as the interval skips
     no_sports = np.flatnonzero(labels != 1)[:300 // 2]
     assert np.isnan(intervals.resampled_auc(labels, probs)(no_sports)).all()
+
+
+def test_the_loss_plot_says_when_the_step_loss_includes_label_smoothing():
+    plain = training_plots.loss_curves(HISTORY, STEPS)
+    smoothed = training_plots.loss_curves(HISTORY, STEPS, label_smoothing=0.1)
+    labels = [[t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+              for fig in (plain, smoothed)]
+    assert not any("smoothing" in label for label in labels[0])
+    assert "train, per step (mean since last point); label smoothing 0.1" in labels[1]
