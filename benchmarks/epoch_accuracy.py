@@ -17,10 +17,11 @@ parameter names:
 did not help: docs/performance.md, "All the data"): each transformer layer's rate is the one
 above it times the decay (the head and the top layer at `learning_rate`), and the rate rises
 linearly over that share of the steps before it decays. `--ema` also scores a moving average of
-the weights, and `--label-smoothing` smooths the training loss (docs/performance.md, "Which
-epoch is kept", says what they gave). `--save-probs` keeps each epoch's test probabilities
-for `benchmarks/epoch_selection.py`. Run by hand (about 3-5 minutes an epoch on 2 cores with
-the stand-in), never in the test suite; one run is one draw of the training's randomness.
+the weights (docs/performance.md, "What the preset became", says what it gave; label smoothing
+is main's `label_smoothing`, given in the setting). `--save-probs` keeps each epoch's test
+probabilities for `benchmarks/epoch_selection.py`. Run by hand (about 3-5 minutes an epoch on
+2 cores with the stand-in), never in the test suite; one run is one draw of the training's
+randomness.
 """
 from __future__ import annotations
 
@@ -82,8 +83,6 @@ def main() -> None:
     parser.add_argument("--save-probs", default="",
                         help="an .npz for each epoch's test probabilities and the labels "
                              "(benchmarks/epoch_selection.py reads it)")
-    parser.add_argument("--label-smoothing", type=float, default=0.0,
-                        help="train with this label smoothing in BERT's cross-entropy")
     parser.add_argument("--ema", type=float, default=0.0,
                         help="also score an exponential moving average of the weights with "
                              "this decay per step (torch.optim.swa_utils); 0 = none")
@@ -114,17 +113,11 @@ def main() -> None:
     if args.layer_decay != 1.0 or args.warmup:
         loop.optimisation = layered_optimisation(loop.optimisation, args.layer_decay,
                                                  args.warmup)
-    if args.label_smoothing:
-        import functools
-
-        from transformers.models.bert import modeling_bert
-        modeling_bert.CrossEntropyLoss = functools.partial(
-            torch.nn.CrossEntropyLoss, label_smoothing=args.label_smoothing)
     torch.manual_seed(cfg.seed)  # as train: the new head is drawn at load time
     model = load_classifier(locate(args.model))
     print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); model {args.model}; setting "
           f"'{args.setting}' max_length {max_length}; layer decay {args.layer_decay}, warm-up "
-          f"{args.warmup}, label smoothing {args.label_smoothing}; train {len(rows['train'])}, "
+          f"{args.warmup}, label smoothing {cfg.label_smoothing}; train {len(rows['train'])}, "
           f"val {len(rows['val'])}, test {len(rows['test'])} rows", flush=True)
 
     labels, probs = rows["test"].labels, {}
