@@ -22,6 +22,9 @@ TUNABLE = {f.name: f.type for f in dataclasses.fields(TrainConfig)
 TUNABLE["train_size"] = {f.name: f.type for f in dataclasses.fields(DataConfig)}["train_size"]
 # A searched cap is a token count; a space that leaves it out trains with auto.
 TUNABLE["micro_batch_tokens"] = "int"
+# Settable for every trial, never varied: they change what val_loss measures, so trials that
+# differ in them cannot be ranked by it.
+UNRANKABLE = {"label_smoothing": "smoothing raises by itself whatever it does to accuracy"}
 EXAMPLES = {"micro_batch_tokens": "micro_batch_tokens=0,512, or leave it out for auto"}
 DEFAULT_SPACE = ("learning_rate=3e-5:5e-4:log epochs=1:4 train_batch_size=8,16,32 "
                  "freeze_embeddings=true,false")
@@ -110,6 +113,10 @@ def parse_space(text: str, base: str = DEFAULT_SPACE) -> tuple[dict[str, Dimensi
             seen.add(name)
             entries[name] = parsed
     searched = {n: d for n, d in entries.items() if isinstance(d, Dimension)}
+    for name in set(searched) & set(UNRANKABLE):
+        raise UserError(f"space: {name} cannot be searched: trials are ranked by val_loss, "
+                        f"plain cross-entropy, which {UNRANKABLE[name]} (docs/search.md); "
+                        f"fix it for every trial instead, e.g. {name}=0.1")
     if not searched:
         raise UserError("space: nothing left to search (every parameter is fixed): give a "
                         "range or a choice, e.g. learning_rate=3e-5:5e-4:log")

@@ -26,6 +26,8 @@ def test_an_entry_replaces_its_default_fixes_a_value_or_adds_a_parameter():
     assert (searched["learning_rate"].low, searched["learning_rate"].high) == (1e-5, 3e-4)
     assert fixed == {"epochs": 2}
     assert "epochs" not in searched
+    # a setting trials cannot be ranked across may still be fixed for all of them
+    assert parse_space("label_smoothing=0.1")[1] == {"label_smoothing": 0.1}
     assert searched["train_size"].choices == (500, 1000)
 
 
@@ -45,6 +47,9 @@ def test_an_entry_replaces_its_default_fixes_a_value_or_adds_a_parameter():
     ("epochs=1:2 epochs=1:3", "epochs is given twice"),
     ("learning_rate=1e-4 epochs=2 train_batch_size=16 freeze_embeddings=true",
      "nothing left to search"),
+    ("label_smoothing=0,0.1", "label_smoothing cannot be searched: trials are ranked by "
+     "val_loss"),
+    ("label_smoothing=0:0.2", "fix it for every trial instead, e.g. label_smoothing=0.1"),
 ])
 def test_a_bad_space_stops_with_one_line_naming_the_fix(space, message):
     with pytest.raises(UserError) as err:
