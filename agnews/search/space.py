@@ -113,7 +113,9 @@ def parse_space(text: str, base: str = DEFAULT_SPACE) -> tuple[dict[str, Dimensi
             seen.add(name)
             entries[name] = parsed
     searched = {n: d for n, d in entries.items() if isinstance(d, Dimension)}
-    for name in set(searched) & set(UNRANKABLE):
+    unrankable = sorted(set(searched) & set(UNRANKABLE))
+    if unrankable:
+        name = unrankable[0]
         raise UserError(f"space: {name} cannot be searched: trials are ranked by val_loss, "
                         f"plain cross-entropy, which {UNRANKABLE[name]} (docs/search.md); "
                         f"fix it for every trial instead, e.g. {name}=0.1")
