@@ -17,7 +17,12 @@ Then the rule's error rate where no earlier epoch is better, by simulation: `--e
 of equal accuracy answering `--rows` rows, each pair disagreeing on about `--disagree` of
 them; how often the project's rule keeps an earlier one (95% Clopper-Pearson interval).
 
+`--trials` asks the same of a sweep's ranking: each `file.npz:epochN` (the last epoch without
+`:epochN`) stands for one trial's kept model, and each draw ranks them as the sweep does (lowest
+val_loss) and by validation accuracy (a tie to the lower loss), scoring the pick on the other rows.
+
     python benchmarks/epoch_selection.py /tmp/probs.npz [--rows 200] [--draws 4000]
+    python benchmarks/epoch_selection.py --trials a.npz b.npz:epoch3 c.npz [--rows 200]
 """
 from __future__ import annotations
 
@@ -42,20 +47,26 @@ def rules(right: np.ndarray, loss: np.ndarray) -> dict[str, int]:
             "last": len(right)}
 
 
-def on_run(path: str, rows: int, draws: int, rng: np.random.Generator) -> None:
+def load(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Epoch names, epochs x rows correctness and cross-entropy of one saved run."""
     saved = np.load(path)
     labels = saved["labels"]
     names = sorted((k for k in saved.files if k.startswith("epoch")), key=lambda k: int(k[5:]))
     probs = np.stack([saved[k] for k in names])                       # epochs x rows x 4
     right = probs.argmax(axis=2) == labels
-    loss = -np.log(np.clip(probs[:, np.arange(len(labels)), labels], 1e-12, 1.0))
-    print(f"{path}: {len(names)} epochs, {len(labels)} test rows; accuracy by epoch "
+    return names, right, -np.log(np.clip(probs[:, np.arange(len(labels)), labels], 1e-12, 1.0))
+
+
+def on_run(path: str, rows: int, draws: int, rng: np.random.Generator) -> None:
+    names, right, loss = load(path)
+    n = right.shape[1]
+    print(f"{path}: {len(names)} epochs, {n} test rows; accuracy by epoch "
           + ", ".join(f"{a:.4f}" for a in right.mean(axis=1))
           + "; mean loss " + ", ".join(f"{x:.4f}" for x in loss.mean(axis=1)))
     kept: dict[str, list[tuple[int, float]]] = {}
     for _ in range(draws):
-        val = rng.choice(len(labels), rows, replace=False)
-        rest = np.setdiff1d(np.arange(len(labels)), val)
+        val = rng.choice(n, rows, replace=False)
+        rest = np.setdiff1d(np.arange(n), val)
         for rule, epoch in rules(right[:, val], loss[:, val]).items():
             kept.setdefault(rule, []).append((epoch, right[epoch - 1, rest].mean()))
     print(f"\n{draws} validation draws of {rows} rows; accuracy on the other rows\n")
@@ -65,6 +76,39 @@ def on_run(path: str, rows: int, draws: int, rng: np.random.Generator) -> None:
         epochs = np.array([e for e, _ in picks])
         accs = np.array([a for _, a in picks])
         shares = " / ".join(f"{np.mean(epochs == e):.1%}" for e in range(1, len(names) + 1))
+        print(f"| {rule} | {shares} | {accs.mean():.4f} | {np.percentile(accs, 5):.4f} |")
+
+
+def on_trials(specs: list[str], rows: int, draws: int, rng: np.random.Generator) -> None:
+    """How often ranking trials by val_loss, or by validation accuracy, picks each of them."""
+    right, loss = [], []
+    for spec in specs:
+        path, _, epoch = spec.rpartition(":") if ":epoch" in spec else (spec, "", "")
+        names, r, x = load(path)
+        i = names.index(epoch) if epoch else len(names) - 1
+        right.append(r[i])
+        loss.append(x[i])
+    right, loss = np.stack(right), np.stack(loss)
+    print("| trial | accuracy, all rows | mean loss |\n|---|---|---|")
+    for spec, r, x in zip(specs, right, loss, strict=True):
+        print(f"| {spec} | {r.mean():.4f} | {x.mean():.4f} |")
+    picked: dict[str, list[tuple[int, float]]] = {"lowest val_loss (the sweep's)": [],
+                                                  "most accurate": []}
+    n = right.shape[1]
+    for _ in range(draws):
+        val = rng.choice(n, rows, replace=False)
+        rest = np.setdiff1d(np.arange(n), val)
+        mean_loss = loss[:, val].mean(axis=1)
+        by_accuracy = np.lexsort((mean_loss, -right[:, val].mean(axis=1)))[0]
+        for rule, i in zip(picked, (int(np.argmin(mean_loss)), int(by_accuracy)), strict=True):
+            picked[rule].append((i, right[i, rest].mean()))
+    print(f"\n{draws} validation draws of {rows} rows; the pick's accuracy on the other rows\n")
+    print("| ranking | each trial picked (share of draws, in the order above) | mean accuracy "
+          "| 5th percentile |\n|---|---|---|---|")
+    for rule, picks in picked.items():
+        which = np.array([i for i, _ in picks])
+        accs = np.array([a for _, a in picks])
+        shares = " / ".join(f"{np.mean(which == i):.1%}" for i in range(len(specs)))
         print(f"| {rule} | {shares} | {accs.mean():.4f} | {np.percentile(accs, 5):.4f} |")
 
 
@@ -89,8 +133,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--draws", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--trials", nargs="+", default=[],
+                        help="rank these saved models as a sweep ranks its trials instead")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
+    if args.trials:
+        on_trials(args.trials, args.rows, args.draws, rng)
+        return
     for path in args.probs:
         on_run(path, args.rows, args.draws, rng)
     print("\nEpochs of equal accuracy: how often the project's rule keeps an earlier one\n")
