@@ -81,10 +81,16 @@ def on_run(path: str, rows: int, draws: int, rng: np.random.Generator) -> None:
 
 def on_trials(specs: list[str], rows: int, draws: int, rng: np.random.Generator) -> None:
     """How often ranking trials by val_loss, or by validation accuracy, picks each of them."""
-    right, loss = [], []
+    right, loss, labels = [], [], None
     for spec in specs:
         path, _, epoch = spec.rpartition(":") if ":epoch" in spec else (spec, "", "")
         names, r, x = load(path)
+        if epoch and epoch not in names:
+            sys.exit(f"benchmark: {path} has no {epoch}: it has {', '.join(names)}")
+        if labels is not None and not np.array_equal(labels, np.load(path)["labels"]):
+            sys.exit(f"benchmark: {path} scored other test rows than {specs[0]}: rank runs "
+                     "scored on the same test rows")
+        labels = np.load(path)["labels"]
         i = names.index(epoch) if epoch else len(names) - 1
         right.append(r[i])
         loss.append(x[i])
