@@ -5,8 +5,10 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from agnews.config import DataConfig, TrainConfig
 from agnews.errors import UserError
 from agnews.search.space import Dimension, parse_space, suggest
+from agnews.search.trials import apply
 
 
 def test_the_default_space_searches_four_training_settings():
@@ -27,7 +29,9 @@ def test_an_entry_replaces_its_default_fixes_a_value_or_adds_a_parameter():
     assert fixed == {"epochs": 2}
     assert "epochs" not in searched
     # a setting trials cannot be ranked across may still be fixed for all of them
-    assert parse_space("label_smoothing=0.1")[1] == {"label_smoothing": 0.1}
+    fixed_smoothing = parse_space("label_smoothing=0.1")[1]
+    assert fixed_smoothing == {"label_smoothing": 0.1}
+    assert apply(fixed_smoothing, DataConfig(), TrainConfig())[1].label_smoothing == 0.1
     assert searched["train_size"].choices == (500, 1000)
 
 
