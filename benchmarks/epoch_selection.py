@@ -87,10 +87,11 @@ def on_trials(specs: list[str], rows: int, draws: int, rng: np.random.Generator)
         names, r, x = load(path)
         if epoch and epoch not in names:
             sys.exit(f"benchmark: {path} has no {epoch}: it has {', '.join(names)}")
-        if labels is not None and not np.array_equal(labels, np.load(path)["labels"]):
+        these = np.load(path)["labels"]
+        if labels is not None and not np.array_equal(labels, these):
             sys.exit(f"benchmark: {path} scored other test rows than {specs[0]}: rank runs "
                      "scored on the same test rows")
-        labels = np.load(path)["labels"]
+        labels = these
         i = names.index(epoch) if epoch else len(names) - 1
         right.append(r[i])
         loss.append(x[i])
